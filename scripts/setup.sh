@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, idempotently:
+#   - a Python venv (.venv) with the official client zebrastream-io 0.5.4 and age-rt 0.2.2
+#   - Debian's `age`, curl, socat (benches, fault proxies)
+#   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
+# Safe to run repeatedly; each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Debian packages.
+need_apt=()
+command -v age >/dev/null 2>&1 || need_apt+=(age)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+fi
+
+# Python venv with the pinned official client (its CLI is also called
+# `zebrastream`: tests call it by its venv path, never via PATH).
+VENV=.venv
+PY_PINS=("zebrastream-io[cli]==0.5.4" "age-rt==0.2.2")
+if ! "$VENV/bin/python" -c 'import importlib.metadata as m; assert m.version("zebrastream-io")=="0.5.4" and m.version("age-rt")=="0.2.2"' >/dev/null 2>&1; then
+  log "creating $VENV with ${PY_PINS[*]}"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PINS[@]}"
+fi
+
+# rage, pinned.
+RAGE_VERSION=0.12.1
+if ! rage --version 2>/dev/null | grep -q "$RAGE_VERSION"; then
+  log "cargo install rage $RAGE_VERSION (one-off, a few minutes)"
+  cargo install rage --version "$RAGE_VERSION" --locked --quiet
+fi
+log "ready: age $(age --version), $(rage --version), $("$VENV/bin/python" --version)"

@@ -1,0 +1,1 @@
+//! Layer 2: the Connect API and Data API protocol client.
