@@ -487,6 +487,34 @@ mod tests {
     }
 
     #[test]
+    fn ticket_streams_decrypt_only_with_the_same_ticket_and_combine_with_x25519() {
+        use crate::cipher::{Decryptor, Encryptor, Error, Format};
+        let t = ticket();
+        let x25519 = age::x25519::Identity::generate();
+        for format in [Format::AgeRt, Format::AgeV1] {
+            let recipients: Vec<Box<dyn age::Recipient + Send>> =
+                vec![Box::new(t.recipient()), Box::new(x25519.to_public())];
+            let sealed = Encryptor::with_recipients(format, recipients)
+                .unwrap()
+                .encrypt_all(b"ticket payload")
+                .unwrap();
+            let header = String::from_utf8_lossy(&sealed[..200]);
+            assert!(header.contains("-> zs-ticket "), "{header}");
+            let by_ticket = Decryptor::with_identities(vec![Box::new(t.identity())])
+                .decrypt_all(&sealed)
+                .unwrap();
+            assert_eq!(by_ticket, b"ticket payload");
+            let by_x25519 = Decryptor::with_identities(vec![Box::new(x25519.clone())])
+                .decrypt_all(&sealed)
+                .unwrap();
+            assert_eq!(by_x25519, b"ticket payload");
+            let other = Decryptor::with_identities(vec![Box::new(ticket().identity())])
+                .decrypt_all(&sealed);
+            assert!(matches!(other, Err(Error::NoMatchingIdentity)), "{other:?}");
+        }
+    }
+
+    #[test]
     fn debug_never_shows_secrets() {
         let t = ticket()
             .with_access_token(SecretString::from("tok-123".to_owned()))
