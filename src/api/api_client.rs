@@ -242,3 +242,317 @@ impl ApiClient {
         Ok(Download::new(response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::api::test_server::{respond, serve, streaming};
+
+    fn fast_retry() -> RetryPolicy {
+        RetryPolicy::default()
+            .initial_delay(Duration::from_millis(5))
+            .max_delay(Duration::from_millis(20))
+            .budget(Duration::from_millis(300))
+    }
+
+    fn client(base: &str, token: Option<&str>) -> ApiClient {
+        ApiClient::builder(&format!("{base}/v0"))
+            .access_token(token.map(SecretString::from))
+            .retry(fast_retry())
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connect_returns_data_url_and_sends_bearer_and_timeout() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let (base, _server) = serve(move |req| {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen2
+                .lock()
+                .unwrap()
+                .push((req.uri().to_string(), auth));
+            async { respond(200, "/data/s\n") }
+        })
+        .await;
+        let api = client(&base, Some("tok"));
+        let url = api
+            .connect("/s", ConnectMode::AwaitReader, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(url.as_str(), format!("{base}/data/s"));
+        let api = client(&base, None);
+        api.connect("/s", ConnectMode::AwaitWriter, None)
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].0, "/v0/s?mode=await-reader&timeout=6");
+        assert_eq!(seen[0].1.as_deref(), Some("Bearer tok"));
+        assert_eq!(seen[1].0, "/v0/s?mode=await-writer");
+        assert_eq!(seen[1].1, None);
+    }
+
+    #[tokio::test]
+    async fn auth_errors_are_not_retried() {
+        for status in [401u16, 403] {
+            let hits = Arc::new(AtomicUsize::new(0));
+            let hits2 = hits.clone();
+            let (base, _server) = serve(move |_| {
+                hits2.fetch_add(1, Ordering::SeqCst);
+                async move { respond(status, "no") }
+            })
+            .await;
+            let err = client(&base, Some("bad"))
+                .connect("/s", ConnectMode::AwaitReader, None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Auth { status: s, .. } if s == status),
+                "{err:?}"
+            );
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_until_success() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let hits2 = hits.clone();
+        let (base, _server) = serve(move |_| {
+            let n = hits2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    respond(503, "busy")
+                } else {
+                    respond(200, "http://127.0.0.1:1/data\n")
+                }
+            }
+        })
+        .await;
+        client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_budget() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let hits2 = hits.clone();
+        let (base, _server) = serve(move |_| {
+            hits2.fetch_add(1, Ordering::SeqCst);
+            async { respond(500, "down") }
+        })
+        .await;
+        let err = client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
+        let hits = hits.load(Ordering::SeqCst);
+        assert!(hits > 2, "only {hits} attempts");
+    }
+
+    #[tokio::test]
+    async fn client_errors_and_bad_answers_fail_at_once() {
+        let (base, _server) = serve(|req| async move {
+            if req.uri().path().ends_with("/busy") {
+                respond(409, "busy")
+            } else {
+                respond(200, "  ")
+            }
+        })
+        .await;
+        let api = client(&base, None);
+        let err = api
+            .connect("/busy", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+        let err = api
+            .connect("/empty", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidDataUrl { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_relay_is_retried_then_reported() {
+        // A port with no listener: bind, then close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = client(&format!("http://127.0.0.1:{port}"), None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        match err {
+            Error::Network { attempts, .. } => assert!(attempts > 1, "{attempts}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_timeout_fires_on_the_client_side() {
+        let (base, _server) = serve(|_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            respond(200, "/x")
+        })
+        .await;
+        let err = client(&base, None)
+            .connect(
+                "/s",
+                ConnectMode::AwaitWriter,
+                Some(Duration::from_millis(200)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ConnectTimeout(_)), "{err:?}");
+    }
+
+    /// A data endpoint: collects the PUT body, then answers with `lines`
+    /// (or with the error line as soon as the head arrives).
+    async fn upload_server(
+        lines: &'static str,
+        error_at_once: bool,
+    ) -> (String, Arc<Mutex<Option<Result<Vec<u8>, String>>>>) {
+        let received = Arc::new(Mutex::new(None));
+        let received2 = received.clone();
+        let (base, _server) = serve(move |req| {
+            let received = received2.clone();
+            async move {
+                let (tx, response) = streaming(200);
+                tokio::spawn(async move {
+                    if error_at_once {
+                        let line = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]\n";
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        return;
+                    }
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from("[STATE:CONNECTED]\n"))))
+                        .await;
+                    let body = req.into_body().collect().await;
+                    let ok = body.is_ok();
+                    *received.lock().unwrap() = Some(
+                        body.map(|b| b.to_bytes().to_vec())
+                            .map_err(|e| e.to_string()),
+                    );
+                    if ok {
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                    }
+                });
+                response
+            }
+        })
+        .await;
+        std::mem::forget(_server);
+        (base, received)
+    }
+
+    #[tokio::test]
+    async fn upload_confirmed_after_clean_end() {
+        let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
+        let api = client(&base, None);
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = api.upload(&url, Some("text/plain"), 4).unwrap();
+        upload.sink.write_all(b"hello world").await.unwrap();
+        upload.sink.flush().await.unwrap();
+        upload.sink.shutdown().await.unwrap();
+        upload.status.await.unwrap();
+        let got = received.lock().unwrap().take().unwrap().unwrap();
+        assert_eq!(got, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn upload_without_confirmation_is_an_error() {
+        let (base, _received) = upload_server("[STATE:SOMETHING_ELSE]\n", false).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
+        upload.sink.write_all(b"x").await.unwrap();
+        upload.sink.shutdown().await.unwrap();
+        let err = upload.status.await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Unconfirmed { last_line: Some(l) } if l == "[STATE:SOMETHING_ELSE]"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_line_is_reported_as_peer_disconnected() {
+        let (base, _received) = upload_server("", true).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let upload = client(&base, None).upload(&url, None, 64).unwrap();
+        let err = upload.status.await.unwrap_err();
+        assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn dropped_sink_aborts_the_body() {
+        let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
+        upload.sink.write_all(b"partial").await.unwrap();
+        upload.sink.flush().await.unwrap();
+        drop(upload.sink);
+        // The request fails as a whole (or its response ends unconfirmed).
+        let err = upload.status.await.unwrap_err();
+        assert!(
+            matches!(err, Error::Network { .. } | Error::Unconfirmed { .. }),
+            "{err:?}"
+        );
+        let got = loop {
+            if let Some(got) = received.lock().unwrap().take() {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(got.is_err(), "the server saw a clean body: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn download_reads_to_clean_end_and_reports_abort() {
+        let (base, _server) = serve(|req| async move {
+            let (tx, response) = streaming(200);
+            let abort = req.uri().path().ends_with("/abort");
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(Frame::data(Bytes::from("abc")))).await;
+                if abort {
+                    let _ = tx.send(Err("producer died".into())).await;
+                }
+            });
+            response
+        })
+        .await;
+        let api = client(&base, None);
+        let url = Url::parse(&format!("{base}/data/ok")).unwrap();
+        let mut download = api.download(&url).await.unwrap();
+        let mut got = Vec::new();
+        download.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abc");
+
+        let url = Url::parse(&format!("{base}/data/abort")).unwrap();
+        let mut download = api.download(&url).await.unwrap();
+        let mut got = Vec::new();
+        let err = download.read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        let inner = err.get_ref().unwrap().downcast_ref::<Error>().unwrap();
+        assert!(matches!(inner, Error::BodyAborted { .. }), "{inner:?}");
+        // Reading again still fails: never a late clean EOF.
+        assert!(download.read(&mut [0u8; 8]).await.is_err());
+    }
+}

@@ -20,6 +20,8 @@ mod download;
 mod error;
 mod retry;
 mod status_line;
+#[cfg(test)]
+pub(crate) mod test_server;
 mod upload;
 
 pub use api_client::{ApiClient, ApiClientBuilder};
