@@ -8,11 +8,14 @@
 
 mod completions;
 mod config;
+mod endpoint;
 mod exit;
 mod keygen;
 mod keys;
 mod logging;
 mod output;
+mod passphrase;
+mod progress;
 mod settings;
 mod shell_words;
 
