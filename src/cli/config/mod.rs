@@ -236,6 +236,14 @@ impl Config {
         Ok(Config { layers })
     }
 
+    /// Only the `ZEBRASTREAM_*` environment variables, no files (for
+    /// `encrypt`/`decrypt`, which read `ZEBRASTREAM_PASSPHRASE`).
+    pub fn from_environment(env: &Environment) -> Result<Config, ConfigError> {
+        Ok(Config {
+            layers: vec![env_layer(env)?],
+        })
+    }
+
     /// A config from YAML texts, highest first (for tests).
     #[cfg(test)]
     pub fn from_yaml_layers(layers: &[(&str, &str)]) -> Config {
