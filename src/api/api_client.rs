@@ -280,10 +280,7 @@ mod tests {
                 .headers()
                 .get("authorization")
                 .map(|v| v.to_str().unwrap().to_owned());
-            seen2
-                .lock()
-                .unwrap()
-                .push((req.uri().to_string(), auth));
+            seen2.lock().unwrap().push((req.uri().to_string(), auth));
             async { respond(200, "/data/s\n") }
         })
         .await;

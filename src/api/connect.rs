@@ -202,7 +202,9 @@ mod tests {
     fn data_url_parsing() {
         let b = base("http://127.0.0.1:9/v0");
         assert_eq!(
-            parse_data_url(&b, " http://127.0.0.1:9/data/x\n").unwrap().as_str(),
+            parse_data_url(&b, " http://127.0.0.1:9/data/x\n")
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9/data/x"
         );
         assert_eq!(

@@ -33,7 +33,7 @@ pub use download::Download;
 pub use error::{Error, Operation};
 pub use retry::{RetryPolicy, RetryRun};
 pub use status_line::{
-    StatusLine, StatusLineCodec, StatusLineError, MAX_STATUS_LINE,
-    RECEIVER_PREMATURE_DISCONNECT, TRANSFER_SUCCESSFUL,
+    StatusLine, StatusLineCodec, StatusLineError, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT,
+    TRANSFER_SUCCESSFUL,
 };
 pub use upload::{Upload, UploadSink, UploadStatus};

@@ -195,9 +195,7 @@ mod tests {
         let mut run = p.start();
         let mut rng = StdRng::seed_from_u64(3);
         while run.next_delay(Duration::from_millis(1), &mut rng).is_some() {}
-        assert!(run
-            .next_delay(Duration::from_secs(60), &mut rng)
-            .is_some());
+        assert!(run.next_delay(Duration::from_secs(60), &mut rng).is_some());
         assert_eq!(run.retries(), 1);
     }
 }

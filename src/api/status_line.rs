@@ -192,8 +192,12 @@ mod tests {
 
     #[test]
     fn splits_lines_across_chunks() {
-        let lines = decode_all(&[b"[STATE:CONN", b"ECTED]\r\n\n[STATE:TRANSFER_", b"SUCCESSFUL]\n"])
-            .unwrap();
+        let lines = decode_all(&[
+            b"[STATE:CONN",
+            b"ECTED]\r\n\n[STATE:TRANSFER_",
+            b"SUCCESSFUL]\n",
+        ])
+        .unwrap();
         assert_eq!(
             lines,
             vec![

@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::PollSender;
 
-use super::status_line::{StatusLine, StatusLineCodec, StatusLineError, RECEIVER_PREMATURE_DISCONNECT};
+use super::status_line::{
+    StatusLine, StatusLineCodec, StatusLineError, RECEIVER_PREMATURE_DISCONNECT,
+};
 use super::{Error, Operation};
 
 /// How many body frames may wait between the sink and the HTTP client.
@@ -282,10 +284,7 @@ async fn watch_status(
     progress: Arc<Progress>,
 ) -> Result<(), Error> {
     let op = Operation::Upload;
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Error::network(op, 1, e))?;
+    let response = request.send().await.map_err(|e| Error::network(op, 1, e))?;
     if !response.status().is_success() {
         return Err(Error::from_status(op, response.status()));
     }

@@ -62,7 +62,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("stream_path", &self.stream_path)
             .field("connect_url", &self.connect_url)
-            .field("access_token", &self.access_token.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("content_type", &self.content_type)
             .field("connect_timeout", &self.connect_timeout)
             .field("encryption", &self.encryption)

@@ -3,7 +3,7 @@
 use std::io;
 use std::time::Duration;
 
-use crate::api;
+use crate::{api, cipher};
 
 /// Everything a [`StreamWriter`](super::StreamWriter),
 /// [`StreamReader`](super::StreamReader) or the helpers can fail with.
@@ -39,6 +39,14 @@ pub enum Error {
     /// far is incomplete.
     #[error("the stream was cut off before its end (truncated)")]
     Truncated,
+    /// The stream could not be decrypted: wrong passphrase or key (no
+    /// matching identity), tampered or corrupt data, or not a stream of a
+    /// supported format.
+    #[error("decryption failed: {0}")]
+    Decryption(#[source] cipher::Error),
+    /// The encryption could not be set up (invalid or incompatible recipients).
+    #[error("encryption failed: {0}")]
+    Encryption(#[source] cipher::Error),
     /// The connection to the relay failed during the transfer.
     #[error("the connection to the relay was lost: {0}")]
     ConnectionLost(#[source] api::Error),
@@ -77,7 +85,8 @@ impl Error {
             Error::PeerDisconnected | Error::Closed => K::BrokenPipe,
             Error::Truncated => K::UnexpectedEof,
             Error::ConnectionLost(_) => K::ConnectionAborted,
-            Error::Protocol(_) => K::InvalidData,
+            Error::Protocol(_) | Error::Decryption(_) => K::InvalidData,
+            Error::Encryption(_) => K::InvalidInput,
             Error::Io(e) => e.kind(),
         }
     }
@@ -101,7 +110,25 @@ impl Error {
                 .expect("checked with is::<api::Error>()");
             return Error::from(*api_error);
         }
+        if inner.is::<cipher::Error>() {
+            let cipher_error = error
+                .into_inner()
+                .and_then(|e| e.downcast::<cipher::Error>().ok())
+                .expect("checked with is::<cipher::Error>()");
+            return Error::from(*cipher_error);
+        }
         Error::Io(error)
+    }
+}
+
+impl From<cipher::Error> for Error {
+    /// A cipher error while reading: truncation is [`Error::Truncated`],
+    /// everything else [`Error::Decryption`].
+    fn from(error: cipher::Error) -> Error {
+        match error {
+            cipher::Error::Truncated => Error::Truncated,
+            other => Error::Decryption(other),
+        }
     }
 }
 
@@ -136,6 +163,15 @@ impl From<api::Error> for Error {
     }
 }
 
+impl From<io::Error> for Error {
+    /// Recovers the typed error from an `io::Error` returned by a stream
+    /// (so `?` works on `read`/`write`/`shutdown` results); any other I/O
+    /// error becomes [`Error::Io`].
+    fn from(error: io::Error) -> Error {
+        Error::from_io_error(error)
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(error: Error) -> io::Error {
         io::Error::new(error.io_kind(), error)
@@ -150,10 +186,7 @@ mod tests {
     fn round_trips_through_io_error() {
         let io: io::Error = Error::PeerDisconnected.into();
         assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
-        assert!(matches!(
-            Error::from_io_error(io),
-            Error::PeerDisconnected
-        ));
+        assert!(matches!(Error::from_io_error(io), Error::PeerDisconnected));
     }
 
     #[test]
@@ -192,6 +225,13 @@ mod tests {
                 operation: api::Operation::Upload
             }),
             Error::Connect(_)
+        ));
+        let io: io::Error = cipher::Error::Truncated.into();
+        assert!(matches!(Error::from_io_error(io), Error::Truncated));
+        let io: io::Error = cipher::Error::NoMatchingIdentity.into();
+        assert!(matches!(
+            Error::from_io_error(io),
+            Error::Decryption(cipher::Error::NoMatchingIdentity)
         ));
         let plain = io::Error::other("disk full");
         assert!(matches!(Error::from_io_error(plain), Error::Io(_)));

@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{Config, Error};
 use crate::api::ConnectMode;
+use crate::cipher::DecryptingReader;
 
 /// The transport the reader reads from: the download body, or a cipher over it.
 type Transport = Pin<Box<dyn AsyncRead + Send>>;
@@ -16,9 +17,11 @@ type Transport = Pin<Box<dyn AsyncRead + Send>>;
 /// writes.
 ///
 /// EOF (`Ok` with nothing read) comes only after the clean end of the HTTP
-/// body (plaintext) or the final authenticated chunk (encrypted). A stream that
-/// breaks off reads as an error carrying [`Error::Truncated`] (get it with
-/// [`Error::from_io`]); it never looks like a short success. The network is
+/// body (plaintext) or the final authenticated chunk (encrypted; the format,
+/// age-rt or age v1, is detected). A stream that breaks off reads as an error
+/// carrying [`Error::Truncated`] (get it with [`Error::from_io`]); a wrong key
+/// or tampered data is [`Error::Decryption`]. It never looks like a short
+/// success. The network is
 /// read only as fast as the application reads (backpressure reaches the
 /// producer through the relay).
 ///
@@ -57,6 +60,7 @@ impl StreamReader {
     /// then starts the download. Returns once the relay sent the response head.
     pub async fn connect(config: &Config) -> Result<StreamReader, Error> {
         let api = config.api_client()?;
+        let decryptor = config.encryption.decryptor()?;
         let data_url = api
             .connect(
                 &config.stream_path,
@@ -66,7 +70,10 @@ impl StreamReader {
             .await?;
         let download = api.download(&data_url).await?;
         let content_type = download.content_type().map(str::to_owned);
-        let transport: Transport = Box::pin(download);
+        let transport: Transport = match decryptor {
+            None => Box::pin(download),
+            Some(decryptor) => Box::pin(DecryptingReader::new(download, decryptor)),
+        };
         Ok(StreamReader {
             transport,
             content_type,

@@ -21,6 +21,7 @@ use tokio_util::sync::PollSender;
 
 use super::{AutoFlush, Config, Error};
 use crate::api::{self, ConnectMode, UploadStatus};
+use crate::cipher::EncryptingWriter;
 
 /// The largest piece of one write handed to the pump at a time.
 const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -62,7 +63,8 @@ enum State {
 ///   is slow).
 /// - `flush` returns once every byte written so far was handed to the HTTP
 ///   connection as an HTTP chunk (plaintext) or an authenticated chunk
-///   (encrypted).
+///   (encrypted, age-rt; age v1 has no partial chunks, so there a flush
+///   cannot make a partial 64 KiB chunk readable).
 /// - `shutdown` finishes the stream and returns only after the relay sent
 ///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. the consumer received everything.
 ///   Any other end is an error ([`Error::PeerDisconnected`],
@@ -98,6 +100,10 @@ impl StreamWriter {
     /// `PUT` is under way.
     pub async fn connect(config: &Config) -> Result<StreamWriter, Error> {
         let api = config.api_client()?;
+        // Set the cipher up first (scrypt takes a while), so the consumer does
+        // not wait for it after pairing; a writer asked to encrypt never
+        // falls back to plaintext.
+        let encryptor = config.encryption.encryptor().await?;
         let data_url = api
             .connect(
                 &config.stream_path,
@@ -110,7 +116,10 @@ impl StreamWriter {
             config.content_type.as_deref(),
             config.write_buffer_size,
         )?;
-        let transport: Transport = Box::new(upload.sink);
+        let transport: Transport = match encryptor {
+            None => Box::new(upload.sink),
+            Some(encryptor) => Box::new(EncryptingWriter::new(upload.sink, encryptor)),
+        };
         Ok(Self::start(transport, upload.status, config.auto_flush))
     }
 
