@@ -35,6 +35,9 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::cipher::Format;
+use crate::client::{Config, ConfigBuilder, Encryption};
+
 /// Human-readable prefix of every ticket string; the `1` is the format version.
 pub const TICKET_PREFIX: &str = "zs1";
 /// The recipient stanza tag a ticket wraps the file key in.
@@ -171,6 +174,59 @@ impl Ticket {
     pub fn identity(&self) -> TicketIdentity {
         TicketIdentity {
             stream_key: self.stream_key(),
+        }
+    }
+
+    /// A writer configuration: the ticket's relay, stream path and token, and
+    /// age-rt encryption to the ticket key. Add more recipients (e.g. X25519)
+    /// by replacing the encryption with [`Ticket::writer_encryption`].
+    ///
+    /// ```
+    /// # use zebrastream::ticket::Ticket;
+    /// let ticket = Ticket::generate("http://127.0.0.1:8080/v0", "/exports").unwrap();
+    /// let config = ticket.writer_config().build().unwrap();
+    /// assert_eq!(config.stream_path(), ticket.stream_path());
+    /// assert!(config.encryption().is_encrypted());
+    /// ```
+    pub fn writer_config(&self) -> ConfigBuilder {
+        self.config_builder()
+            .encryption(self.writer_encryption(Vec::new(), Format::AgeRt))
+    }
+
+    /// A reader configuration: the ticket's relay, stream path and token, and
+    /// the ticket identity to decrypt with.
+    pub fn reader_config(&self) -> ConfigBuilder {
+        self.config_builder()
+            .encryption(self.reader_encryption(Vec::new()))
+    }
+
+    /// Encryption to the ticket key plus `extra` recipients (X25519, SSH).
+    pub fn writer_encryption(
+        &self,
+        extra: Vec<Box<dyn age::Recipient + Send>>,
+        format: Format,
+    ) -> Encryption {
+        let mut recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(self.recipient())];
+        recipients.extend(extra);
+        Encryption::recipients(recipients, format)
+    }
+
+    /// Decryption with the ticket identity plus `extra` identities.
+    pub fn reader_encryption(
+        &self,
+        extra: Vec<Box<dyn age::Identity + Send + Sync>>,
+    ) -> Encryption {
+        let mut identities: Vec<Box<dyn age::Identity + Send + Sync>> =
+            vec![Box::new(self.identity())];
+        identities.extend(extra);
+        Encryption::identities(identities)
+    }
+
+    fn config_builder(&self) -> ConfigBuilder {
+        let builder = Config::builder(self.stream_path()).connect_url(self.connect_url.clone());
+        match &self.access_token {
+            Some(token) => builder.access_token(token.clone()),
+            None => builder,
         }
     }
 

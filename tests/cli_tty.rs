@@ -50,7 +50,10 @@ fn typed_passphrase_is_confirmed_and_never_echoed() {
     s.send_line("typed secret 42").unwrap();
     seen += &until_eof(&mut s);
     assert_eq!(exit_code(&s), 0, "{seen}");
-    assert!(!seen.contains("typed secret"), "the passphrase was echoed: {seen:?}");
+    assert!(
+        !seen.contains("typed secret"),
+        "the passphrase was echoed: {seen:?}"
+    );
 
     // The typed passphrase is the key: decrypt with it from the environment.
     let mut cmd = sb.cmd(&["decrypt", "out.age"]);
@@ -84,7 +87,16 @@ fn write_prompts_on_a_terminal_and_shows_progress_there() {
     let url = relay.connect_url.as_str();
     let mut s = on_tty(
         &sb,
-        &["write", "-U", url, "-t", "60", "-s", "/t/tty", input.to_str().unwrap()],
+        &[
+            "write",
+            "-U",
+            url,
+            "-t",
+            "60",
+            "-s",
+            "/t/tty",
+            input.to_str().unwrap(),
+        ],
     );
     until(&mut s, "Passphrase for /t/tty: ");
     s.send_line("tty pass").unwrap();

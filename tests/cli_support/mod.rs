@@ -144,7 +144,12 @@ pub struct Finished {
 impl Finished {
     /// Asserts the exit code, showing stderr if it differs.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit; stderr:\n{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit; stderr:\n{}",
+            self.stderr
+        );
         self
     }
 }
@@ -168,7 +173,9 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
 impl Proc {
     /// Starts `cmd`, feeding `stdin` (then EOF) if given, else an empty stdin.
     pub fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
         let mut input = child.stdin.take().unwrap();
         let feeder = std::thread::spawn(move || {
@@ -216,7 +223,8 @@ impl Proc {
         Finished {
             code: status.code(),
             stdout: self.stdout.take().unwrap().join().unwrap(),
-            stderr: String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap())
+                .into_owned(),
         }
     }
 }
