@@ -787,3 +787,29 @@ async fn relay_sees_only_ciphertext() {
     assert!(!contains(&wire, passphrase.as_bytes()));
     assert!(wire.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> scrypt "));
 }
+
+/// A flush abandoned half-way (its future dropped), more writes, then a
+/// shutdown: every byte arrives, in order.
+#[tokio::test]
+async fn abandoned_flush_keeps_bytes_in_order() {
+    let relay = relay().await;
+    for auto_flush in [AutoFlush::Never, AutoFlush::EveryWrite] {
+        let path = format!("/plain/abandoned-flush-{auto_flush:?}");
+        let (mut writer, mut reader) = paired(
+            &relay,
+            &path,
+            config(&relay, &path).auto_flush(auto_flush),
+            config(&relay, &path),
+        )
+        .await;
+        writer.write_all(b"one ").await.unwrap();
+        // A zero timeout polls the flush once and then drops it, unfinished.
+        let _ = tokio::time::timeout(Duration::ZERO, writer.flush()).await;
+        writer.write_all(b"two ").await.unwrap();
+        writer.write_all(b"three").await.unwrap();
+        writer.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"one two three", "{auto_flush:?}");
+    }
+}

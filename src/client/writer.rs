@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,10 +23,12 @@ use super::{AutoFlush, Config, Error};
 use crate::api::{self, ConnectMode, UploadStatus};
 use crate::cipher::EncryptingWriter;
 
-/// The largest piece of one write handed to the pump at a time.
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// The largest piece of data handed to the pump in one command. Without
+/// auto-flush, writes are gathered up to this size first: one hand-over (a
+/// cross-thread wake-up) per 256 KiB instead of one per write.
+const MAX_COMMAND_BYTES: usize = 256 * 1024;
 /// Commands queued between the application and the pump (bounds memory to
-/// `COMMAND_QUEUE × MAX_COMMAND_BYTES`).
+/// `(COMMAND_QUEUE + 1) × MAX_COMMAND_BYTES`).
 const COMMAND_QUEUE: usize = 4;
 /// How long to wait for the relay's explanation after the upload body closed.
 const STATUS_GRACE: Duration = Duration::from_secs(5);
@@ -60,7 +62,8 @@ enum State {
 /// consumer through the relay.
 ///
 /// - `write` queues bytes (bounded: it waits when the relay or the consumer
-///   is slow).
+///   is slow). Without auto-flush, writes are gathered into 256 KiB pieces
+///   before they are handed to the background task.
 /// - `flush` returns once every byte written so far was handed to the HTTP
 ///   connection as an HTTP chunk (plaintext) or an authenticated chunk
 ///   (encrypted, age-rt; age v1 has no partial chunks, so there a flush
@@ -88,6 +91,10 @@ enum State {
 #[derive(Debug)]
 pub struct StreamWriter {
     commands: PollSender<Command>,
+    /// Bytes gathered for the next data command (only with `AutoFlush::Never`).
+    gathered: BytesMut,
+    /// Whether writes are gathered (no auto-flush: nothing is due before a flush).
+    gather: bool,
     pump: Option<JoinHandle<Result<(), Error>>>,
     pending: Option<(Pending, oneshot::Receiver<()>)>,
     state: State,
@@ -133,6 +140,8 @@ impl StreamWriter {
         };
         StreamWriter {
             commands: PollSender::new(tx),
+            gathered: BytesMut::new(),
+            gather: auto_flush == AutoFlush::Never,
             pump: Some(tokio::spawn(pump.run())),
             pending: None,
             state: State::Open,
@@ -172,6 +181,32 @@ impl StreamWriter {
         Poll::Ready(error.into())
     }
 
+    /// Reserves a slot in the command queue, or reports why the pump stopped.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match ready!(self.commands.poll_reserve(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => self.poll_pump_error(cx).map(Err),
+        }
+    }
+
+    /// Sends `command` into the slot reserved by [`Self::poll_slot`].
+    fn send_reserved(&mut self, cx: &mut Context<'_>, command: Command) -> Poll<io::Result<()>> {
+        match self.commands.send_item(command) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => self.poll_pump_error(cx).map(Err),
+        }
+    }
+
+    /// Hands the gathered bytes (if any) to the pump.
+    fn poll_send_gathered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gathered.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_slot(cx))?;
+        let data = self.gathered.split().freeze();
+        self.send_reserved(cx, Command::Data(data))
+    }
+
     /// Sends a flush or finish request (once) and waits for its acknowledgement.
     fn poll_request(&mut self, cx: &mut Context<'_>, kind: Pending) -> Poll<io::Result<()>> {
         loop {
@@ -188,17 +223,15 @@ impl StreamWriter {
                 // A different request (a flush before a shutdown) completed: send ours.
                 continue;
             }
-            if ready!(self.commands.poll_reserve(cx)).is_err() {
-                return self.poll_pump_error(cx).map(Err);
-            }
+            // Bytes written before the request go out before it.
+            ready!(self.poll_send_gathered(cx))?;
+            ready!(self.poll_slot(cx))?;
             let (ack_tx, ack_rx) = oneshot::channel();
             let command = match kind {
                 Pending::Flush => Command::Flush(ack_tx),
                 Pending::Finish => Command::Finish(ack_tx),
             };
-            if self.commands.send_item(command).is_err() {
-                return self.poll_pump_error(cx).map(Err);
-            }
+            ready!(self.send_reserved(cx, command))?;
             self.pending = Some((kind, ack_rx));
         }
     }
@@ -215,17 +248,21 @@ impl AsyncWrite for StreamWriter {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if ready!(this.commands.poll_reserve(cx)).is_err() {
-            return this.poll_pump_error(cx).map(Err);
+        if this.gather {
+            if this.gathered.len() >= MAX_COMMAND_BYTES {
+                ready!(this.poll_send_gathered(cx))?;
+            }
+            if this.gathered.capacity() == 0 {
+                this.gathered.reserve(MAX_COMMAND_BYTES);
+            }
+            let n = buf.len().min(MAX_COMMAND_BYTES - this.gathered.len());
+            this.gathered.extend_from_slice(&buf[..n]);
+            this.bytes += n as u64;
+            return Poll::Ready(Ok(n));
         }
+        ready!(this.poll_slot(cx))?;
         let n = buf.len().min(MAX_COMMAND_BYTES);
-        if this
-            .commands
-            .send_item(Command::Data(Bytes::copy_from_slice(&buf[..n])))
-            .is_err()
-        {
-            return this.poll_pump_error(cx).map(Err);
-        }
+        ready!(this.send_reserved(cx, Command::Data(Bytes::copy_from_slice(&buf[..n]))))?;
         this.bytes += n as u64;
         Poll::Ready(Ok(n))
     }
