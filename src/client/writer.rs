@@ -249,6 +249,12 @@ impl AsyncWrite for StreamWriter {
             return Poll::Ready(Ok(0));
         }
         if this.gather {
+            // The pump stopped (e.g. the consumer left): report it now rather
+            // than after another 256 KiB were gathered.
+            let pump_gone = this.commands.get_ref().is_none_or(|tx| tx.is_closed());
+            if pump_gone {
+                return this.poll_pump_error(cx).map(Err);
+            }
             if this.gathered.len() >= MAX_COMMAND_BYTES {
                 ready!(this.poll_send_gathered(cx))?;
             }
