@@ -813,3 +813,58 @@ async fn abandoned_flush_keeps_bytes_in_order() {
         assert_eq!(got, b"one two three", "{auto_flush:?}");
     }
 }
+
+// ---------------------------------------------------------------- TLS
+
+const TEST_CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/client_tls_test_cert.pem"
+);
+const TEST_KEY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/client_tls_test_key.pem"
+);
+
+/// Over HTTPS with a private root certificate; without it, the certificate
+/// error is reported at once (not retried until the timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_relay_with_private_root() {
+    let relay = Relay::bind(RelayConfig::open_loopback().tls(TEST_CERT, TEST_KEY))
+        .await
+        .unwrap();
+    assert!(relay.connect_url().starts_with("https://"));
+    let pem = std::fs::read(TEST_CERT).unwrap();
+    let trusted = |path: &str| {
+        config(&relay, path)
+            .add_root_certificate_pem(&pem)
+            .unwrap()
+            .encryption(Encryption::Plain)
+    };
+    let path = "/tls/plain";
+    transfer(&relay, path, trusted(path), trusted(path), 300_000, true).await;
+    let (to, from, _) = x25519(Format::AgeRt);
+    let path = "/tls/encrypted";
+    transfer(
+        &relay,
+        path,
+        trusted(path).encryption(to),
+        trusted(path).encryption(from),
+        300_000,
+        false,
+    )
+    .await;
+
+    let untrusted = config(&relay, "/tls/untrusted")
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let err = StreamWriter::connect(&untrusted).await.unwrap_err();
+    // One attempt only: retrying cannot fix a certificate.
+    assert!(
+        matches!(
+            err,
+            Error::Connect(zebrastream::api::Error::Network { attempts: 1, .. })
+        ),
+        "{err:?}"
+    );
+}
