@@ -868,3 +868,51 @@ async fn https_relay_with_private_root() {
         "{err:?}"
     );
 }
+
+/// Over HTTPS (HTTP/2 by ALPN) the failure semantics are the same: a dropped
+/// producer is `Truncated` at the consumer, a dropped consumer is
+/// `PeerDisconnected` at the producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_peer_failures() {
+    let relay = Relay::bind(RelayConfig::open_loopback().tls(TEST_CERT, TEST_KEY))
+        .await
+        .unwrap();
+    let pem = std::fs::read(TEST_CERT).unwrap();
+    let trusted = |path: &str| config(&relay, path).add_root_certificate_pem(&pem).unwrap();
+
+    let (to, from, _) = x25519(Format::AgeRt);
+    let path = "/tls/drop-producer";
+    let (mut writer, mut reader) = paired(
+        &relay,
+        path,
+        trusted(path).encryption(to),
+        trusted(path).encryption(from),
+    )
+    .await;
+    writer.write_all(&[1u8; 70_000]).await.unwrap();
+    writer.flush().await.unwrap();
+    drop(writer);
+    let err = read_until_error(&mut reader).await.unwrap_err();
+    assert!(matches!(err, Error::Truncated), "{err:?}");
+
+    let path = "/tls/drop-consumer";
+    let (mut writer, mut reader) = paired(&relay, path, trusted(path), trusted(path)).await;
+    writer.write_all(b"hello").await.unwrap();
+    writer.flush().await.unwrap();
+    let mut five = [0u8; 5];
+    reader.read_exact(&mut five).await.unwrap();
+    drop(reader);
+    let chunk = vec![1u8; 64 * 1024];
+    let mut result = Ok(());
+    for _ in 0..10_000 {
+        if let Err(e) = writer.write_all(&chunk).await {
+            result = Err(into_client(e));
+            break;
+        }
+    }
+    let err = match result {
+        Err(e) => e,
+        Ok(()) => into_client(writer.shutdown().await.unwrap_err()),
+    };
+    assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
+}
