@@ -11,8 +11,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use tokio::io::AsyncWriteExt;
 use zebrastream::cipher::Format;
-use zebrastream::client::{self, Config, Encryption};
+use zebrastream::client::{self, Config, Encryption, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
 /// Runs the official client's file API: `write SRC` streams a file, `read DST` stores the stream.
@@ -186,4 +187,34 @@ async fn age_ours_to_python() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn age_python_to_ours_with_empty_final_chunk() {
     python_to_ours("age", 131_072).await;
+}
+
+/// Our writer dropped mid-stream: the official reader fails (no exit 0 with a
+/// short file), plaintext and age-rt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_writer_fails_the_python_reader() {
+    let Some(python) = support::python() else {
+        return;
+    };
+    for mode in ["plain", "age-rt"] {
+        let relay = Relay::bind(RelayConfig::open_loopback()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dst = dir.path().join("dst");
+        let path = format!("/interop/dropped/{mode}");
+        let reader = python_side(&python, &relay, "read", &path, &dst, mode);
+        let mut writer = StreamWriter::connect(&our_config(&relay, &path, mode))
+            .await
+            .unwrap();
+        writer.write_all(&payload(100_000)).await.unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        let output = tokio::time::timeout(Duration::from_secs(120), reader.wait_with_output())
+            .await
+            .expect("python finished in time")
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "{mode}: the Python reader accepted a cut-off stream"
+        );
+    }
 }

@@ -916,3 +916,28 @@ async fn https_peer_failures() {
     };
     assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
 }
+
+/// Dropping a blocking writer without `finish` aborts the upload too.
+#[test]
+fn blocking_writer_dropped_is_truncated_at_the_reader() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let relay = runtime.block_on(relay());
+    let path = "/plain/blocking-drop";
+    let wc = config(&relay, path).build().unwrap();
+    let rc = config(&relay, path).build().unwrap();
+    let consumer = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = blocking::Reader::connect(&rc).unwrap();
+        let mut got = Vec::new();
+        let err = reader.read_to_end(&mut got).unwrap_err();
+        (got.len(), into_client(err))
+    });
+    use std::io::Write;
+    let mut writer = blocking::Writer::connect(&wc).unwrap();
+    writer.write_all(&[5u8; 10_000]).unwrap();
+    writer.flush().unwrap();
+    drop(writer);
+    let (received, err) = consumer.join().unwrap();
+    assert!(received <= 10_000);
+    assert!(matches!(err, Error::Truncated), "{err:?}");
+}
