@@ -77,6 +77,19 @@ pub enum StatusLineError {
 /// Splits the status channel into [`StatusLine`]s (`\n` or `\r\n` terminated;
 /// a last line without terminator is also returned). Invalid UTF-8 is
 /// replaced, never fatal.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use tokio_util::codec::Decoder;
+/// use zebrastream::api::{StatusLine, StatusLineCodec};
+///
+/// let mut codec = StatusLineCodec::default();
+/// let mut buf = BytesMut::from(&b"[STATE:CONNECTED]\r\n[STATE:TRANSFER_SUCC"[..]);
+/// assert_eq!(codec.decode(&mut buf).unwrap(), Some(StatusLine::State("CONNECTED".into())));
+/// assert_eq!(codec.decode(&mut buf).unwrap(), None); // needs more bytes
+/// buf.extend_from_slice(b"ESSFUL]\n");
+/// assert!(codec.decode(&mut buf).unwrap().unwrap().is_success());
+/// ```
 #[derive(Debug)]
 pub struct StatusLineCodec {
     max_len: usize,
