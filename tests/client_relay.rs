@@ -941,3 +941,23 @@ fn blocking_writer_dropped_is_truncated_at_the_reader() {
     assert!(received <= 10_000);
     assert!(matches!(err, Error::Truncated), "{err:?}");
 }
+
+/// The writer's content type reaches the reader (the relay forwards it).
+#[tokio::test]
+async fn content_type_is_forwarded() {
+    let relay = relay().await;
+    let path = "/plain/content-type";
+    let (mut writer, mut reader) = paired(
+        &relay,
+        path,
+        config(&relay, path).content_type("text/csv; charset=utf-8"),
+        config(&relay, path),
+    )
+    .await;
+    assert_eq!(reader.content_type(), Some("text/csv; charset=utf-8"));
+    writer.write_all(b"a,b\n").await.unwrap();
+    writer.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"a,b\n");
+}
