@@ -386,27 +386,40 @@ async fn consumer_gone_before_shutdown_fails_the_shutdown() {
 
 #[tokio::test]
 async fn relay_killed_mid_stream_fails_both_sides() {
-    let relay = relay().await;
-    let path = "/plain/kill";
-    let (mut writer, mut reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
-    writer.write_all(&[3u8; 200_000]).await.unwrap();
-    writer.flush().await.unwrap();
-    let mut some = vec![0u8; 1000];
-    reader.read_exact(&mut some).await.unwrap();
-    relay.abort();
-    let read = read_until_error(&mut reader).await;
-    assert!(matches!(read, Err(Error::Truncated)), "{read:?}");
-    let write = async {
-        writer.write_all(&[3u8; 100_000]).await?;
-        writer.shutdown().await
+    for encrypted in [false, true] {
+        let relay = relay().await;
+        let path = "/kill";
+        let (w, r) = if encrypted {
+            let (to, from, _) = x25519(Format::AgeRt);
+            (
+                config(&relay, path).encryption(to),
+                config(&relay, path).encryption(from),
+            )
+        } else {
+            (config(&relay, path), config(&relay, path))
+        };
+        let (mut writer, mut reader) = paired(&relay, path, w, r).await;
+        writer.write_all(&[3u8; 200_000]).await.unwrap();
+        writer.flush().await.unwrap();
+        let mut some = vec![0u8; 1000];
+        reader.read_exact(&mut some).await.unwrap();
+        relay.abort();
+        let read = read_until_error(&mut reader).await;
+        assert!(
+            matches!(read, Err(Error::Truncated)),
+            "encrypted={encrypted}: {read:?}"
+        );
+        let write = async {
+            writer.write_all(&[3u8; 100_000]).await?;
+            writer.shutdown().await
+        }
+        .await;
+        let err = into_client(write.unwrap_err());
+        assert!(
+            matches!(err, Error::ConnectionLost(_) | Error::Protocol(_)),
+            "encrypted={encrypted}: {err:?}"
+        );
     }
-    .await;
-    let err = into_client(write.unwrap_err());
-    assert!(
-        matches!(err, Error::ConnectionLost(_) | Error::Protocol(_)),
-        "{err:?}"
-    );
 }
 
 #[tokio::test]
