@@ -428,3 +428,126 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::api::test_server::{respond, serve, streaming};
+
+    /// How the scripted data endpoint answers the `PUT`.
+    #[derive(Clone, Copy)]
+    enum Script {
+        /// Sends these lines at once, before reading the body.
+        LinesAtOnce(&'static str),
+        /// Reads the whole body, then sends these lines.
+        LinesAfterBody(&'static str),
+        /// Answers with this status.
+        Status(u16),
+    }
+
+    async fn writer_against(script: Script) -> StreamWriter {
+        let (base, _server) = serve(move |req| async move {
+            if req.method() == hyper::Method::GET {
+                return respond(200, "/data/s\n");
+            }
+            match script {
+                Script::Status(status) => respond(status, "no"),
+                Script::LinesAtOnce(lines) => {
+                    let (tx, response) = streaming(200);
+                    tokio::spawn(async move {
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                        // Keep reading so the client's writes do not fail first.
+                        let _ = req.into_body().collect().await;
+                    });
+                    response
+                }
+                Script::LinesAfterBody(lines) => {
+                    let (tx, response) = streaming(200);
+                    tokio::spawn(async move {
+                        if req.into_body().collect().await.is_ok() {
+                            let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                        }
+                    });
+                    response
+                }
+            }
+        })
+        .await;
+        std::mem::forget(_server);
+        let config = Config::builder("/s")
+            .connect_url(format!("{base}/v0"))
+            .no_access_token()
+            .build()
+            .unwrap();
+        StreamWriter::connect(&config).await.unwrap()
+    }
+
+    /// Writes a little, then shuts down; returns the first error.
+    async fn run(mut writer: StreamWriter) -> Error {
+        let result = async {
+            for _ in 0..50 {
+                writer.write_all(b"data").await?;
+                writer.flush().await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            writer.shutdown().await
+        }
+        .await;
+        Error::from(result.expect_err("the writer must fail"))
+    }
+
+    #[tokio::test]
+    async fn early_confirmation_is_a_protocol_error() {
+        let writer = writer_against(Script::LinesAtOnce("[STATE:TRANSFER_SUCCESSFUL]\n")).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(err, Error::Protocol(api::Error::PrematureConfirmation)),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_error_line_is_a_protocol_error() {
+        let writer = writer_against(Script::LinesAtOnce("[ERROR:QUOTA_EXCEEDED]\n")).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(&err, Error::Protocol(api::Error::RelayReported(name)) if name == "QUOTA_EXCEEDED"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_confirmation_fails_the_shutdown() {
+        let mut writer = writer_against(Script::LinesAfterBody("[STATE:CONNECTED]\n")).await;
+        writer.write_all(b"data").await.unwrap();
+        let err = Error::from(writer.shutdown().await.unwrap_err());
+        assert!(
+            matches!(
+                &err,
+                Error::Protocol(api::Error::Unconfirmed { last_line: Some(l) }) if l == "[STATE:CONNECTED]"
+            ),
+            "{err:?}"
+        );
+        // Failed once, closed for good.
+        let again = Error::from(writer.write_all(b"x").await.unwrap_err());
+        assert!(matches!(again, Error::Closed), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_upload_is_reported() {
+        let writer = writer_against(Script::Status(500)).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(err, Error::Connect(api::Error::Status { status: 500, .. })),
+            "{err:?}"
+        );
+        let writer = writer_against(Script::Status(403)).await;
+        let err = run(writer).await;
+        assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
+    }
+}
