@@ -983,3 +983,59 @@ async fn content_type_is_forwarded() {
     reader.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"a,b\n");
 }
+
+/// A consumer that does not read stalls the producer after a bounded amount
+/// (client queues, relay, TCP buffers): nothing buffers without limit. Once
+/// it reads, everything arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_applies_backpressure() {
+    let relay = relay().await;
+    let (to, from, _) = x25519(Format::AgeRt);
+    let path = "/enc/backpressure";
+    let (mut writer, reader) = paired(
+        &relay,
+        path,
+        config(&relay, path).encryption(to),
+        config(&relay, path).encryption(from),
+    )
+    .await;
+    const LIMIT: u64 = 64 << 20;
+    let pattern = Pattern::new();
+    let mut written = 0u64;
+    while written < LIMIT {
+        let chunk = pattern.slice(written, 64 * 1024);
+        // A write that makes no progress for a second: the pipe is full.
+        match tokio::time::timeout(Duration::from_secs(1), writer.write_all(&chunk)).await {
+            Ok(result) => result.unwrap(),
+            Err(_) => break,
+        }
+        written += chunk.len() as u64;
+    }
+    assert!(
+        written < LIMIT,
+        "the producer wrote {written} bytes without the consumer reading"
+    );
+    // The interrupted write may have queued part of its chunk: finish the
+    // stream at a known length by sending the rest of the pattern from there.
+    let sent = writer.bytes_written();
+    let consumer = tokio::spawn(async move {
+        let mut reader = reader;
+        let pattern = Pattern::new();
+        let mut buf = vec![0u8; 65536];
+        let mut offset = 0u64;
+        loop {
+            let n = reader.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return offset;
+            }
+            assert_eq!(buf[..n], pattern.slice(offset, n)[..]);
+            offset += n as u64;
+        }
+    });
+    writer
+        .write_all(&pattern.slice(sent, 100_000))
+        .await
+        .unwrap();
+    writer.shutdown().await.unwrap();
+    assert_eq!(consumer.await.unwrap(), sent + 100_000);
+}
