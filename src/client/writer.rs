@@ -69,7 +69,9 @@ enum State {
 ///   (encrypted, age-rt; age v1 has no partial chunks, so there a flush
 ///   cannot make a partial 64 KiB chunk readable).
 /// - `shutdown` finishes the stream and returns only after the relay sent
-///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. the consumer received everything.
+///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. it delivered every byte to the
+///   consumer's connection (not a proof that the consumer decrypted or
+///   processed them).
 ///   Any other end is an error ([`Error::PeerDisconnected`],
 ///   [`Error::ConnectionLost`], [`Error::Protocol`]).
 /// - Dropping the writer without a successful `shutdown` aborts the upload:
