@@ -241,6 +241,31 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        /// Decoding does not depend on where the body is split into chunks.
+        #[test]
+        fn chunk_boundaries_do_not_matter(
+            lines in proptest::collection::vec("[A-Z_:\\[\\] ]{0,40}", 0..8),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            crlf in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text: String = lines.iter().map(|l| format!("{l}{eol}")).collect();
+            let bytes = text.as_bytes();
+            let whole = decode_all(&[bytes]).unwrap();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                pieces.push(&bytes[start..cut]);
+                start = cut;
+            }
+            pieces.push(&bytes[start..]);
+            proptest::prop_assert_eq!(decode_all(&pieces).unwrap(), whole);
+        }
+    }
+
     #[test]
     fn invalid_utf8_is_replaced() {
         let lines = decode_all(&[b"\xff[x\n"]).unwrap();
