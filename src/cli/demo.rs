@@ -11,9 +11,9 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cipher::Format;
-use crate::client::{self, StreamReader, StreamWriter};
-use crate::relay::{ForwardTap, Relay, RelayConfig, TapVerdict};
+use zebrastream::cipher::Format;
+use zebrastream::client::{self, StreamReader, StreamWriter};
+use zebrastream::relay::{ForwardTap, Relay, RelayConfig, TapVerdict};
 
 use super::errors::{client_failure, io_failure, Side};
 use super::key_material::{self, OpeningKey, SealingKey};

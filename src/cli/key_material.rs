@@ -2,9 +2,9 @@
 //! recipients and identity files. All of it happens before any connection
 //! is made, so a typo fails fast and nobody is kept waiting.
 
-use crate::cipher::keys::{self, BoxedIdentity, BoxedRecipient};
-use crate::cipher::{Decryptor, Encryptor, Format};
 use secrecy::SecretString;
+use zebrastream::cipher::keys::{self, BoxedIdentity, BoxedRecipient};
+use zebrastream::cipher::{Decryptor, Encryptor, Format};
 
 use super::errors::cipher_failure;
 use super::keys::{KeyPlan, PassphraseSource};
@@ -116,5 +116,6 @@ impl OpeningPlan {
 
 /// Asks for the passphrase of a stream found to be encrypted (read without a key).
 pub fn prompt_for_detected(subject: &str) -> Result<OpeningKey, Failure> {
-    passphrase::obtain(PassphraseSource::Prompt { confirm: false }, subject).map(OpeningKey::Passphrase)
+    passphrase::obtain(PassphraseSource::Prompt { confirm: false }, subject)
+        .map(OpeningKey::Passphrase)
 }

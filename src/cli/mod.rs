@@ -8,8 +8,11 @@
 
 mod completions;
 mod config;
+mod crypt;
 mod endpoint;
+mod errors;
 mod exit;
+mod key_material;
 mod keygen;
 mod keys;
 mod logging;
@@ -75,6 +78,10 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Encrypt a file or stdin (age-rt or age v1), like `age -e`
+    Encrypt(crypt::EncryptArgs),
+    /// Decrypt and authenticate a file or stdin (format detected), like `age -d`
+    Decrypt(crypt::DecryptArgs),
     /// Generate an age X25519 identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -111,10 +118,27 @@ fn run(cli: Cli) -> CmdResult {
     let verbosity =
         logging::Verbosity::from_flags(cli.global.log_level, cli.global.quiet, cli.global.verbose);
     logging::init(verbosity.flag_level().unwrap_or(logging::Level::Warn));
+    let env = config::Environment::from_process();
     match cli.command {
+        Command::Encrypt(args) => crypt::run_encrypt(args, &env, verbosity.quiet()),
+        Command::Decrypt(args) => crypt::run_decrypt(args, &env, verbosity.quiet()),
         Command::Keygen(args) => keygen::run(args),
         Command::Completions(args) => completions::run(args, Cli::command_for_completions()),
     }
+}
+
+/// Runs `future` to completion on a multi-threaded tokio runtime.
+fn block_on<F: std::future::Future<Output = CmdResult>>(future: F) -> CmdResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                ExitKind::Other,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    runtime.block_on(future)
 }
 
 impl Cli {

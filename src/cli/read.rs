@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::cipher::{DecryptingReader, Format};
-use crate::client::{self, StreamReader};
+use zebrastream::cipher::{DecryptingReader, Format};
+use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Sink};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::{self, AutoFlush, StreamWriter};
+use zebrastream::client::{self, AutoFlush, StreamWriter};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Source};

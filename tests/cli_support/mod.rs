@@ -74,8 +74,6 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
-
 /// How long any child process may run before the test kills it and fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -92,46 +90,6 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// An in-process relay on a free loopback port, on its own runtime.
-pub struct TestRelay {
-    rt: tokio::runtime::Runtime,
-    handle: Option<RelayHandle>,
-    /// `http://127.0.0.1:PORT/v0`
-    pub connect_url: String,
-}
-
-impl TestRelay {
-    /// An open relay (no tokens).
-    pub fn open() -> TestRelay {
-        TestRelay::with(RelayConfig::open_loopback())
-    }
-
-    /// A relay with the given settings.
-    pub fn with(config: RelayConfig) -> TestRelay {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.block_on(Relay::bind(config)).expect("relay binds");
-        let connect_url = handle.connect_url();
-        TestRelay {
-            rt,
-            handle: Some(handle),
-            connect_url,
-        }
-    }
-}
-
-impl Drop for TestRelay {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.abort();
-        }
-        let _ = &self.rt;
-    }
-}
-
 /// A finished child process.
 #[derive(Debug)]
 pub struct Finished {
@@ -144,7 +102,12 @@ pub struct Finished {
 impl Finished {
     /// Asserts the exit code, showing stderr if it differs.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "unexpected exit; stderr:\n{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit; stderr:\n{}",
+            self.stderr
+        );
         self
     }
 }
@@ -168,7 +131,9 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
 impl Proc {
     /// Starts `cmd`, feeding `stdin` (then EOF) if given, else an empty stdin.
     pub fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
         let mut input = child.stdin.take().unwrap();
         let feeder = std::thread::spawn(move || {
@@ -216,7 +181,8 @@ impl Proc {
         Finished {
             code: status.code(),
             stdout: self.stdout.take().unwrap().join().unwrap(),
-            stderr: String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap())
+                .into_owned(),
         }
     }
 }
@@ -233,29 +199,5 @@ impl Sandbox {
     /// Starts our binary with `args`, feeding `stdin`.
     pub fn spawn(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Proc {
         Proc::spawn(self.cmd(args), stdin)
-    }
-
-    /// Runs a writer and a reader concurrently through `relay` on `path`;
-    /// the connect URL and a timeout are added to both argument lists.
-    pub fn transfer(
-        &self,
-        relay: &TestRelay,
-        path: &str,
-        write_args: &[&str],
-        read_args: &[&str],
-        stdin: &[u8],
-    ) -> (Finished, Finished) {
-        let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", path];
-        let mut w: Vec<&str> = vec!["write"];
-        w.extend_from_slice(&common);
-        w.extend_from_slice(write_args);
-        let mut r: Vec<&str> = vec!["read"];
-        r.extend_from_slice(&common);
-        r.extend_from_slice(read_args);
-        let reader = self.spawn(&r, None);
-        let writer = self.spawn(&w, Some(stdin.to_vec()));
-        let w = writer.finish();
-        let r = reader.finish();
-        (w, r)
     }
 }

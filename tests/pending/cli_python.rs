@@ -5,7 +5,8 @@
 mod cli_support;
 mod support;
 
-use cli_support::{data, Finished, Proc, Sandbox, TestRelay};
+use cli_support::relay::TestRelay;
+use cli_support::{data, Finished, Proc, Sandbox};
 
 /// The Python CLI in the sandbox (by its venv path: it shares our name).
 fn py(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Option<std::process::Command> {

@@ -3,7 +3,8 @@
 
 mod cli_support;
 
-use cli_support::{data, Sandbox, TestRelay};
+use cli_support::relay::TestRelay;
+use cli_support::{data, Sandbox};
 
 #[test]
 fn plaintext_with_explicit_plain_on_both_sides() {

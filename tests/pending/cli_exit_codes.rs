@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use cli_support::{data, Sandbox, TestRelay};
+use cli_support::relay::TestRelay;
+use cli_support::{data, Sandbox};
 use zebrastream::relay::{ForwardTap, RelayAuth, RelayConfig, TapVerdict};
 
 /// A relay that misbehaves at byte `at` of the forwarded stream: flips one

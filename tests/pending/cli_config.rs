@@ -3,7 +3,8 @@
 
 mod cli_support;
 
-use cli_support::{data, Proc, Sandbox, TestRelay};
+use cli_support::relay::TestRelay;
+use cli_support::{data, Proc, Sandbox};
 
 /// A connect URL nobody listens on: the run fails with exit 1 and names
 /// the stream path it resolved, which is what these tests look at.
