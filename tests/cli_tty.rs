@@ -6,8 +6,8 @@ mod cli_support;
 
 use std::time::Duration;
 
-use cli_support::{data, Proc, Sandbox};
-use expectrl::{Eof, Session, WaitStatus};
+use cli_support::{data, Proc, Sandbox, TestRelay};
+use expectrl::{Eof, Regex, Session, WaitStatus};
 
 /// Starts our binary on a pseudo-terminal.
 fn on_tty(sb: &Sandbox, args: &[&str]) -> Session {
@@ -24,6 +24,15 @@ fn until(session: &mut Session, needle: &str) -> String {
         .expect(needle)
         .unwrap_or_else(|e| panic!("did not see {needle:?}: {e}"));
     String::from_utf8_lossy(found.before()).into_owned() + needle
+}
+
+/// Everything printed until a match of the regular expression `pattern`.
+fn until_match(session: &mut Session, pattern: &str) -> String {
+    let found = session
+        .expect(Regex(pattern))
+        .unwrap_or_else(|e| panic!("did not see /{pattern}/: {e}"));
+    let matched: Vec<u8> = found.matches().flat_map(|m| m.to_vec()).collect();
+    String::from_utf8_lossy(found.before()).into_owned() + &String::from_utf8_lossy(&matched)
 }
 
 fn until_eof(session: &mut Session) -> String {
@@ -48,6 +57,8 @@ fn typed_passphrase_is_confirmed_and_never_echoed() {
     s.send_line("typed secret 42").unwrap();
     seen += &until(&mut s, "Confirm passphrase: ");
     s.send_line("typed secret 42").unwrap();
+    // The progress line (stderr is a terminal) comes after the second answer.
+    seen += &until_match(&mut s, r"encrypted [0-9.]+ KiB");
     seen += &until_eof(&mut s);
     assert_eq!(exit_code(&s), 0, "{seen}");
     assert!(
@@ -75,4 +86,55 @@ fn mismatched_confirmation_fails_and_writes_nothing() {
     until(&mut s, "did not match");
     assert_eq!(exit_code(&s), 2);
     assert!(!sb.home().join("out.age").exists());
+}
+#[test]
+fn write_prompts_on_a_terminal_and_shows_progress_there() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(300_000, 32);
+    let input = sb.file("in.bin", &payload);
+    let url = relay.connect_url.as_str();
+    let mut s = on_tty(
+        &sb,
+        &[
+            "write",
+            "-U",
+            url,
+            "-t",
+            "60",
+            "-s",
+            "/t/tty",
+            input.to_str().unwrap(),
+        ],
+    );
+    until(&mut s, "Passphrase for /t/tty: ");
+    s.send_line("tty pass").unwrap();
+    until(&mut s, "Confirm passphrase: ");
+    s.send_line("tty pass").unwrap();
+    // Nobody reads yet: the spinner says so.
+    until(&mut s, "waiting for reader");
+    let mut reader = sb.cmd(&["read", "-U", url, "-t", "60", "-s", "/t/tty"]);
+    reader.env("ZEBRASTREAM_PASSPHRASE", "tty pass");
+    let r = Proc::spawn(reader, None).finish();
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+    // The final progress line: bytes sent, rate, elapsed.
+    let rest = until_match(
+        &mut s,
+        r"sent 29[0-9.]+ KiB \([0-9.]+ [KMG]?i?B/s\) in 00:00:[0-9]{2}",
+    );
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0, "{rest}");
+}
+
+#[test]
+fn no_progress_or_prompt_in_a_pipe() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(300_000, 33);
+    let (w, r) = sb.transfer(&relay, "/t/pipe", &["--plain"], &["--plain"], &payload);
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(w.stderr, "", "stderr of write in a pipe");
+    assert_eq!(r.stderr, "", "stderr of read in a pipe");
 }

@@ -25,6 +25,11 @@ pub trait ChunkAead: Sized + Send + Sync + Unpin {
     /// Short name of the backend, for benchmarks and diagnostics.
     const NAME: &'static str;
 
+    /// Whether a failed [`open_in_place`](Self::open_in_place) leaves the
+    /// ciphertext intact (RustCrypto checks the tag first; ring decrypts
+    /// and then zeroes). When false, a retry needs a copy.
+    const OPEN_PRESERVES_ON_FAILURE: bool;
+
     /// Builds the cipher for one key.
     fn new(key: &[u8; KEY_LEN]) -> Self;
 
@@ -57,6 +62,7 @@ pub struct RingAead(ring::aead::LessSafeKey);
 #[cfg(feature = "ring")]
 impl ChunkAead for RingAead {
     const NAME: &'static str = "ring";
+    const OPEN_PRESERVES_ON_FAILURE: bool = false;
 
     fn new(key: &[u8; KEY_LEN]) -> Self {
         let unbound = ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, key)
@@ -107,6 +113,7 @@ pub struct RustCryptoAead(chacha20poly1305::ChaCha20Poly1305);
 #[cfg(feature = "rustcrypto")]
 impl ChunkAead for RustCryptoAead {
     const NAME: &'static str = "rustcrypto";
+    const OPEN_PRESERVES_ON_FAILURE: bool = true;
 
     fn new(key: &[u8; KEY_LEN]) -> Self {
         use chacha20poly1305::KeyInit;

@@ -56,7 +56,7 @@ enum State {
 /// default; [`strict_age_v1`](Self::strict_age_v1) rejects it.
 pub struct Decryptor<A: ChunkAead = DefaultAead> {
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-    passphrase: Option<SecretString>,
+    passphrases: Vec<SecretString>,
     max_work_factor: u8,
     strict_age_v1: bool,
     state: State,
@@ -80,9 +80,7 @@ pub struct Decryptor<A: ChunkAead = DefaultAead> {
 impl Decryptor {
     /// A decryptor for a passphrase (scrypt stanzas).
     pub fn with_passphrase(passphrase: SecretString) -> Self {
-        let mut d = Self::with_identities(Vec::new());
-        d.passphrase = Some(passphrase);
-        d
+        Self::with_identities(Vec::new()).passphrase(passphrase)
     }
 
     /// A decryptor for identities (`AGE-SECRET-KEY-1…`, SSH keys, ...).
@@ -98,7 +96,7 @@ impl<A: ChunkAead> Decryptor<A> {
     ) -> Self {
         Decryptor {
             identities,
-            passphrase: None,
+            passphrases: Vec::new(),
             max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             strict_age_v1: false,
             state: State::Header,
@@ -116,9 +114,9 @@ impl<A: ChunkAead> Decryptor<A> {
         }
     }
 
-    /// Also tries this passphrase on scrypt stanzas.
+    /// Also tries this passphrase on scrypt stanzas (may be given several times).
     pub fn passphrase(mut self, passphrase: SecretString) -> Self {
-        self.passphrase = Some(passphrase);
+        self.passphrases.push(passphrase);
         self
     }
 
@@ -211,6 +209,8 @@ impl<A: ChunkAead> Decryptor<A> {
     pub fn feed(&mut self, mut input: &[u8]) -> Result<usize, Error> {
         let total = input.len();
         while !input.is_empty() {
+            // Process what is already buffered (e.g. after plaintext was taken).
+            self.run()?;
             let space = self.input_buffer();
             if space.is_empty() {
                 break;
@@ -333,7 +333,7 @@ impl<A: ChunkAead> Decryptor<A> {
             // No complete line yet: keep the partial line, bounded.
             self.append_header(self.end)?;
             if self.format.is_none() {
-                check_first_line_prefix(&self.header)?;
+                check_first_line(&self.header)?;
             }
             return Ok(false);
         };
@@ -341,8 +341,9 @@ impl<A: ChunkAead> Decryptor<A> {
         self.append_header(self.start + nl + 1)?;
         let line = &self.header[line_start..self.header.len() - 1];
         if self.format.is_none() {
-            check_first_line_prefix(&self.header)?;
-            self.format = Some(check_identifier(&self.header[..self.header.len() - 1])?);
+            if !check_first_line(&self.header)? {
+                self.format = Some(check_identifier(&self.header[..self.header.len() - 1])?);
+            }
         } else if is_terminator(line) {
             self.finish_header()?;
         }
@@ -402,13 +403,7 @@ impl<A: ChunkAead> Decryptor<A> {
         let chunk_start = self.start + LEN_PREFIX;
         let chunk = &mut self.buf[chunk_start..chunk_start + sealed_len];
         let opener = self.opener.as_mut().expect("set with the nonce");
-        // Bytes already follow this chunk, so it can only be valid as a
-        // non-final chunk: one attempt, no copy. Otherwise try both flags.
-        let (n, last) = if self.end > self.start + frame {
-            (opener.open(chunk, false)?, false)
-        } else {
-            opener.open_either(chunk, &mut self.backup)?
-        };
+        let (n, last) = opener.open_either(chunk, &mut self.backup)?;
         self.plain = (chunk_start, chunk_start + n);
         self.start += frame;
         if last {
@@ -421,16 +416,19 @@ impl<A: ChunkAead> Decryptor<A> {
         let buffered = self.end - self.start;
         let opener = self.opener.as_mut().expect("set with the nonce");
         let chunk_start = self.start;
-        let (len, last) = if buffered > ENCRYPTED_CHUNK_SIZE {
-            // A full chunk with more bytes after it: not the last.
-            (ENCRYPTED_CHUNK_SIZE, false)
-        } else if self.eof && buffered >= TAG_SIZE {
-            (buffered, true)
-        } else {
-            return Ok(false);
-        };
-        let chunk = &mut self.buf[chunk_start..chunk_start + len];
-        let n = opener.open(chunk, last)?;
+        // A full chunk may be final (then nothing may follow) or not; a
+        // short chunk can only be the final one, known at the end of input.
+        let (n, len, last) =
+            if buffered > ENCRYPTED_CHUNK_SIZE || (self.eof && buffered == ENCRYPTED_CHUNK_SIZE) {
+                let chunk = &mut self.buf[chunk_start..chunk_start + ENCRYPTED_CHUNK_SIZE];
+                let (n, last) = opener.open_either(chunk, &mut self.backup)?;
+                (n, ENCRYPTED_CHUNK_SIZE, last)
+            } else if self.eof && buffered >= TAG_SIZE {
+                let chunk = &mut self.buf[chunk_start..chunk_start + buffered];
+                (opener.open(chunk, true)?, buffered, true)
+            } else {
+                return Ok(false);
+            };
         if last && n == 0 && opener.index() > 1 && self.strict_age_v1 {
             return Err(ProtocolError::EmptyFinalChunk.into());
         }
@@ -447,11 +445,15 @@ impl<A: ChunkAead> Decryptor<A> {
         if stanzas.iter().any(|s| s.tag == "scrypt") && stanzas.len() != 1 {
             return Err(HeaderError::ScryptNotAlone.into());
         }
-        let scrypt = self.passphrase.as_ref().map(|p| {
-            let mut id = age::scrypt::Identity::new(p.clone());
-            id.set_max_work_factor(self.max_work_factor);
-            id
-        });
+        let scrypt: Vec<_> = self
+            .passphrases
+            .iter()
+            .map(|p| {
+                let mut id = age::scrypt::Identity::new(p.clone());
+                id.set_max_work_factor(self.max_work_factor);
+                id
+            })
+            .collect();
         let identities = scrypt.iter().map(|id| id as &dyn age::Identity).chain(
             self.identities
                 .iter()
@@ -498,29 +500,38 @@ impl<A: ChunkAead> Decryptor<A> {
     }
 }
 
-/// Fails early on a first line that cannot become a known identifier,
-/// naming ASCII armor (which we do not decode) separately.
-fn check_first_line_prefix(partial: &[u8]) -> Result<(), Error> {
+/// Checks the header's first line while it is being read: fails early on
+/// input that cannot become a known identifier, and names ASCII armor
+/// (which we do not decode, possibly after blank lines) as unsupported.
+/// Returns true while only whitespace has been seen.
+fn check_first_line(header: &[u8]) -> Result<bool, Error> {
     const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
-    let line = partial.strip_suffix(b"\n").unwrap_or(partial);
-    let trimmed = line.trim_ascii_start();
-    if !trimmed.is_empty() && (ARMOR_BEGIN.starts_with(trimmed) || trimmed.starts_with(ARMOR_BEGIN))
-    {
-        // Wait for the whole marker before calling it armor.
-        if trimmed.len() >= ARMOR_BEGIN.len() || line.len() < partial.len() {
+    let trimmed = header.trim_ascii_start();
+    if trimmed.is_empty() {
+        return Ok(true);
+    }
+    let complete = trimmed.ends_with(b"\n");
+    let line = trimmed.strip_suffix(b"\n").unwrap_or(trimmed);
+    if ARMOR_BEGIN.starts_with(line) || line.starts_with(ARMOR_BEGIN) {
+        if complete || line.len() >= ARMOR_BEGIN.len() {
             return Err(Unsupported::Armor.into());
         }
-        return Ok(());
+        return Ok(false);
     }
     let is_prefix = [AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER]
         .iter()
         .any(|id| id.as_bytes().starts_with(line));
-    if is_prefix {
-        Ok(())
+    // The identifier must be the very first line: no leading whitespace.
+    if trimmed.len() == header.len()
+        && (is_prefix && !complete || Format::from_identifier(line).is_some())
+    {
+        Ok(false)
     } else {
-        Err(check_identifier(line)
-            .expect_err("not a prefix of any identifier")
-            .into())
+        Err(
+            check_identifier(header.strip_suffix(b"\n").unwrap_or(header))
+                .expect_err("not a known identifier")
+                .into(),
+        )
     }
 }
 
@@ -531,10 +542,7 @@ impl<A: ChunkAead> fmt::Debug for Decryptor<A> {
             .field("format", &self.format)
             .field("state", &self.state)
             .field("identities", &self.identities.len())
-            .field(
-                "passphrase",
-                &self.passphrase.as_ref().map(|_| "[REDACTED]"),
-            )
+            .field("passphrases", &self.passphrases.len())
             .finish_non_exhaustive()
     }
 }

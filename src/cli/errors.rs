@@ -4,6 +4,7 @@
 use std::io;
 
 use zebrastream::cipher;
+use zebrastream::client;
 
 use super::{ExitKind, Failure};
 
@@ -54,14 +55,61 @@ pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
     Failure::new(kind, format!("{subject}: {what}"))
 }
 
+/// The failure for a client error on stream `subject`.
+pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failure {
+    use client::Error as E;
+    let peer = side.peer();
+    let (kind, what) = match error {
+        E::Auth { status } => (
+            ExitKind::Auth,
+            format!(
+                "the relay refused the access token (HTTP {status}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (a token is for read or for write, on a path)"
+            ),
+        ),
+        E::ConnectTimeout(after) => (
+            ExitKind::ConnectTimeout,
+            format!(
+                "no {peer} connected within {}s; start the {peer}, or raise -t/--connect-timeout",
+                after.as_secs_f64()
+            ),
+        ),
+        E::PeerDisconnected => (
+            ExitKind::PeerDisconnected,
+            format!("the {peer} disconnected before the end of the stream"),
+        ),
+        E::Truncated => (
+            ExitKind::Truncated,
+            String::from(
+                "truncated: the stream was cut off before its end; the data received is incomplete",
+            ),
+        ),
+        E::Decryption(e) | E::Encryption(e) => return cipher_failure(subject, e),
+        E::InvalidConfig(why) => (ExitKind::Usage, why.clone()),
+        E::Io(e) => return io_failure(subject, side, copy_io(e)),
+        other => (ExitKind::Other, other.to_string()),
+    };
+    Failure::new(kind, format!("{subject}: {what}"))
+}
+
 /// The failure for an `io::Error` from a stream or a cipher adapter: the
 /// typed error inside decides; anything else is exit 1.
 pub fn io_failure(subject: &str, side: Side, error: io::Error) -> Failure {
-    let _ = side;
+    if let Some(e) = client::Error::from_io(&error) {
+        return client_failure(subject, side, e);
+    }
     if let Some(e) = cipher::Error::from_io(&error) {
         return cipher_failure(subject, e);
     }
     Failure::new(ExitKind::Other, format!("{subject}: {error}"))
+}
+
+/// `io::Error` is not `Clone`: a copy with the same kind, the typed cipher
+/// error if there is one, and the message otherwise.
+fn copy_io(e: &io::Error) -> io::Error {
+    if let Some(inner) = cipher::Error::from_io(e) {
+        return inner.clone().into();
+    }
+    io::Error::new(e.kind(), e.to_string())
 }
 
 #[cfg(test)]
@@ -71,6 +119,23 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_error_class() {
         let s = "/trial";
+        let c = |e: client::Error| client_failure(s, Side::Producer, &e).kind;
+        assert_eq!(c(client::Error::Auth { status: 401 }), ExitKind::Auth);
+        assert_eq!(
+            c(client::Error::ConnectTimeout(
+                std::time::Duration::from_secs(2)
+            )),
+            ExitKind::ConnectTimeout
+        );
+        assert_eq!(
+            c(client::Error::PeerDisconnected),
+            ExitKind::PeerDisconnected
+        );
+        assert_eq!(c(client::Error::Truncated), ExitKind::Truncated);
+        assert_eq!(
+            c(client::Error::Decryption(cipher::Error::NoMatchingIdentity)),
+            ExitKind::Decryption
+        );
         let k = |e: cipher::Error| cipher_failure(s, &e).kind;
         assert_eq!(k(cipher::Error::NoMatchingIdentity), ExitKind::Decryption);
         assert_eq!(
@@ -81,6 +146,14 @@ mod tests {
         // Through io::Error, as the adapters deliver them.
         let io: io::Error = cipher::Error::Truncated.into();
         assert_eq!(io_failure(s, Side::Consumer, io).kind, ExitKind::Truncated);
+        let io: io::Error = client::Error::PeerDisconnected.into();
+        let f = io_failure(s, Side::Consumer, io);
+        assert_eq!(f.kind, ExitKind::PeerDisconnected);
+        assert!(
+            f.message.starts_with("/trial: the writer disconnected"),
+            "{}",
+            f.message
+        );
         let f = io_failure(s, Side::Consumer, io::Error::other("disk full"));
         assert_eq!(f.kind, ExitKind::Other);
     }

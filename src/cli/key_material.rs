@@ -5,6 +5,7 @@
 use secrecy::SecretString;
 use zebrastream::cipher::keys::{self, BoxedIdentity, BoxedRecipient};
 use zebrastream::cipher::{Decryptor, Encryptor, Format};
+use zebrastream::client::Encryption;
 
 use super::errors::cipher_failure;
 use super::keys::{KeyPlan, PassphraseSource};
@@ -111,6 +112,24 @@ impl OpeningPlan {
                 )))
             }
         })
+    }
+}
+
+/// The client library's setting for a writer: plaintext (`None`), a
+/// passphrase or recipients, producing `format`.
+pub fn client_sealing(key: Option<SealingKey>, format: Format) -> Encryption {
+    match key {
+        None => Encryption::Plain,
+        Some(SealingKey::Passphrase(passphrase)) => Encryption::Passphrase { passphrase, format },
+        Some(SealingKey::Recipients(recipients)) => Encryption::recipients(recipients, format),
+    }
+}
+
+/// The client library's setting for a reader with a known key.
+pub fn client_opening(key: OpeningKey) -> Encryption {
+    match key {
+        OpeningKey::Passphrase(passphrase) => Encryption::passphrase(passphrase),
+        OpeningKey::Identities(identities) => Encryption::identities(identities),
     }
 }
 

@@ -91,6 +91,12 @@ impl Verbosity {
 
 /// Installs the stderr subscriber. `RUST_LOG`, when set, overrides the level.
 pub fn init(level: Level) {
+    init_with(level, &[]);
+}
+
+/// Like [`init`], with extra `target=level` directives (e.g. to quiet a
+/// module whose warnings do not apply to this command).
+pub fn init_with(level: Level, extra_directives: &[&str]) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())

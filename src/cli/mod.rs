@@ -9,6 +9,7 @@
 mod completions;
 mod config;
 mod crypt;
+mod demo;
 mod endpoint;
 mod errors;
 mod exit;
@@ -19,8 +20,10 @@ mod logging;
 mod output;
 mod passphrase;
 mod progress;
+mod read;
 mod settings;
 mod shell_words;
+mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +31,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CmdResult, ExitKind, Failure};
+
+/// How long `write`/`read` keep retrying an unreachable relay or a 5xx answer.
+const CONNECT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Text after the subcommand list in `zebrastream --help`.
 const MAIN_AFTER_HELP: &str = "\
@@ -78,6 +84,10 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send stdin, a file, or a producer command's output to a stream (encrypted)
+    Write(write::WriteArgs),
+    /// Receive a stream into stdout, a file, or a consumer command (decrypted, authenticated)
+    Read(read::ReadArgs),
     /// Encrypt a file or stdin (age-rt or age v1), like `age -e`
     Encrypt(crypt::EncryptArgs),
     /// Decrypt and authenticate a file or stdin (format detected), like `age -d`
@@ -86,6 +96,8 @@ enum Command {
     Keygen(keygen::KeygenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
+    /// Run an encrypted transfer through an in-process loopback relay and verify it
+    Demo(demo::DemoArgs),
 }
 
 /// Parse the command line, run the subcommand, and map its outcome to an exit code.
@@ -117,13 +129,97 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> CmdResult {
     let verbosity =
         logging::Verbosity::from_flags(cli.global.log_level, cli.global.quiet, cli.global.verbose);
-    logging::init(verbosity.flag_level().unwrap_or(logging::Level::Warn));
     let env = config::Environment::from_process();
+    let quiet = verbosity.quiet();
     match cli.command {
-        Command::Encrypt(args) => crypt::run_encrypt(args, &env, verbosity.quiet()),
-        Command::Decrypt(args) => crypt::run_decrypt(args, &env, verbosity.quiet()),
+        Command::Write(args) => {
+            let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
+            write::run(args, &config, &selection, quiet)
+        }
+        Command::Read(args) => {
+            let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
+            read::run(args, &config, &selection, quiet)
+        }
+        other => {
+            let level = verbosity.flag_level().unwrap_or(logging::Level::Warn);
+            if matches!(other, Command::Demo(_)) && level <= logging::Level::Warn {
+                // The demo's relay is open on purpose (loopback only): its
+                // "no authentication" warning does not apply here.
+                logging::init_with(level, &["zebrastream::relay=error"]);
+            } else {
+                logging::init(level);
+            }
+            run_standalone(other, &env, quiet)
+        }
+    }
+}
+
+/// The commands that read no config files.
+fn run_standalone(command: Command, env: &config::Environment, quiet: bool) -> CmdResult {
+    match command {
+        Command::Encrypt(args) => crypt::run_encrypt(args, env, quiet),
+        Command::Decrypt(args) => crypt::run_decrypt(args, env, quiet),
+        Command::Demo(args) => demo::run(args),
+        Command::Write(_) | Command::Read(_) => Err(Failure::new(
+            ExitKind::Other,
+            "write/read need their configuration",
+        )),
         Command::Keygen(args) => keygen::run(args),
         Command::Completions(args) => completions::run(args, Cli::command_for_completions()),
+    }
+}
+
+/// Loads the config for `write`/`read` and starts logging at the level from
+/// the flags, else the config's `log_level`, else `warn`.
+fn load_stream_config(
+    global: &GlobalArgs,
+    verbosity: logging::Verbosity,
+    env: &config::Environment,
+) -> Result<(config::Config, config::ConfigSelection), Failure> {
+    let selection =
+        config::ConfigSelection::from_flags(global.config_file.clone(), global.config_name.clone());
+    let loaded = config::Config::load(&selection, env).map_err(|e| Failure::usage(e.to_string()));
+    let from_config = match (&loaded, verbosity.flag_level()) {
+        (Ok(config), None) => match config.string("log_level") {
+            Ok(Some(s)) => Some(logging::parse_level(&s.value).map_err(|why| {
+                Failure::usage(format!("config key 'log_level' from {}: {why}", s.origin))
+            })),
+            Ok(None) => None,
+            Err(e) => Some(Err(Failure::usage(e.to_string()))),
+        },
+        _ => None,
+    };
+    let level = match from_config {
+        Some(Ok(level)) => level,
+        Some(Err(failure)) => {
+            logging::init(logging::Level::Warn);
+            return Err(failure);
+        }
+        None => verbosity.flag_level().unwrap_or(logging::Level::Warn),
+    };
+    logging::init(level);
+    Ok((loaded?, selection))
+}
+
+/// The connection settings `write`, `read` share on the client config.
+fn client_common(
+    mut builder: zebrastream::client::ConfigBuilder,
+    connect_url: &Option<String>,
+    connect_timeout: Option<std::time::Duration>,
+    access_token: Option<secrecy::SecretString>,
+) -> zebrastream::client::ConfigBuilder {
+    if let Some(url) = connect_url {
+        builder = builder.connect_url(url.clone());
+    }
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    // Unreachable relays and 5xx answers are retried briefly, then reported
+    // (the Python CLI fails at once; a short budget rides out a relay restart).
+    builder = builder.retry(zebrastream::api::RetryPolicy::default().budget(CONNECT_RETRY_BUDGET));
+    match access_token {
+        Some(token) => builder.access_token(token),
+        None => builder.no_access_token(),
     }
 }
 

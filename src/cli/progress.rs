@@ -64,6 +64,7 @@ impl Progress {
     }
 
     /// Bytes counted so far.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.bar.position()
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use secrecy::SecretString;
+use zebrastream::cipher::Format;
 
 use super::config::{Config, ConfigError, ConfigSelection};
 use super::keys::{self, KeyFlags, KeyPlan, Role};
@@ -62,26 +63,6 @@ impl Mode {
     }
 }
 
-/// The payload format when encrypting (`--encryption-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncryptionMode {
-    /// age-rt v0.2: variable chunks, flushable (the default).
-    AgeRt,
-    /// Standard age v1: fixed 64 KiB chunks.
-    Age,
-}
-
-impl EncryptionMode {
-    /// Parses `age-rt` or `age`, the Python CLI's values.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "age-rt" => Some(EncryptionMode::AgeRt),
-            "age" => Some(EncryptionMode::Age),
-            _ => None,
-        }
-    }
-}
-
 /// Everything `write`/`read` needs, resolved.
 #[derive(Debug)]
 pub struct StreamSettings {
@@ -109,7 +90,7 @@ pub struct WriteSettings {
     /// Flush buffered data at most this long after the first unflushed write.
     pub auto_flush_delay: Option<Duration>,
     /// age-rt or age v1 when encrypting.
-    pub encryption_mode: EncryptionMode,
+    pub encryption_mode: Format,
 }
 
 /// The per-subcommand flags that take part in resolution.
@@ -280,8 +261,8 @@ pub fn resolve_write(
         },
     };
     let encryption_mode = match mode_text {
-        None => EncryptionMode::AgeRt,
-        Some(text) => EncryptionMode::parse(&text).ok_or_else(|| {
+        None => Format::AgeRt,
+        Some(text) => text.parse::<Format>().map_err(|_| {
             Failure::usage(format!(
                 "invalid encryption_mode '{text}' from {origin}. Must be 'age-rt' or 'age'."
             ))
@@ -576,14 +557,14 @@ mod tests {
         let w = resolve_write(None, None, None, &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("text/csv"));
         assert_eq!(w.auto_flush_delay, Some(Duration::ZERO));
-        assert_eq!(w.encryption_mode, EncryptionMode::Age);
+        assert_eq!(w.encryption_mode, Format::AgeV1);
         let w = resolve_write(Some("a/b".into()), Some(5), Some("age-rt".into()), &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("a/b"));
         assert_eq!(w.auto_flush_delay, Some(Duration::from_secs(5)));
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
         let err = resolve_write(None, None, Some("rot13".into()), &c).unwrap_err();
         assert!(err.message.contains("invalid encryption_mode 'rot13'"));
         let w = resolve_write(None, None, None, &Config::default()).unwrap();
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
     }
 }

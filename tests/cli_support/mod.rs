@@ -74,6 +74,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
+
 /// How long any child process may run before the test kills it and fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -88,6 +90,46 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
             state as u8
         })
         .collect()
+}
+
+/// An in-process relay on a free loopback port, on its own runtime.
+pub struct TestRelay {
+    rt: tokio::runtime::Runtime,
+    handle: Option<RelayHandle>,
+    /// `http://127.0.0.1:PORT/v0`
+    pub connect_url: String,
+}
+
+impl TestRelay {
+    /// An open relay (no tokens).
+    pub fn open() -> TestRelay {
+        TestRelay::with(RelayConfig::open_loopback())
+    }
+
+    /// A relay with the given settings.
+    pub fn with(config: RelayConfig) -> TestRelay {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.block_on(Relay::bind(config)).expect("relay binds");
+        let connect_url = handle.connect_url();
+        TestRelay {
+            rt,
+            handle: Some(handle),
+            connect_url,
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+        let _ = &self.rt;
+    }
 }
 
 /// A finished child process.
@@ -199,5 +241,62 @@ impl Sandbox {
     /// Starts our binary with `args`, feeding `stdin`.
     pub fn spawn(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Proc {
         Proc::spawn(self.cmd(args), stdin)
+    }
+
+    /// Runs a writer and a reader concurrently through `relay` on `path`;
+    /// the connect URL and a timeout are added to both argument lists.
+    pub fn transfer(
+        &self,
+        relay: &TestRelay,
+        path: &str,
+        write_args: &[&str],
+        read_args: &[&str],
+        stdin: &[u8],
+    ) -> (Finished, Finished) {
+        let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", path];
+        let mut w: Vec<&str> = vec!["write"];
+        w.extend_from_slice(&common);
+        w.extend_from_slice(write_args);
+        let mut r: Vec<&str> = vec!["read"];
+        r.extend_from_slice(&common);
+        r.extend_from_slice(read_args);
+        let reader = self.spawn(&r, None);
+        let writer = self.spawn(&w, Some(stdin.to_vec()));
+        let w = writer.finish();
+        let r = reader.finish();
+        (w, r)
+    }
+}
+
+/// A loopback HTTP server that answers every request `404 Not Found`: a
+/// wrong connect URL, which fails at once (no retries) with exit code 1.
+pub struct NotARelay {
+    /// `http://127.0.0.1:PORT/v0`
+    pub url: String,
+}
+
+impl NotARelay {
+    pub fn start() -> NotARelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v0", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        NotARelay { url }
     }
 }

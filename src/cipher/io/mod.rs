@@ -116,6 +116,8 @@ impl<R, A: ChunkAead> DecryptingReader<R, A> {
     /// `inner` finishes the decryptor. `Some(n)` is a complete read result
     /// (0 = EOF); `None` means input is needed.
     fn step_without_input(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        // Process bytes already buffered (several small chunks may arrive in one read).
+        self.dec.commit_input(0)?;
         loop {
             if !self.dec.plaintext().is_empty() {
                 return Ok(Some(self.dec.read_plaintext(out)));
@@ -144,13 +146,10 @@ impl<R, A: ChunkAead> DecryptingReader<R, A> {
 
 /// The decryptor's input buffer, never empty while input is needed.
 fn input_buffer<A: ChunkAead>(dec: &mut Decryptor<A>) -> io::Result<&mut [u8]> {
-    {
-        // Surface a latched error instead of reading more.
-        dec.commit_input(0)?;
-        let buf = dec.input_buffer();
-        if buf.is_empty() {
-            return Err(io::Error::other("decryptor made no progress"));
-        }
-        Ok(buf)
+    let buf = dec.input_buffer();
+    if buf.is_empty() {
+        // Unreachable when `step_without_input` ran first; never spin.
+        return Err(io::Error::other("decryptor made no progress"));
     }
+    Ok(buf)
 }

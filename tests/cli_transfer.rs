@@ -3,8 +3,7 @@
 
 mod cli_support;
 
-use cli_support::relay::TestRelay;
-use cli_support::{data, Sandbox};
+use cli_support::{data, Sandbox, TestRelay};
 
 #[test]
 fn plaintext_with_explicit_plain_on_both_sides() {

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use cli_support::relay::TestRelay;
-use cli_support::{data, Sandbox};
+use cli_support::{data, Sandbox, TestRelay};
 use zebrastream::relay::{ForwardTap, RelayAuth, RelayConfig, TapVerdict};
 
 /// A relay that misbehaves at byte `at` of the forwarded stream: flips one
@@ -48,13 +47,18 @@ fn saboteur_relay(at: u64, cut: bool) -> TestRelay {
 }
 
 #[test]
-fn exit_1_when_the_relay_is_unreachable() {
+fn exit_1_when_the_connect_url_is_not_a_relay() {
     let sb = Sandbox::new();
+    let server = cli_support::NotARelay::start();
     let out = sb
-        .spawn(&["write", "--plain", "-U", "http://127.0.0.1:9/v0", "-s", "/t/x"], Some(b"x".to_vec()))
+        .spawn(
+            &["write", "--plain", "-U", &server.url, "-s", "/t/x"],
+            Some(b"x".to_vec()),
+        )
         .finish();
     out.expect_code(1);
-    assert!(out.stderr.contains("/t/x"), "{}", out.stderr);
+    assert!(out.stderr.contains("zebrastream: /t/x: "), "{}", out.stderr);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
 }
 
 #[test]
@@ -62,20 +66,36 @@ fn exit_2_for_usage_errors_without_contacting_anyone() {
     let sb = Sandbox::new();
     // No key, no terminal: refuses to send plaintext (and never connects: port 9 would give 1).
     let out = sb
-        .spawn(&["write", "-U", "http://127.0.0.1:9/v0", "-s", "/t/x"], Some(b"secret".to_vec()))
+        .spawn(
+            &["write", "-U", "http://127.0.0.1:9/v0", "-s", "/t/x"],
+            Some(b"secret".to_vec()),
+        )
         .finish();
     out.expect_code(2);
-    assert!(out.stderr.contains("refusing to send plaintext"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("refusing to send plaintext"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--plain"), "{}", out.stderr);
     // --plain contradicts a key flag.
-    sb.spawn(&["write", "--plain", "-p", "pw", "-s", "/t/x"], None).finish().expect_code(2);
+    sb.spawn(&["write", "--plain", "-p", "pw", "-s", "/t/x"], None)
+        .finish()
+        .expect_code(2);
     // Bad flag value.
-    sb.spawn(&["read", "-t", "soon", "-s", "/t/x"], None).finish().expect_code(2);
+    sb.spawn(&["read", "-t", "soon", "-s", "/t/x"], None)
+        .finish()
+        .expect_code(2);
     // Config mode mismatch, with the Python CLI's message.
     sb.write_named_config("w", "mode: write\nstream_path: /t/x\n");
     let out = sb.spawn(&["-n", "w", "read"], None).finish();
     out.expect_code(2);
-    assert!(out.stderr.contains("Subcommand 'read' conflicts with config mode 'write'"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("Subcommand 'read' conflicts with config mode 'write'"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -91,11 +111,18 @@ fn exit_3_when_the_relay_refuses_the_token() {
     cmd.env("ZEBRASTREAM_ACCESS_TOKEN", "wrong-token");
     let out = cli_support::Proc::spawn(cmd, Some(b"x".to_vec())).finish();
     out.expect_code(3);
-    assert!(out.stderr.contains("ZEBRASTREAM_ACCESS_TOKEN"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("ZEBRASTREAM_ACCESS_TOKEN"),
+        "{}",
+        out.stderr
+    );
     // No token at all: also 3, from the relay's 401.
-    sb.spawn(&["write", "--plain", "-U", url, "-t", "5", "-s", "/t/auth"], Some(b"x".to_vec()))
-        .finish()
-        .expect_code(3);
+    sb.spawn(
+        &["write", "--plain", "-U", url, "-t", "5", "-s", "/t/auth"],
+        Some(b"x".to_vec()),
+    )
+    .finish()
+    .expect_code(3);
 }
 
 #[test]
@@ -103,10 +130,27 @@ fn exit_4_when_no_peer_connects_in_time() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
     let out = sb
-        .spawn(&["read", "--plain", "-U", &relay.connect_url, "-t", "1", "-s", "/t/lonely"], None)
+        .spawn(
+            &[
+                "read",
+                "--plain",
+                "-U",
+                &relay.connect_url,
+                "-t",
+                "1",
+                "-s",
+                "/t/lonely",
+            ],
+            None,
+        )
         .finish();
     out.expect_code(4);
-    assert!(out.stderr.contains("/t/lonely: no writer connected within 1s"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/t/lonely: no writer connected within 1s"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -179,7 +223,12 @@ fn exit_8_for_wrong_key_tampering_and_key_mismatches() {
     let relay = TestRelay::open();
     let (_, r) = sb.transfer(&relay, "/t/nokey", &["-p=pw"], &[], &payload);
     r.expect_code(8);
-    assert!(r.stderr.contains("the stream is encrypted (age-rt) but no key was given"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the stream is encrypted (age-rt) but no key was given"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stdout.is_empty());
     // Plaintext stream read with a passphrase.
     let (_, r) = sb.transfer(&relay, "/t/notenc", &["--plain"], &["-p=pw"], &payload);

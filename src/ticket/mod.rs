@@ -13,6 +13,11 @@
 //! stanza type, and a ticket combines with X25519 recipients. HKDF is one-way:
 //! the relay operator, who learns the path secret, cannot derive the key.
 //!
+//! For live transfers, [`Ticket::forward_secret_reader`] and
+//! [`Ticket::forward_secret_writer`] add forward secrecy: the stream is
+//! encrypted to a one-time key of the consumer's, so a ticket that leaks after
+//! the transfer reveals nothing.
+//!
 //! ```
 //! use zebrastream::ticket::Ticket;
 //!
@@ -35,6 +40,11 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+mod forward_secrecy;
+
+use crate::cipher::Format;
+use crate::client::{Config, ConfigBuilder, Encryption};
+
 /// Human-readable prefix of every ticket string; the `1` is the format version.
 pub const TICKET_PREFIX: &str = "zs1";
 /// The recipient stanza tag a ticket wraps the file key in.
@@ -47,6 +57,7 @@ const PATH_SECRET_BYTES: usize = 20;
 const STANZA_SALT_BYTES: usize = 16;
 const MAX_TOKEN_BYTES: usize = 4096;
 const LABEL_PATH: &[u8] = b"zebrastream path";
+const LABEL_REVERSE_PATH: &[u8] = b"zebrastream reverse path";
 const LABEL_KEY: &[u8] = b"zebrastream key";
 const LABEL_WRAP: &[u8] = b"zebrastream ticket wrap";
 
@@ -148,7 +159,12 @@ impl Ticket {
     /// segment derived one-way from the ticket secret. This is all the relay
     /// ever learns of the secret.
     pub fn stream_path(&self) -> String {
-        let derived = Zeroizing::new(hkdf(&[], LABEL_PATH, self.secret.expose_secret()));
+        self.derived_path(LABEL_PATH)
+    }
+
+    /// The prefix plus an unguessable segment derived from the secret with `label`.
+    fn derived_path(&self, label: &[u8]) -> String {
+        let derived = Zeroizing::new(hkdf(&[], label, self.secret.expose_secret()));
         format!(
             "{}/{}",
             self.path_prefix,
@@ -171,6 +187,64 @@ impl Ticket {
     pub fn identity(&self) -> TicketIdentity {
         TicketIdentity {
             stream_key: self.stream_key(),
+        }
+    }
+
+    /// A writer configuration: the ticket's relay, stream path and token, and
+    /// age-rt encryption to the ticket key. Add more recipients (e.g. X25519)
+    /// by replacing the encryption with [`Ticket::writer_encryption`].
+    ///
+    /// ```
+    /// # use zebrastream::ticket::Ticket;
+    /// let ticket = Ticket::generate("http://127.0.0.1:8080/v0", "/exports").unwrap();
+    /// let config = ticket.writer_config().build().unwrap();
+    /// assert_eq!(config.stream_path(), ticket.stream_path());
+    /// assert!(config.encryption().is_encrypted());
+    /// ```
+    pub fn writer_config(&self) -> ConfigBuilder {
+        self.config_builder()
+            .encryption(self.writer_encryption(Vec::new(), Format::AgeRt))
+    }
+
+    /// A reader configuration: the ticket's relay, stream path and token, and
+    /// the ticket identity to decrypt with.
+    pub fn reader_config(&self) -> ConfigBuilder {
+        self.config_builder()
+            .encryption(self.reader_encryption(Vec::new()))
+    }
+
+    /// Encryption to the ticket key plus `extra` recipients (X25519, SSH).
+    pub fn writer_encryption(
+        &self,
+        extra: Vec<Box<dyn age::Recipient + Send>>,
+        format: Format,
+    ) -> Encryption {
+        let mut recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(self.recipient())];
+        recipients.extend(extra);
+        Encryption::recipients(recipients, format)
+    }
+
+    /// Decryption with the ticket identity plus `extra` identities.
+    pub fn reader_encryption(
+        &self,
+        extra: Vec<Box<dyn age::Identity + Send + Sync>>,
+    ) -> Encryption {
+        let mut identities: Vec<Box<dyn age::Identity + Send + Sync>> =
+            vec![Box::new(self.identity())];
+        identities.extend(extra);
+        Encryption::identities(identities)
+    }
+
+    fn config_builder(&self) -> ConfigBuilder {
+        self.path_config(self.stream_path())
+    }
+
+    /// The ticket's relay and token for any stream path.
+    fn path_config(&self, path: String) -> ConfigBuilder {
+        let builder = Config::builder(path).connect_url(self.connect_url.clone());
+        match &self.access_token {
+            Some(token) => builder.access_token(token.clone()),
+            None => builder,
         }
     }
 

@@ -5,8 +5,7 @@
 mod cli_support;
 mod support;
 
-use cli_support::relay::TestRelay;
-use cli_support::{data, Finished, Proc, Sandbox};
+use cli_support::{data, Finished, Proc, Sandbox, TestRelay};
 
 /// The Python CLI in the sandbox (by its venv path: it shares our name).
 fn py(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Option<std::process::Command> {
@@ -43,7 +42,10 @@ fn ours_to_python_and_python_to_ours_with_a_passphrase() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
     let url = relay.connect_url.as_str();
-    let env = [("ZEBRASTREAM_ACCESS_TOKEN", "any"), ("ZEBRASTREAM_PASSPHRASE", "shared secret")];
+    let env = [
+        ("ZEBRASTREAM_ACCESS_TOKEN", "any"),
+        ("ZEBRASTREAM_PASSPHRASE", "shared secret"),
+    ];
     let payload = data(300_000, 21);
 
     let Some(py_reader) = py(&sb, &["read", "-U", url, "-t", "60", "-s", "/t/py1"], &env) else {
@@ -71,27 +73,57 @@ fn plaintext_both_ways_and_age_v1_from_python() {
     let token = [("ZEBRASTREAM_ACCESS_TOKEN", "any")];
     let payload = data(200_000, 22);
 
-    let Some(py_reader) = py(&sb, &["read", "-U", url, "-t", "60", "-s", "/t/py3"], &token) else {
+    let Some(py_reader) = py(
+        &sb,
+        &["read", "-U", url, "-t", "60", "-s", "/t/py3"],
+        &token,
+    ) else {
         return;
     };
-    let our_writer = ours(&sb, &["write", "--plain", "-U", url, "-t", "60", "-s", "/t/py3"], &token);
+    let our_writer = ours(
+        &sb,
+        &["write", "--plain", "-U", url, "-t", "60", "-s", "/t/py3"],
+        &token,
+    );
     let (w, r) = run_pair(our_writer, py_reader, &payload);
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
 
-    let py_writer = py(&sb, &["write", "-U", url, "-t", "60", "-s", "/t/py4"], &token).unwrap();
-    let our_reader = ours(&sb, &["read", "-U", url, "-t", "60", "-s", "/t/py4"], &token);
+    let py_writer = py(
+        &sb,
+        &["write", "-U", url, "-t", "60", "-s", "/t/py4"],
+        &token,
+    )
+    .unwrap();
+    let our_reader = ours(
+        &sb,
+        &["read", "-U", url, "-t", "60", "-s", "/t/py4"],
+        &token,
+    );
     let (w, r) = run_pair(py_writer, our_reader, &payload);
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
 
     // Python's standard-age mode, detected by our reader.
-    let env = [("ZEBRASTREAM_ACCESS_TOKEN", "any"), ("ZEBRASTREAM_PASSPHRASE", "pw")];
+    let env = [
+        ("ZEBRASTREAM_ACCESS_TOKEN", "any"),
+        ("ZEBRASTREAM_PASSPHRASE", "pw"),
+    ];
     let py_writer = py(
         &sb,
-        &["write", "--encryption-mode", "age", "-U", url, "-t", "60", "-s", "/t/py5"],
+        &[
+            "write",
+            "--encryption-mode",
+            "age",
+            "-U",
+            url,
+            "-t",
+            "60",
+            "-s",
+            "/t/py5",
+        ],
         &env,
     )
     .unwrap();
@@ -110,22 +142,36 @@ fn the_same_named_configs_drive_both_clis() {
         "connect_url: {}\nconnect_timeout: 60\naccess_token: any\n",
         relay.connect_url
     ));
-    sb.write_named_config("trial-w", "mode: write\nstream_path: /t/shared\npassphrase: from config\n");
-    sb.write_named_config("trial-r", "mode: read\nstream_path: /t/shared\npassphrase: from config\n");
+    sb.write_named_config(
+        "trial-w",
+        "mode: write\nstream_path: /t/shared\npassphrase: from config\n",
+    );
+    sb.write_named_config(
+        "trial-r",
+        "mode: read\nstream_path: /t/shared\npassphrase: from config\n",
+    );
     let payload = data(100_000, 23);
 
     // Python writes with its config, we read with ours.
     let Some(py_writer) = py(&sb, &["-n", "trial-w", "write"], &[]) else {
         return;
     };
-    let (w, r) = run_pair(py_writer, ours(&sb, &["-n", "trial-r", "read"], &[]), &payload);
+    let (w, r) = run_pair(
+        py_writer,
+        ours(&sb, &["-n", "trial-r", "read"], &[]),
+        &payload,
+    );
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
 
     // And the other way round.
     let py_reader = py(&sb, &["-n", "trial-r", "read"], &[]).unwrap();
-    let (w, r) = run_pair(ours(&sb, &["-n", "trial-w", "write"], &[]), py_reader, &payload);
+    let (w, r) = run_pair(
+        ours(&sb, &["-n", "trial-w", "write"], &[]),
+        py_reader,
+        &payload,
+    );
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);

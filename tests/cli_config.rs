@@ -3,12 +3,15 @@
 
 mod cli_support;
 
-use cli_support::relay::TestRelay;
-use cli_support::{data, Proc, Sandbox};
+use cli_support::{data, Proc, Sandbox, TestRelay};
 
-/// A connect URL nobody listens on: the run fails with exit 1 and names
-/// the stream path it resolved, which is what these tests look at.
-const DEAD_URL: &str = "http://127.0.0.1:9/v0";
+/// A connect URL that answers 404: the run fails at once with exit 1 and
+/// names the stream path it resolved, which is what these tests look at.
+fn dead_url() -> String {
+    // Leaked so the server outlives the test body; it is a tiny thread.
+    let server = Box::leak(Box::new(cli_support::NotARelay::start()));
+    server.url.clone()
+}
 
 fn resolved_path(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = sb.cmd(args);
@@ -17,7 +20,11 @@ fn resolved_path(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
     }
     let out = Proc::spawn(cmd, Some(b"x".to_vec())).finish();
     out.expect_code(1);
-    let line = out.stderr.lines().find(|l| l.starts_with("zebrastream: ")).unwrap_or_default();
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("zebrastream: "))
+        .unwrap_or_default();
     line.trim_start_matches("zebrastream: ")
         .split(':')
         .next()
@@ -28,7 +35,10 @@ fn resolved_path(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
 #[test]
 fn stream_path_precedence_global_named_env_flag() {
     let sb = Sandbox::new();
-    sb.write_global_config(&format!("connect_url: {DEAD_URL}\nstream_path: /global\nplain: true\n"));
+    sb.write_global_config(&format!(
+        "connect_url: {}\nstream_path: /global\nplain: true\n",
+        dead_url()
+    ));
     sb.write_named_config("trial", "mode: write\nstream_path: /named\n");
     let explicit = sb.file("explicit.yaml", b"mode: write\nstream_path: /explicit\n");
     let explicit = explicit.to_str().unwrap();
@@ -38,10 +48,16 @@ fn stream_path_precedence_global_named_env_flag() {
     // Global flags also work after the subcommand.
     assert_eq!(resolved_path(&sb, &["write", "-n", "trial"], &[]), "/named");
     // -f beats -n, as in the Python CLI.
-    assert_eq!(resolved_path(&sb, &["-n", "trial", "-f", explicit, "write"], &[]), "/explicit");
+    assert_eq!(
+        resolved_path(&sb, &["-n", "trial", "-f", explicit, "write"], &[]),
+        "/explicit"
+    );
     let env = [("ZEBRASTREAM_STREAM_PATH", "/env")];
     assert_eq!(resolved_path(&sb, &["-n", "trial", "write"], &env), "/env");
-    assert_eq!(resolved_path(&sb, &["-n", "trial", "write", "-s", "/flag"], &env), "/flag");
+    assert_eq!(
+        resolved_path(&sb, &["-n", "trial", "write", "-s", "/flag"], &env),
+        "/flag"
+    );
     // An empty variable unsets the key: the named file's value is hidden too.
     let out = {
         let mut cmd = sb.cmd(&["-n", "trial", "write"]);
@@ -49,13 +65,20 @@ fn stream_path_precedence_global_named_env_flag() {
         Proc::spawn(cmd, None).finish()
     };
     out.expect_code(2);
-    assert!(out.stderr.contains("no stream path provided"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no stream path provided"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn mode_is_required_with_a_selected_config() {
     let sb = Sandbox::new();
-    sb.write_named_config("nomode", &format!("stream_path: /x\nconnect_url: {DEAD_URL}\n"));
+    sb.write_named_config(
+        "nomode",
+        &format!("stream_path: /x\nconnect_url: {}\n", dead_url()),
+    );
     let out = sb.spawn(&["-n", "nomode", "read"], None).finish();
     out.expect_code(2);
     assert!(
@@ -65,7 +88,12 @@ fn mode_is_required_with_a_selected_config() {
     );
     let out = sb.spawn(&["-n", "absent", "read"], None).finish();
     out.expect_code(2);
-    assert!(out.stderr.contains("~/.config/zebrastream/streams/absent.yaml"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("~/.config/zebrastream/streams/absent.yaml"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -74,7 +102,14 @@ fn env_values_are_typed_like_yaml() {
     let relay = TestRelay::open();
     sb.write_global_config("connect_timeout: 600\n");
     // "1" from the environment is the number 1 and beats the global file's 600.
-    let mut cmd = sb.cmd(&["read", "--plain", "-U", &relay.connect_url, "-s", "/t/typed"]);
+    let mut cmd = sb.cmd(&[
+        "read",
+        "--plain",
+        "-U",
+        &relay.connect_url,
+        "-s",
+        "/t/typed",
+    ]);
     cmd.env("ZEBRASTREAM_CONNECT_TIMEOUT", "1");
     let out = Proc::spawn(cmd, None).finish();
     out.expect_code(4);
@@ -115,11 +150,40 @@ fn a_transfer_configured_entirely_by_files_and_env() {
 fn cli_command_overrides_the_config_command() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
-    sb.write_named_config("w", "mode: write\ncommand: \"sh -c 'echo from-config'\"\nplain: true\n");
+    sb.write_named_config(
+        "w",
+        "mode: write\ncommand: \"sh -c 'echo from-config'\"\nplain: true\n",
+    );
     let payload = data(1000, 11);
-    let reader = sb.spawn(&["read", "--plain", "-U", &relay.connect_url, "-t", "30", "-s", "/t/cmd"], None);
+    let reader = sb.spawn(
+        &[
+            "read",
+            "--plain",
+            "-U",
+            &relay.connect_url,
+            "-t",
+            "30",
+            "-s",
+            "/t/cmd",
+        ],
+        None,
+    );
     let writer = sb.spawn(
-        &["-n", "w", "write", "-U", &relay.connect_url, "-t", "30", "-s", "/t/cmd", "--", "sh", "-c", "echo from-cli"],
+        &[
+            "-n",
+            "w",
+            "write",
+            "-U",
+            &relay.connect_url,
+            "-t",
+            "30",
+            "-s",
+            "/t/cmd",
+            "--",
+            "sh",
+            "-c",
+            "echo from-cli",
+        ],
         Some(payload),
     );
     writer.finish().expect_code(0);
