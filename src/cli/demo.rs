@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn marker_found_across_chunk_boundaries() {
         let scan = PlaintextScan::default();
-        let mut data = vec![0u8; 100];
+        let mut data = [0u8; 100];
         data[40..72].copy_from_slice(MARKER);
         scan.scan(&data[..50]);
         assert!(!scan.marker_seen.load(Ordering::Relaxed));

@@ -103,10 +103,12 @@ pub fn init_with(level: Level, extra_directives: &[&str]) {
         .unwrap_or_else(|| {
             // Our own events at the chosen level; dependencies' chatter only from warn up.
             let others = level.min(Level::Warn).directive();
-            tracing_subscriber::EnvFilter::new(format!(
-                "{others},zebrastream={}",
-                level.directive()
-            ))
+            let mut directives = format!("{others},zebrastream={}", level.directive());
+            for extra in extra_directives {
+                directives.push(',');
+                directives.push_str(extra);
+            }
+            tracing_subscriber::EnvFilter::new(directives)
         });
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::fmt()
