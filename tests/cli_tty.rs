@@ -138,3 +138,39 @@ fn no_progress_or_prompt_in_a_pipe() {
     assert_eq!(w.stderr, "", "stderr of write in a pipe");
     assert_eq!(r.stderr, "", "stderr of read in a pipe");
 }
+
+#[test]
+fn read_without_a_key_asks_for_the_passphrase_of_an_encrypted_stream() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(200_000, 34);
+    let url = relay.connect_url.as_str();
+    let mut s = on_tty(
+        &sb,
+        &[
+            "read",
+            "-U",
+            url,
+            "-t",
+            "60",
+            "-s",
+            "/t/ttyread",
+            "-o",
+            "out.bin",
+        ],
+    );
+    // The reader waits first; its spinner says for whom.
+    until(&mut s, "waiting for writer");
+    let mut writer = sb.cmd(&["write", "-U", url, "-t", "60", "-s", "/t/ttyread"]);
+    writer.env("ZEBRASTREAM_PASSPHRASE", "asked later");
+    let writer = Proc::spawn(writer, Some(payload.clone()));
+    // The stream turns out to be encrypted: the passphrase is asked once (no confirmation).
+    until(&mut s, "Passphrase for /t/ttyread: ");
+    s.send_line("asked later").unwrap();
+    let rest = until_match(&mut s, r"received 19[0-9.]+ KiB");
+    assert!(!rest.contains("asked later"), "echoed: {rest:?}");
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0, "{rest}");
+    writer.finish().expect_code(0);
+    assert_eq!(std::fs::read(sb.home().join("out.bin")).unwrap(), payload);
+}
