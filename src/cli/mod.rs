@@ -131,6 +131,8 @@ fn run(cli: Cli) -> CmdResult {
         logging::Verbosity::from_flags(cli.global.log_level, cli.global.quiet, cli.global.verbose);
     let env = config::Environment::from_process();
     let quiet = verbosity.quiet();
+    // The commands without config files log at the flags' level (default warn).
+    let flag_level = verbosity.flag_level().unwrap_or(logging::Level::Warn);
     match cli.command {
         Command::Write(args) => {
             let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
@@ -140,31 +142,29 @@ fn run(cli: Cli) -> CmdResult {
             let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
             read::run(args, &config, &selection, quiet)
         }
-        other => {
-            let level = verbosity.flag_level().unwrap_or(logging::Level::Warn);
-            if matches!(other, Command::Demo(_)) && level <= logging::Level::Warn {
-                // The demo's relay is open on purpose (loopback only): its
-                // "no authentication" warning does not apply here.
-                logging::init_with(level, &["zebrastream::relay=error"]);
-            } else {
-                logging::init(level);
-            }
-            run_standalone(other, &env, quiet)
+        Command::Encrypt(args) => {
+            logging::init(flag_level);
+            crypt::run_encrypt(args, &env, quiet)
         }
-    }
-}
-
-/// The commands that read no config files.
-fn run_standalone(command: Command, env: &config::Environment, quiet: bool) -> CmdResult {
-    match command {
-        Command::Encrypt(args) => crypt::run_encrypt(args, env, quiet),
-        Command::Decrypt(args) => crypt::run_decrypt(args, env, quiet),
-        Command::Demo(args) => demo::run(args),
-        Command::Write(_) | Command::Read(_) => Err(Failure::new(
-            ExitKind::Other,
-            "write/read need their configuration",
-        )),
-        Command::Keygen(args) => keygen::run(args),
+        Command::Decrypt(args) => {
+            logging::init(flag_level);
+            crypt::run_decrypt(args, &env, quiet)
+        }
+        Command::Demo(args) => {
+            // The demo's relay is open on purpose (loopback only): its
+            // "no authentication" warning does not apply here (-v shows it).
+            let quiet_relay: &[&str] = if flag_level <= logging::Level::Warn {
+                &["zebrastream::relay=error"]
+            } else {
+                &[]
+            };
+            logging::init_with(flag_level, quiet_relay);
+            demo::run(args)
+        }
+        Command::Keygen(args) => {
+            logging::init(flag_level);
+            keygen::run(args)
+        }
         Command::Completions(args) => completions::run(args, Cli::command_for_completions()),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use zebrastream::cipher::Format;
 
 use super::config::{Config, ConfigError, ConfigSelection};
@@ -26,22 +26,22 @@ pub struct StreamArgs {
     #[arg(short = 't', long = "connect-timeout", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Access token (insecure in argv: prefer ZEBRASTREAM_ACCESS_TOKEN or a config file)
-    #[arg(
-        short = 'a',
-        long = "access-token",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub access_token: Option<String>,
+    #[arg(short = 'a', long = "access-token", value_name = "TOKEN", value_parser = secret_arg)]
+    pub access_token: Option<SecretString>,
     /// Passphrase (insecure in argv: prefer --passphrase-file, ZEBRASTREAM_PASSPHRASE or the prompt)
-    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE")]
-    pub passphrase: Option<String>,
+    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE", value_parser = secret_arg)]
+    pub passphrase: Option<SecretString>,
     /// Read the passphrase from the first line of FILE
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Explicitly transfer without encryption (overrides keys from config/env)
     #[arg(long)]
     pub plain: bool,
+}
+
+/// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
+fn secret_arg(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// Which subcommand is resolving its settings (the config's `mode`).
@@ -149,11 +149,12 @@ pub fn resolve_stream(
         )));
     }
 
-    if args.access_token.as_deref().is_some_and(|t| !t.is_empty()) {
+    let flag_token = args.access_token.filter(|t| !t.expose_secret().is_empty());
+    if flag_token.is_some() {
         warn_secret_in_argv("--access-token", "ZEBRASTREAM_ACCESS_TOKEN");
     }
-    let access_token = match args.access_token {
-        Some(t) if !t.is_empty() => Some(SecretString::from(t)),
+    let access_token = match flag_token {
+        Some(t) => Some(t),
         _ => config
             .secret("access_token")
             .map_err(config_failure)?
@@ -203,11 +204,15 @@ pub fn resolve_stream(
             .map_err(config_failure)?
             .is_some_and(|s| s.value);
 
-    if args.passphrase.as_deref().is_some_and(|p| !p.is_empty()) {
+    if args
+        .passphrase
+        .as_ref()
+        .is_some_and(|p| !p.expose_secret().is_empty())
+    {
         warn_secret_in_argv("--passphrase", "ZEBRASTREAM_PASSPHRASE");
     }
     let key_flags = KeyFlags {
-        passphrase: args.passphrase.map(SecretString::from),
+        passphrase: args.passphrase,
         passphrase_env: None,
         passphrase_file: args.passphrase_file,
         recipients: extra.recipients,
