@@ -63,6 +63,7 @@ struct Cli {
 
 /// Options every subcommand accepts (before or after the subcommand name).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 struct GlobalArgs {
     /// Named configuration from ~/.config/zebrastream/streams/NAME.yaml
     #[arg(short = 'n', long = "config-name", value_name = "NAME", global = true)]

@@ -19,7 +19,7 @@ pub struct StreamArgs {
     /// Stream path, e.g. /org/team/feed (optional if set in the config)
     #[arg(short = 's', long = "stream-path", value_name = "PATH")]
     pub stream_path: Option<String>,
-    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0/]
+    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0]
     #[arg(short = 'U', long = "connect-url", value_name = "URL")]
     pub connect_url: Option<String>,
     /// Give up if the peer has not connected after this many seconds
