@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing and dispatch to one module per subcommand.
 
 mod exit;
+mod relay;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,12 +17,17 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a relay serving the Connect and Data APIs.
+    Relay(relay::RelayArgs),
+}
 
 /// Parse the command line, run the subcommand, and map its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: CmdResult = match cli.command {};
+    let result: CmdResult = match cli.command {
+        Command::Relay(args) => relay::run(args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -15,7 +15,7 @@ use super::forward::{ForwardBody, StatusLines, Upload};
 use super::hub::{Hub, Meeting};
 use super::path::StreamPath;
 use super::rendezvous::{Arrival, Role};
-use super::service::{authorize, boxed, text, RelayResponse};
+use super::service::{boxed, refusal, text, RelayResponse};
 
 /// Producer headers passed on to the consumer. Nothing else passes: in
 /// particular not `Content-Length` or `Content-Encoding` (the consumer's
@@ -64,7 +64,7 @@ pub(crate) async fn produce(
     path: StreamPath,
     req: Request<Incoming>,
 ) -> RelayResponse {
-    if let Err(refused) = authorize(&hub, &req, &path, access_for(Role::Producer)) {
+    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Producer)) {
         return refused;
     }
     let headers: Vec<(HeaderName, HeaderValue)> = FORWARDED_HEADERS
@@ -100,6 +100,14 @@ pub(crate) async fn produce(
                 }
             }
         };
+        let started = tokio::select! {
+            started = upload.first_bytes() => started,
+            _ = hub.shutting_down() => return shutting_down(),
+        };
+        if let Err(error) = started {
+            tracing::debug!(path = %path, %error, "producer left before sending data");
+            return text(StatusCode::BAD_REQUEST, "upload broke off before any data");
+        }
         let (report, outcome) = oneshot::channel();
         let body = ForwardBody::new(upload, path.clone(), hub.tap.clone(), lease, report);
         let meeting = Meeting {
@@ -133,7 +141,7 @@ pub(crate) async fn consume(
     path: StreamPath,
     req: Request<Incoming>,
 ) -> RelayResponse {
-    if let Err(refused) = authorize(&hub, &req, &path, access_for(Role::Consumer)) {
+    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Consumer)) {
         return refused;
     }
     drop(req);

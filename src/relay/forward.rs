@@ -81,7 +81,26 @@ impl Upload {
     /// and only the wait timeout notices a producer that vanishes then.
     /// Reading also sends `100 Continue` to a client that asked for it.
     pub(crate) async fn watch(&mut self) -> hyper::Error {
-        while self.stashed < WAITING_READ_AHEAD && !self.ended {
+        if let Err(e) = self.read_ahead(WAITING_READ_AHEAD).await {
+            return e;
+        }
+        std::future::pending().await
+    }
+
+    /// Waits until the upload has sent its first bytes (or ended).
+    ///
+    /// Asking for the body sends `100 Continue` to a client that expects it,
+    /// but hyper can only do so before the final response head goes out. So
+    /// a producer that pairs on arrival gets its response head only once
+    /// body bytes flow; otherwise curl would first wait out its expect timeout.
+    pub(crate) async fn first_bytes(&mut self) -> Result<(), hyper::Error> {
+        self.read_ahead(1).await
+    }
+
+    /// Reads chunks into the stash until it holds `limit` bytes or the upload
+    /// ended. Cancel-safe: a chunk is either stashed or still in hyper.
+    async fn read_ahead(&mut self, limit: usize) -> Result<(), hyper::Error> {
+        while self.stashed < limit && !self.ended {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -92,10 +111,10 @@ impl Upload {
                     }
                 }
                 None => self.ended = true,
-                Some(Err(e)) => return e,
+                Some(Err(e)) => return Err(e),
             }
         }
-        std::future::pending().await
+        Ok(())
     }
 
     /// The next non-empty data chunk; `None` at a clean end. Trailers and
