@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 /// True when running under CI (`CI=true`): missing tools fail instead of skip.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Returns the path if it exists; otherwise panics under CI or returns None (skip).
