@@ -1,1 +1,58 @@
 //! Layer 1: the sans-IO stream cipher (age-rt v0.2 and age v1).
+//!
+//! - [`Encryptor`] / [`Decryptor`]: state machines, bytes in and bytes out,
+//!   no I/O (in the spirit of rustls' core and tokio-util's codecs).
+//! - [`EncryptingWriter`] / [`DecryptingReader`]: thin `tokio::io` and
+//!   `std::io` adapters over them.
+//! - [`keys`]: recipients and identities from strings and files.
+//! - [`aead`]: the ChaCha20-Poly1305 backend trait (`ring` or RustCrypto).
+//! - [`stream`]: STREAM chunk sealing (nonce, sealer, opener).
+//!
+//! Formats ([`Format`]): **age-rt v0.2** (length-prefixed chunks of up to
+//! 64 KiB, flushable, what the official Python client writes) and **age v1**
+//! (fixed 64 KiB chunks, readable by `age`/`rage`). The decryptor detects
+//! which from the header.
+//!
+//! Security contract: plaintext is released only after its chunk
+//! authenticated, and the header MAC is checked before any payload byte;
+//! a stream is complete only when the final chunk authenticated, otherwise
+//! [`Error::Truncated`]. File keys, payload keys and passphrases live in
+//! zeroizing types and are never printed.
+//!
+//! ```
+//! use secrecy::SecretString;
+//! use zebrastream::cipher::{Decryptor, Encryptor, Format, Error};
+//! # fn main() -> Result<(), Error> {
+//! let id = age::x25519::Identity::generate();
+//! let mut enc = Encryptor::with_recipients(Format::AgeV1, vec![Box::new(id.to_public())])?;
+//! let wire = enc.encrypt_all(b"some bytes")?;
+//! let plain = Decryptor::with_identities(vec![Box::new(id)]).decrypt_all(&wire)?;
+//! assert_eq!(plain, b"some bytes");
+//!
+//! // A stream cut short is never reported as complete.
+//! let id = age::x25519::Identity::generate();
+//! let mut enc = Encryptor::with_recipients(Format::AgeRt, vec![Box::new(id.to_public())])?;
+//! let wire = enc.encrypt_all(b"some bytes")?;
+//! let cut = Decryptor::with_identities(vec![Box::new(id)]).decrypt_all(&wire[..wire.len() - 1]);
+//! assert_eq!(cut, Err(Error::Truncated));
+//! # let _ = SecretString::from("unused");
+//! # Ok(()) }
+//! ```
+
+pub mod aead;
+mod decryptor;
+mod encryptor;
+mod error;
+mod format;
+mod io;
+pub mod keys;
+pub mod stream;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use decryptor::{Decryptor, DEFAULT_MAX_WORK_FACTOR};
+pub use encryptor::{Encryptor, SCRYPT_WORK_FACTOR};
+pub use error::{Error, HeaderError, KeyError, ProtocolError, Unsupported};
+pub use format::{Format, UnknownFormat, AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER, MAX_HEADER_LEN};
+pub use io::{DecryptingReader, EncryptingWriter};

@@ -90,15 +90,6 @@ impl RelayArgs {
 /// Runs the relay until a signal arrives.
 pub fn run(args: RelayArgs) -> CmdResult {
     let config = args.config()?;
-    // Logs go to stderr; RUST_LOG overrides the default level. Another
-    // subscriber may already be installed (then keep it).
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
     if args.open {
         eprintln!(
             "zebrastream: WARNING: relay is open (no authentication): anyone who reaches {} can read and write every stream",

@@ -1,0 +1,548 @@
+//! The sans-IO decryptor: ciphertext in, authenticated plaintext out.
+
+use std::fmt;
+
+use age_core::format::{FileKey, Stanza};
+use secrecy::SecretString;
+
+use super::aead::{ChunkAead, DefaultAead};
+use super::error::{Error, HeaderError, ProtocolError, Unsupported};
+use super::format::{
+    check_identifier, is_terminator, parse_header, Format, AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER,
+    MAX_HEADER_LEN,
+};
+use super::stream::{payload_key, ChunkOpener, ENCRYPTED_CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
+
+/// Largest scrypt work factor (log2 N) accepted by default: 2^20 needs 1 GiB
+/// and about 4x the time of the 2^18 everyone writes. Raise it with
+/// [`Decryptor::max_work_factor`] if you trust the source.
+pub const DEFAULT_MAX_WORK_FACTOR: u8 = 20;
+
+/// Recipient types we recognise but cannot unwrap; a stream addressed only
+/// to them fails with [`Unsupported::RecipientType`].
+const UNSUPPORTED_RECIPIENT_TYPES: &[&str] = &["mlkem768x25519", "mlkem768p256tag", "p256tag"];
+
+const LEN_PREFIX: usize = 4;
+/// Largest age-rt frame: length prefix and a full sealed chunk.
+const MAX_FRAME: usize = LEN_PREFIX + ENCRYPTED_CHUNK_SIZE;
+/// Bytes read past a frame to learn whether more follows.
+const LOOKAHEAD: usize = 4;
+/// Bytes read at a time while scanning the header.
+const HEADER_READ: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Header,
+    Nonce,
+    Chunks,
+    Done,
+}
+
+/// Decrypts one stream, sans-IO: give it ciphertext, take plaintext.
+///
+/// It detects the format (age-rt v0.2 or age v1) from the header's first
+/// line, checks the header MAC before releasing any payload byte, and
+/// releases plaintext one chunk at a time, only after that chunk
+/// authenticated. The input ends with [`finish`](Self::finish), which fails
+/// with [`Error::Truncated`] unless the final chunk was seen.
+///
+/// Feed it either with [`feed`](Self::feed) (copies) or, without a copy,
+/// by reading into [`input_buffer`](Self::input_buffer) and calling
+/// [`commit_input`](Self::commit_input). It never buffers more than one
+/// chunk (plus a few bytes of look-ahead).
+///
+/// age v1 quirk: the official Python client writes an empty final chunk
+/// after a full 64 KiB chunk, which the age spec forbids. We accept it by
+/// default; [`strict_age_v1`](Self::strict_age_v1) rejects it.
+pub struct Decryptor<A: ChunkAead = DefaultAead> {
+    identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    passphrases: Vec<SecretString>,
+    max_work_factor: u8,
+    strict_age_v1: bool,
+    state: State,
+    format: Option<Format>,
+    header: Vec<u8>,
+    /// Input bytes `buf[start..end]` not yet processed.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Authenticated plaintext `buf[plain.0..plain.1]` not yet taken.
+    plain: (usize, usize),
+    /// Copy of a chunk's ciphertext for age-rt's second (final-flag) attempt.
+    backup: Box<[u8]>,
+    /// The unwrapped file key, between the header and the payload nonce.
+    header_file_key: Option<FileKey>,
+    opener: Option<ChunkOpener<A>>,
+    eof: bool,
+    failed: Option<Error>,
+}
+
+impl Decryptor {
+    /// A decryptor for a passphrase (scrypt stanzas).
+    pub fn with_passphrase(passphrase: SecretString) -> Self {
+        Self::with_identities(Vec::new()).passphrase(passphrase)
+    }
+
+    /// A decryptor for identities (`AGE-SECRET-KEY-1…`, SSH keys, ...).
+    pub fn with_identities(identities: Vec<Box<dyn age::Identity + Send + Sync>>) -> Self {
+        Decryptor::<DefaultAead>::with_identities_and_backend(identities)
+    }
+}
+
+impl<A: ChunkAead> Decryptor<A> {
+    /// Like [`Decryptor::with_identities`] with a chosen AEAD backend.
+    pub fn with_identities_and_backend(
+        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    ) -> Self {
+        Decryptor {
+            identities,
+            passphrases: Vec::new(),
+            max_work_factor: DEFAULT_MAX_WORK_FACTOR,
+            strict_age_v1: false,
+            state: State::Header,
+            format: None,
+            header: Vec::new(),
+            buf: vec![0u8; MAX_FRAME + LOOKAHEAD].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            plain: (0, 0),
+            backup: vec![0u8; ENCRYPTED_CHUNK_SIZE].into_boxed_slice(),
+            header_file_key: None,
+            opener: None,
+            eof: false,
+            failed: None,
+        }
+    }
+
+    /// Also tries this passphrase on scrypt stanzas (may be given several times).
+    pub fn passphrase(mut self, passphrase: SecretString) -> Self {
+        self.passphrases.push(passphrase);
+        self
+    }
+
+    /// Sets the largest accepted scrypt work factor (log2 N); default
+    /// [`DEFAULT_MAX_WORK_FACTOR`]. Higher factors fail with
+    /// [`HeaderError::ScryptWorkFactorTooHigh`] before any work is done.
+    pub fn max_work_factor(mut self, log_n: u8) -> Self {
+        self.max_work_factor = log_n;
+        self
+    }
+
+    /// Rejects an empty final age v1 chunk after a non-empty payload (what
+    /// the age spec requires) instead of tolerating it (what the Python
+    /// client needs).
+    pub fn strict_age_v1(mut self, strict: bool) -> Self {
+        self.strict_age_v1 = strict;
+        self
+    }
+
+    /// The detected format, once the first header line has been read.
+    pub fn format(&self) -> Option<Format> {
+        self.format
+    }
+
+    /// Whether the final chunk authenticated (all plaintext may not be taken yet).
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Authenticated plaintext ready to be taken.
+    pub fn plaintext(&self) -> &[u8] {
+        &self.buf[self.plain.0..self.plain.1]
+    }
+
+    /// Marks `n` bytes of [`plaintext`](Self::plaintext) as taken.
+    ///
+    /// # Panics
+    /// If `n` exceeds `plaintext().len()`.
+    pub fn consume_plaintext(&mut self, n: usize) {
+        assert!(
+            n <= self.plain.1 - self.plain.0,
+            "consumed more plaintext than available"
+        );
+        self.plain.0 += n;
+    }
+
+    /// Copies plaintext into `out`, marks it taken and returns its length.
+    pub fn read_plaintext(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.plaintext().len());
+        out[..n].copy_from_slice(&self.plaintext()[..n]);
+        self.consume_plaintext(n);
+        n
+    }
+
+    /// Where the next input bytes should go; empty while plaintext is
+    /// pending or when no input is needed. Follow with
+    /// [`commit_input`](Self::commit_input).
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        if !self.plaintext().is_empty() || self.failed.is_some() {
+            return &mut [];
+        }
+        self.compact();
+        let buffered = self.end - self.start;
+        let wanted = match self.state {
+            State::Header => HEADER_READ,
+            State::Nonce => PAYLOAD_NONCE_SIZE + LOOKAHEAD,
+            State::Chunks => self.frame_len().unwrap_or(LEN_PREFIX) + LOOKAHEAD,
+            // One byte suffices to detect trailing data.
+            State::Done => 1,
+        };
+        let space = wanted
+            .saturating_sub(buffered)
+            .min(self.buf.len() - self.end);
+        &mut self.buf[self.end..self.end + space]
+    }
+
+    /// Processes `n` bytes written at the start of the last
+    /// [`input_buffer`](Self::input_buffer).
+    pub fn commit_input(&mut self, n: usize) -> Result<(), Error> {
+        assert!(
+            self.end + n <= self.buf.len(),
+            "committed more than the input buffer"
+        );
+        self.end += n;
+        self.run()
+    }
+
+    /// Copies input in and processes it; returns how many bytes were taken.
+    /// Stops early when a chunk of plaintext is ready: take it, then feed the rest.
+    pub fn feed(&mut self, mut input: &[u8]) -> Result<usize, Error> {
+        let total = input.len();
+        while !input.is_empty() {
+            // Process what is already buffered (e.g. after plaintext was taken).
+            self.run()?;
+            let space = self.input_buffer();
+            if space.is_empty() {
+                break;
+            }
+            let n = space.len().min(input.len());
+            space[..n].copy_from_slice(&input[..n]);
+            input = &input[n..];
+            self.commit_input(n)?;
+        }
+        self.check_failed()?;
+        Ok(total - input.len())
+    }
+
+    /// Signals the end of the input. Fails with [`Error::Truncated`] unless
+    /// the final chunk authenticated. An age v1 final chunk is only known at
+    /// the end, so this may release plaintext: take it and call `finish`
+    /// again (it is idempotent) until it returns `Ok` with no plaintext.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.eof = true;
+        self.run()
+    }
+
+    /// Decrypts a complete stream held in memory (convenience for small
+    /// inputs and tests; streams should use the incremental API or the
+    /// adapters).
+    pub fn decrypt_all(&mut self, mut input: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        loop {
+            let n = self.feed(input)?;
+            input = &input[n..];
+            out.extend_from_slice(self.plaintext());
+            self.consume_plaintext(self.plaintext().len());
+            if input.is_empty() && n == 0 {
+                break;
+            }
+        }
+        // An age v1 stream may still hold its last chunks: finish until done.
+        loop {
+            self.finish()?;
+            if self.plaintext().is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(self.plaintext());
+            self.consume_plaintext(self.plaintext().len());
+        }
+    }
+
+    fn check_failed(&self) -> Result<(), Error> {
+        match &self.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the state machine, latching the first error.
+    fn run(&mut self) -> Result<(), Error> {
+        self.check_failed()?;
+        let result = self.process();
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+            self.plain = (0, 0);
+        }
+        result
+    }
+
+    /// Moves unprocessed bytes to the front once all plaintext is taken.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            self.plain = (0, 0);
+        }
+    }
+
+    /// The age-rt frame length once its prefix is buffered (age v1: one full chunk).
+    fn frame_len(&self) -> Option<usize> {
+        match self.format {
+            Some(Format::AgeV1) => Some(ENCRYPTED_CHUNK_SIZE),
+            _ => {
+                if self.end - self.start < LEN_PREFIX {
+                    return None;
+                }
+                let prefix = &self.buf[self.start..self.start + LEN_PREFIX];
+                let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes"));
+                Some(LEN_PREFIX.saturating_add(len as usize))
+            }
+        }
+    }
+
+    fn process(&mut self) -> Result<(), Error> {
+        while self.plaintext().is_empty() {
+            let progressed = match self.state {
+                State::Header => self.process_header()?,
+                State::Nonce => self.process_nonce(),
+                State::Chunks => match self.format {
+                    Some(Format::AgeV1) => self.process_age_v1_chunk()?,
+                    _ => self.process_age_rt_chunk()?,
+                },
+                State::Done => {
+                    if self.end > self.start {
+                        return Err(ProtocolError::TrailingData.into());
+                    }
+                    return Ok(());
+                }
+            };
+            if !progressed {
+                if self.eof {
+                    return Err(Error::Truncated);
+                }
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn process_header(&mut self) -> Result<bool, Error> {
+        let pending = &self.buf[self.start..self.end];
+        let Some(nl) = pending.iter().position(|&b| b == b'\n') else {
+            // No complete line yet: keep the partial line, bounded.
+            self.append_header(self.end)?;
+            if self.format.is_none() {
+                check_first_line(&self.header)?;
+            }
+            return Ok(false);
+        };
+        let line_start = self.header.len();
+        self.append_header(self.start + nl + 1)?;
+        let line = &self.header[line_start..self.header.len() - 1];
+        if self.format.is_none() {
+            if !check_first_line(&self.header)? {
+                self.format = Some(check_identifier(&self.header[..self.header.len() - 1])?);
+            }
+        } else if is_terminator(line) {
+            self.finish_header()?;
+        }
+        Ok(true)
+    }
+
+    /// Moves `buf[start..upto]` into the header, enforcing the size bound.
+    fn append_header(&mut self, upto: usize) -> Result<(), Error> {
+        if self.header.len() + (upto - self.start) > MAX_HEADER_LEN {
+            return Err(HeaderError::TooLarge {
+                limit: MAX_HEADER_LEN,
+            }
+            .into());
+        }
+        self.header.extend_from_slice(&self.buf[self.start..upto]);
+        self.start = upto;
+        Ok(())
+    }
+
+    fn finish_header(&mut self) -> Result<(), Error> {
+        let header = parse_header(&self.header)?;
+        if header.stanzas.is_empty() {
+            return Err(HeaderError::Malformed("no recipient stanza").into());
+        }
+        let file_key = self.unwrap_file_key(&header.stanzas)?;
+        header.verify_mac(&self.header, &file_key)?;
+        self.state = State::Nonce;
+        self.header_file_key = Some(file_key);
+        Ok(())
+    }
+
+    fn process_nonce(&mut self) -> bool {
+        if self.end - self.start < PAYLOAD_NONCE_SIZE {
+            return false;
+        }
+        let nonce: [u8; PAYLOAD_NONCE_SIZE] = self.buf[self.start..self.start + PAYLOAD_NONCE_SIZE]
+            .try_into()
+            .expect("16 bytes");
+        self.start += PAYLOAD_NONCE_SIZE;
+        let file_key = self.header_file_key.take().expect("set with the header");
+        self.opener = Some(ChunkOpener::new(&payload_key(&file_key, &nonce)));
+        self.state = State::Chunks;
+        true
+    }
+
+    fn process_age_rt_chunk(&mut self) -> Result<bool, Error> {
+        let Some(frame) = self.frame_len() else {
+            return Ok(false);
+        };
+        let sealed_len = frame - LEN_PREFIX;
+        if !(TAG_SIZE..=ENCRYPTED_CHUNK_SIZE).contains(&sealed_len) {
+            return Err(ProtocolError::BadChunkLength(sealed_len as u32).into());
+        }
+        if self.end - self.start < frame {
+            return Ok(false);
+        }
+        let chunk_start = self.start + LEN_PREFIX;
+        let chunk = &mut self.buf[chunk_start..chunk_start + sealed_len];
+        let opener = self.opener.as_mut().expect("set with the nonce");
+        let (n, last) = opener.open_either(chunk, &mut self.backup)?;
+        self.plain = (chunk_start, chunk_start + n);
+        self.start += frame;
+        if last {
+            self.state = State::Done;
+        }
+        Ok(true)
+    }
+
+    fn process_age_v1_chunk(&mut self) -> Result<bool, Error> {
+        let buffered = self.end - self.start;
+        let opener = self.opener.as_mut().expect("set with the nonce");
+        let chunk_start = self.start;
+        // A full chunk may be final (then nothing may follow) or not; a
+        // short chunk can only be the final one, known at the end of input.
+        let (n, len, last) =
+            if buffered > ENCRYPTED_CHUNK_SIZE || (self.eof && buffered == ENCRYPTED_CHUNK_SIZE) {
+                let chunk = &mut self.buf[chunk_start..chunk_start + ENCRYPTED_CHUNK_SIZE];
+                let (n, last) = opener.open_either(chunk, &mut self.backup)?;
+                (n, ENCRYPTED_CHUNK_SIZE, last)
+            } else if self.eof && buffered >= TAG_SIZE {
+                let chunk = &mut self.buf[chunk_start..chunk_start + buffered];
+                (opener.open(chunk, true)?, buffered, true)
+            } else {
+                return Ok(false);
+            };
+        if last && n == 0 && opener.index() > 1 && self.strict_age_v1 {
+            return Err(ProtocolError::EmptyFinalChunk.into());
+        }
+        self.plain = (chunk_start, chunk_start + n);
+        self.start += len;
+        if last {
+            self.state = State::Done;
+        }
+        Ok(true)
+    }
+
+    /// Tries every identity on every stanza, age-style.
+    fn unwrap_file_key(&self, stanzas: &[Stanza]) -> Result<FileKey, Error> {
+        if stanzas.iter().any(|s| s.tag == "scrypt") && stanzas.len() != 1 {
+            return Err(HeaderError::ScryptNotAlone.into());
+        }
+        let scrypt: Vec<_> = self
+            .passphrases
+            .iter()
+            .map(|p| {
+                let mut id = age::scrypt::Identity::new(p.clone());
+                id.set_max_work_factor(self.max_work_factor);
+                id
+            })
+            .collect();
+        let identities = scrypt.iter().map(|id| id as &dyn age::Identity).chain(
+            self.identities
+                .iter()
+                .map(|id| id.as_ref() as &dyn age::Identity),
+        );
+        for identity in identities {
+            for stanza in stanzas {
+                match identity.unwrap_stanza(stanza) {
+                    Some(Ok(key)) => return Ok(key),
+                    Some(Err(e)) => return Err(self.map_unwrap_error(e, stanza)),
+                    None => {}
+                }
+            }
+        }
+        match stanzas
+            .iter()
+            .find(|s| UNSUPPORTED_RECIPIENT_TYPES.contains(&s.tag.as_str()))
+        {
+            Some(s) => Err(Unsupported::RecipientType(s.tag.clone()).into()),
+            None => Err(Error::NoMatchingIdentity),
+        }
+    }
+
+    fn map_unwrap_error(&self, e: age::DecryptError, stanza: &Stanza) -> Error {
+        match e {
+            age::DecryptError::ExcessiveWork { required, .. } => {
+                HeaderError::ScryptWorkFactorTooHigh {
+                    log_n: required,
+                    max: self.max_work_factor,
+                }
+                .into()
+            }
+            // A stanza for this identity type that does not decrypt: wrong passphrase.
+            age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys => {
+                Error::NoMatchingIdentity
+            }
+            age::DecryptError::KeyDecryptionFailed => super::error::KeyError::KeyDecryption.into(),
+            age::DecryptError::InvalidMac => HeaderError::BadMac.into(),
+            _ => HeaderError::InvalidStanza {
+                tag: stanza.tag.clone(),
+            }
+            .into(),
+        }
+    }
+}
+
+/// Checks the header's first line while it is being read: fails early on
+/// input that cannot become a known identifier, and names ASCII armor
+/// (which we do not decode, possibly after blank lines) as unsupported.
+/// Returns true while only whitespace has been seen.
+fn check_first_line(header: &[u8]) -> Result<bool, Error> {
+    const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+    let trimmed = header.trim_ascii_start();
+    if trimmed.is_empty() {
+        return Ok(true);
+    }
+    let complete = trimmed.ends_with(b"\n");
+    let line = trimmed.strip_suffix(b"\n").unwrap_or(trimmed);
+    if ARMOR_BEGIN.starts_with(line) || line.starts_with(ARMOR_BEGIN) {
+        if complete || line.len() >= ARMOR_BEGIN.len() {
+            return Err(Unsupported::Armor.into());
+        }
+        return Ok(false);
+    }
+    let is_prefix = [AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER]
+        .iter()
+        .any(|id| id.as_bytes().starts_with(line));
+    // The identifier must be the very first line: no leading whitespace.
+    if trimmed.len() == header.len()
+        && (is_prefix && !complete || Format::from_identifier(line).is_some())
+    {
+        Ok(false)
+    } else {
+        Err(
+            check_identifier(header.strip_suffix(b"\n").unwrap_or(header))
+                .expect_err("not a known identifier")
+                .into(),
+        )
+    }
+}
+
+impl<A: ChunkAead> fmt::Debug for Decryptor<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Identities and passphrases are never printed.
+        f.debug_struct("Decryptor")
+            .field("format", &self.format)
+            .field("state", &self.state)
+            .field("identities", &self.identities.len())
+            .field("passphrases", &self.passphrases.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,329 @@
+//! The sans-IO encryptor: plaintext in, header and sealed chunks out.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use age_core::format::{FileKey, Stanza};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use secrecy::SecretString;
+
+use super::aead::{ChunkAead, DefaultAead};
+use super::error::Error;
+use super::format::{write_header, Format};
+use super::stream::{payload_key, ChunkSealer, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
+
+/// scrypt work factor (log2 N) written for passphrases: what age and the
+/// Python client use, and the only one the Python decoder accepts.
+pub const SCRYPT_WORK_FACTOR: u8 = 18;
+
+/// Bytes reserved in front of the chunk for the age-rt length prefix.
+const LEN_PREFIX: usize = 4;
+
+/// What `flush`/`finish` asked for, carried out as soon as the pending
+/// output has been taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    None,
+    Flush,
+    Finish,
+}
+
+/// Encrypts one stream, sans-IO (like rustls' connection core): give it
+/// plaintext with [`write`](Self::write), take ciphertext from
+/// [`output`](Self::output) and [`consume`](Self::consume) it.
+///
+/// Chunks are sealed in place in one reused buffer; at most one chunk (plus
+/// the header, at first) is pending. While output is pending, `write` takes
+/// nothing (returns 0): that is the backpressure.
+///
+/// You MUST call [`finish`](Self::finish) and drain the output, or the
+/// stream is truncated and every decryptor rejects it.
+///
+/// ```
+/// use zebrastream::cipher::{Decryptor, Encryptor, Format};
+/// # fn main() -> Result<(), zebrastream::cipher::Error> {
+/// let identity = age::x25519::Identity::generate();
+/// let mut enc = Encryptor::with_recipients(Format::AgeRt, vec![Box::new(identity.to_public())])?;
+/// let mut wire = Vec::new();
+/// let mut data: &[u8] = b"hello";
+/// while !data.is_empty() {
+///     let n = enc.write(data)?;
+///     data = &data[n..];
+///     wire.extend_from_slice(enc.output());
+///     enc.consume(enc.output().len());
+/// }
+/// enc.finish();
+/// while !enc.output().is_empty() {
+///     wire.extend_from_slice(enc.output());
+///     enc.consume(enc.output().len());
+/// }
+///
+/// let mut dec = Decryptor::with_identities(vec![Box::new(identity)]);
+/// let plain = dec.decrypt_all(&wire)?;
+/// assert_eq!(plain, b"hello");
+/// # Ok(()) }
+/// ```
+pub struct Encryptor<A: ChunkAead = DefaultAead> {
+    format: Format,
+    /// Header and payload nonce; sent before the first chunk.
+    preamble: Vec<u8>,
+    preamble_taken: usize,
+    sealer: ChunkSealer<A>,
+    /// `[len prefix (4)] [plaintext (<= 64 KiB)] [tag (16)]`, sealed in place.
+    chunk: Box<[u8]>,
+    /// Plaintext bytes pending in `chunk[LEN_PREFIX..]`.
+    fill: usize,
+    /// Sealed frame `chunk[sealed.0..sealed.1]`, taken up to `sealed.0 + taken`.
+    sealed: Option<(usize, usize)>,
+    taken: usize,
+    /// One plaintext byte accepted while a full chunk was being sealed: it
+    /// proves the sealed chunk was not the last, and starts the next chunk.
+    carry: Option<u8>,
+    request: Request,
+}
+
+impl Encryptor {
+    /// An encryptor for a passphrase (scrypt, work factor 2^18).
+    ///
+    /// Takes about half a second (scrypt).
+    pub fn with_passphrase(format: Format, passphrase: SecretString) -> Result<Self, Error> {
+        Self::with_scrypt(format, passphrase, SCRYPT_WORK_FACTOR)
+    }
+
+    /// Like [`with_passphrase`](Self::with_passphrase) with a chosen scrypt
+    /// work factor, to keep tests fast. Test builds only.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub fn with_passphrase_work_factor(
+        format: Format,
+        passphrase: SecretString,
+        log_n: u8,
+    ) -> Result<Self, Error> {
+        Self::with_scrypt(format, passphrase, log_n)
+    }
+
+    fn with_scrypt(format: Format, passphrase: SecretString, log_n: u8) -> Result<Self, Error> {
+        let mut recipient = age::scrypt::Recipient::new(passphrase);
+        recipient.set_work_factor(log_n);
+        Self::with_recipients(format, vec![Box::new(recipient)])
+    }
+
+    /// An encryptor for one or more recipients (`age1…` X25519, SSH keys,
+    /// scrypt, or any other `age::Recipient`).
+    ///
+    /// Fails if the list is empty or mixes recipients that age forbids to
+    /// combine (scrypt must be alone).
+    pub fn with_recipients(
+        format: Format,
+        recipients: Vec<Box<dyn age::Recipient + Send>>,
+    ) -> Result<Self, Error> {
+        Encryptor::<DefaultAead>::with_recipients_and_backend(format, recipients)
+    }
+}
+
+impl<A: ChunkAead> Encryptor<A> {
+    /// Like [`Encryptor::with_recipients`] with a chosen AEAD backend.
+    pub fn with_recipients_and_backend(
+        format: Format,
+        recipients: Vec<Box<dyn age::Recipient + Send>>,
+    ) -> Result<Self, Error> {
+        if recipients.is_empty() {
+            return Err(Error::InvalidRecipients("no recipients"));
+        }
+        let file_key = FileKey::init_with_mut(|k| OsRng.fill_bytes(k));
+        let mut stanzas: Vec<Stanza> = Vec::new();
+        let mut labels: Option<HashSet<String>> = None;
+        for recipient in &recipients {
+            let (mut s, l) = recipient
+                .wrap_file_key(&file_key)
+                .map_err(|_| Error::InvalidRecipients("a recipient could not wrap the file key"))?;
+            // age's rule: recipients must agree on their labels (this keeps
+            // scrypt, which has a unique label, alone).
+            match &labels {
+                Some(prev) if *prev != l => {
+                    return Err(Error::InvalidRecipients(
+                        "incompatible recipients (scrypt cannot be combined with other recipients)",
+                    ))
+                }
+                _ => labels = Some(l),
+            }
+            stanzas.append(&mut s);
+        }
+        let mut preamble = write_header(format, &stanzas, &file_key);
+        let mut nonce = [0u8; PAYLOAD_NONCE_SIZE];
+        OsRng.fill_bytes(&mut nonce);
+        preamble.extend_from_slice(&nonce);
+        let key = payload_key(&file_key, &nonce);
+        Ok(Encryptor {
+            format,
+            preamble,
+            preamble_taken: 0,
+            sealer: ChunkSealer::new(&key),
+            chunk: vec![0u8; LEN_PREFIX + CHUNK_SIZE + TAG_SIZE].into_boxed_slice(),
+            fill: 0,
+            sealed: None,
+            taken: 0,
+            carry: None,
+            request: Request::None,
+        })
+    }
+
+    /// The format being written.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Takes plaintext; returns how many bytes were taken.
+    ///
+    /// Returns 0 (for non-empty input) while sealed output is pending: take
+    /// it with [`output`](Self::output) / [`consume`](Self::consume) first.
+    /// Fails with [`Error::Finished`] after [`finish`](Self::finish).
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, Error> {
+        if self.request == Request::Finish || self.sealer.is_finished() {
+            return Err(Error::Finished);
+        }
+        if data.is_empty() || self.sealed.is_some() {
+            return Ok(0);
+        }
+        if self.fill == CHUNK_SIZE {
+            // A full chunk and more data: the chunk is not the last one.
+            self.seal(false)?;
+            self.carry = Some(data[0]);
+            return Ok(1);
+        }
+        let n = data.len().min(CHUNK_SIZE - self.fill);
+        self.chunk[LEN_PREFIX + self.fill..][..n].copy_from_slice(&data[..n]);
+        self.fill += n;
+        Ok(n)
+    }
+
+    /// Makes everything written so far decryptable at once: age-rt seals the
+    /// pending plaintext as a non-final chunk; age v1 has fixed chunks, so
+    /// this does nothing there. Takes effect once pending output is taken.
+    pub fn flush(&mut self) {
+        if self.format == Format::AgeRt && self.request == Request::None {
+            self.request = Request::Flush;
+        }
+        self.settle();
+    }
+
+    /// Ends the stream: the pending plaintext becomes the final chunk (empty
+    /// when nothing is pending in age-rt). Idempotent. Take the remaining
+    /// [`output`](Self::output) until [`is_done`](Self::is_done).
+    pub fn finish(&mut self) {
+        self.request = Request::Finish;
+        self.settle();
+    }
+
+    /// Ciphertext ready to send (empty when there is none).
+    pub fn output(&self) -> &[u8] {
+        if self.preamble_taken < self.preamble.len() {
+            return &self.preamble[self.preamble_taken..];
+        }
+        match self.sealed {
+            Some((start, end)) => &self.chunk[start + self.taken..end],
+            None => &[],
+        }
+    }
+
+    /// Marks `n` bytes of [`output`](Self::output) as sent.
+    ///
+    /// # Panics
+    /// If `n` exceeds `output().len()`.
+    pub fn consume(&mut self, n: usize) {
+        assert!(
+            n <= self.output().len(),
+            "consumed more output than available"
+        );
+        if self.preamble_taken < self.preamble.len() {
+            self.preamble_taken += n;
+            return;
+        }
+        if let Some((start, end)) = self.sealed {
+            self.taken += n;
+            if start + self.taken == end {
+                self.sealed = None;
+                self.taken = 0;
+                self.settle();
+            }
+        }
+    }
+
+    /// Encrypts a complete plaintext held in memory and finishes the stream
+    /// (convenience for small inputs and tests; streams should use the
+    /// incremental API or [`EncryptingWriter`](super::EncryptingWriter)).
+    pub fn encrypt_all(&mut self, mut plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(plaintext.len() + 256);
+        loop {
+            let n = self.write(plaintext)?;
+            plaintext = &plaintext[n..];
+            out.extend_from_slice(self.output());
+            self.consume(self.output().len());
+            if plaintext.is_empty() {
+                break;
+            }
+        }
+        self.finish();
+        while !self.output().is_empty() {
+            out.extend_from_slice(self.output());
+            self.consume(self.output().len());
+        }
+        Ok(out)
+    }
+
+    /// Whether the final chunk is sealed and all output has been taken.
+    pub fn is_done(&self) -> bool {
+        self.sealer.is_finished() && self.output().is_empty()
+    }
+
+    /// Carries out a pending flush/finish once the chunk buffer is free.
+    fn settle(&mut self) {
+        if self.sealed.is_some() {
+            return;
+        }
+        if let Some(b) = self.carry.take() {
+            self.chunk[LEN_PREFIX] = b;
+            self.fill = 1;
+        }
+        let result = match self.request {
+            Request::Finish if !self.sealer.is_finished() => self.seal(true),
+            Request::Flush if self.fill > 0 => self.seal(false),
+            _ => Ok(()),
+        };
+        if self.request == Request::Flush {
+            self.request = Request::None;
+        }
+        // Sealing only fails on counter overflow after 2^64 chunks.
+        result.expect("chunk counter overflow");
+    }
+
+    /// Seals the pending plaintext in place and frames it for the format.
+    fn seal(&mut self, last: bool) -> Result<(), Error> {
+        let sealed_len = self.fill + TAG_SIZE;
+        self.sealer
+            .seal(&mut self.chunk[LEN_PREFIX..LEN_PREFIX + sealed_len], last)?;
+        let start = match self.format {
+            Format::AgeRt => {
+                let len = u32::try_from(sealed_len).expect("chunk fits in u32");
+                self.chunk[..LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
+                0
+            }
+            Format::AgeV1 => LEN_PREFIX,
+        };
+        self.sealed = Some((start, LEN_PREFIX + sealed_len));
+        self.taken = 0;
+        self.fill = 0;
+        Ok(())
+    }
+}
+
+impl<A: ChunkAead> fmt::Debug for Encryptor<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material or plaintext.
+        f.debug_struct("Encryptor")
+            .field("format", &self.format)
+            .field("pending_plaintext", &self.fill)
+            .field("finished", &self.sealer.is_finished())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,60 @@
+//! Entry points shared by the `fuzz/` targets and the corpus test
+//! (`tests/cipher_fuzz_corpus.rs`). Not a stable API.
+
+use std::str::FromStr;
+
+use super::{format, Decryptor, Error, Format};
+
+/// The X25519 identity the fuzz seeds are encrypted to (the CCTV test key;
+/// public, never use it for real data).
+pub const FUZZ_IDENTITY: &str =
+    "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0";
+
+/// Parses `data` as a complete header; must never panic.
+pub fn header_parser(data: &[u8]) -> Result<Format, Error> {
+    Ok(format::parse_header(data)?.format)
+}
+
+/// Decrypts `data` as an age-rt stream with [`FUZZ_IDENTITY`].
+pub fn agert_decoder(data: &[u8]) -> Result<Vec<u8>, Error> {
+    decode(data, Format::AgeRt)
+}
+
+/// Decrypts `data` as an age v1 stream with [`FUZZ_IDENTITY`].
+pub fn age_decoder(data: &[u8]) -> Result<Vec<u8>, Error> {
+    decode(data, Format::AgeV1)
+}
+
+/// Feeds `data` in pieces (sizes taken from the data itself, so the fuzzer
+/// explores split points) and checks the decryptor's invariants: plaintext
+/// never exceeds the input, a success has the expected format and is done.
+fn decode(data: &[u8], expected: Format) -> Result<Vec<u8>, Error> {
+    let identity = age::x25519::Identity::from_str(FUZZ_IDENTITY).expect("valid test identity");
+    let mut dec = Decryptor::with_identities(vec![Box::new(identity)]);
+    let step = 1 + usize::from(data.last().copied().unwrap_or(0)) * 97;
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let piece = &rest[..rest.len().min(step)];
+        let n = dec.feed(piece)?;
+        rest = &rest[n..];
+        out.extend_from_slice(dec.plaintext());
+        dec.consume_plaintext(dec.plaintext().len());
+    }
+    loop {
+        dec.finish()?;
+        if dec.plaintext().is_empty() {
+            break;
+        }
+        out.extend_from_slice(dec.plaintext());
+        dec.consume_plaintext(dec.plaintext().len());
+    }
+    assert!(out.len() <= data.len(), "more plaintext than ciphertext");
+    assert!(dec.is_done(), "success without the final chunk");
+    if dec.format() != Some(expected) {
+        return Err(Error::Header(super::HeaderError::UnknownIdentifier(
+            "a different format than this target expects".into(),
+        )));
+    }
+    Ok(out)
+}

@@ -1,0 +1,155 @@
+//! Thin I/O adapters over the sans-IO [`Encryptor`] and [`Decryptor`]:
+//! [`EncryptingWriter`] and [`DecryptingReader`] implement both the
+//! `tokio::io` traits (module `tokio_io`) and the `std::io` traits (module
+//! `blocking`). Errors are [`io::Error`]s wrapping the typed
+//! [`cipher::Error`](super::Error); get it back with
+//! [`Error::from_io`](super::Error::from_io).
+
+use std::io;
+
+use super::aead::{ChunkAead, DefaultAead};
+use super::{Decryptor, Encryptor};
+
+mod blocking;
+mod tokio_io;
+
+/// Encrypts everything written to it into `inner`.
+///
+/// - `flush` makes every byte written so far decryptable by the reader at
+///   once (age-rt seals a partial chunk; age v1 only flushes `inner`).
+/// - `shutdown` (tokio) or [`finish`](EncryptingWriter::finish) (std) writes
+///   the final chunk. Dropping the writer without it leaves a truncated
+///   stream that every reader rejects.
+///
+/// At most one 64 KiB chunk is buffered.
+#[derive(Debug)]
+pub struct EncryptingWriter<W, A: ChunkAead = DefaultAead> {
+    inner: W,
+    enc: Encryptor<A>,
+}
+
+impl<W, A: ChunkAead> EncryptingWriter<W, A> {
+    /// Wraps `inner`; the header is written with the first write or flush.
+    pub fn new(inner: W, enc: Encryptor<A>) -> Self {
+        EncryptingWriter { inner, enc }
+    }
+
+    /// The wrapped writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The wrapped writer, mutably (writing to it directly corrupts the stream).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// Unwraps the writer without finishing the stream.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+/// Decrypts everything read from `inner`.
+///
+/// Returns plaintext only after its chunk authenticated, and reports EOF
+/// only after the final chunk AND the end of `inner` (any byte after the
+/// final chunk is an error). A stream that ends early fails with
+/// [`io::ErrorKind::UnexpectedEof`] wrapping
+/// [`Error::Truncated`](super::Error::Truncated); authentication and format
+/// errors are [`io::ErrorKind::InvalidData`].
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use zebrastream::cipher::{DecryptingReader, Decryptor, EncryptingWriter, Encryptor, Format};
+/// # fn main() -> std::io::Result<()> {
+/// let id = age::x25519::Identity::generate();
+/// let enc = Encryptor::with_recipients(Format::AgeRt, vec![Box::new(id.to_public())])?;
+/// let mut w = EncryptingWriter::new(Vec::new(), enc);
+/// w.write_all(b"hello world")?;
+/// let wire = w.finish()?;
+///
+/// let dec = Decryptor::with_identities(vec![Box::new(id)]);
+/// let mut plain = String::new();
+/// DecryptingReader::new(&wire[..], dec).read_to_string(&mut plain)?;
+/// assert_eq!(plain, "hello world");
+///
+/// // Cut off the final chunk: the reader reports truncation, typed.
+/// let dec = Decryptor::with_identities(vec![Box::new(age::x25519::Identity::generate())]);
+/// let err = DecryptingReader::new(&wire[..10], dec).read_to_end(&mut Vec::new()).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DecryptingReader<R, A: ChunkAead = DefaultAead> {
+    inner: R,
+    dec: Decryptor<A>,
+    inner_eof: bool,
+}
+
+impl<R, A: ChunkAead> DecryptingReader<R, A> {
+    /// Wraps `inner`.
+    pub fn new(inner: R, dec: Decryptor<A>) -> Self {
+        DecryptingReader {
+            inner,
+            dec,
+            inner_eof: false,
+        }
+    }
+
+    /// The wrapped reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The decryptor (e.g. to see the detected [`Format`](super::Format)).
+    pub fn decryptor(&self) -> &Decryptor<A> {
+        &self.dec
+    }
+
+    /// Unwraps the reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// One step that needs no input: hands out plaintext, or at the end of
+    /// `inner` finishes the decryptor. `Some(n)` is a complete read result
+    /// (0 = EOF); `None` means input is needed.
+    fn step_without_input(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        // Process bytes already buffered (several small chunks may arrive in one read).
+        self.dec.commit_input(0)?;
+        loop {
+            if !self.dec.plaintext().is_empty() {
+                return Ok(Some(self.dec.read_plaintext(out)));
+            }
+            if !self.inner_eof {
+                return Ok(None);
+            }
+            self.dec.finish()?;
+            if self.dec.plaintext().is_empty() {
+                // finish succeeded with nothing left: the final chunk was seen.
+                return Ok(Some(0));
+            }
+        }
+    }
+
+    /// Accounts for `n` bytes read from `inner` into the input buffer.
+    fn commit(&mut self, n: usize) -> io::Result<()> {
+        if n == 0 {
+            self.inner_eof = true;
+            return Ok(());
+        }
+        self.dec.commit_input(n)?;
+        Ok(())
+    }
+}
+
+/// The decryptor's input buffer, never empty while input is needed.
+fn input_buffer<A: ChunkAead>(dec: &mut Decryptor<A>) -> io::Result<&mut [u8]> {
+    let buf = dec.input_buffer();
+    if buf.is_empty() {
+        // Unreachable when `step_without_input` ran first; never spin.
+        return Err(io::Error::other("decryptor made no progress"));
+    }
+    Ok(buf)
+}
