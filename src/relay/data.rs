@@ -100,22 +100,32 @@ pub(crate) async fn produce(
                 }
             }
         };
-        let started = tokio::select! {
-            started = upload.first_bytes() => started,
-            _ = hub.shutting_down() => return shutting_down(),
-        };
-        if let Err(error) = started {
-            tracing::debug!(path = %path, %error, "producer left before sending data");
-            return text(StatusCode::BAD_REQUEST, "upload broke off before any data");
-        }
         let (report, outcome) = oneshot::channel();
-        let body = ForwardBody::new(upload, path.clone(), hub.tap.clone(), lease, report);
+        let (flowing, started) = oneshot::channel();
+        let body = ForwardBody::new(
+            upload,
+            path.clone(),
+            hub.tap.clone(),
+            lease,
+            report,
+            flowing,
+        );
         let meeting = Meeting {
             headers: headers.clone(),
             body,
         };
         match consumer.send(meeting) {
             Ok(()) => {
+                // The consumer's connection now reads the upload. Answer the
+                // producer only once bytes flow: reading the body sends
+                // `100 Continue`, which hyper can do only before the final
+                // response head (curl would otherwise first wait out its
+                // expect timeout). An Err means the body is gone already;
+                // the status lines then tell how.
+                tokio::select! {
+                    _ = started => {}
+                    _ = hub.shutting_down() => {}
+                }
                 tracing::info!(path = %path, "transfer started");
                 let mut response = Response::new(boxed(StatusLines::new(outcome)));
                 response.headers_mut().insert(

@@ -87,16 +87,6 @@ impl Upload {
         std::future::pending().await
     }
 
-    /// Waits until the upload has sent its first bytes (or ended).
-    ///
-    /// Asking for the body sends `100 Continue` to a client that expects it,
-    /// but hyper can only do so before the final response head goes out. So
-    /// a producer that pairs on arrival gets its response head only once
-    /// body bytes flow; otherwise curl would first wait out its expect timeout.
-    pub(crate) async fn first_bytes(&mut self) -> Result<(), hyper::Error> {
-        self.read_ahead(1).await
-    }
-
     /// Reads chunks into the stash until it holds `limit` bytes or the upload
     /// ended. Cancel-safe: a chunk is either stashed or still in hyper.
     async fn read_ahead(&mut self, limit: usize) -> Result<(), hyper::Error> {
@@ -156,6 +146,8 @@ pub(crate) struct ForwardBody {
     tap: Option<Arc<dyn ForwardTap>>,
     lease: Option<PairLease>,
     report: Option<oneshot::Sender<Outcome>>,
+    /// Fired once the upload yields its first chunk, its end or an error.
+    flowing: Option<oneshot::Sender<()>>,
     forwarded: u64,
 }
 
@@ -166,6 +158,7 @@ impl ForwardBody {
         tap: Option<Arc<dyn ForwardTap>>,
         lease: PairLease,
         report: oneshot::Sender<Outcome>,
+        flowing: oneshot::Sender<()>,
     ) -> Self {
         ForwardBody {
             upload: Some(upload),
@@ -173,6 +166,7 @@ impl ForwardBody {
             tap,
             lease: Some(lease),
             report: Some(report),
+            flowing: Some(flowing),
             forwarded: 0,
         }
     }
@@ -181,6 +175,7 @@ impl ForwardBody {
     /// between): frees the pair and gives the upload back, untouched.
     pub(crate) fn into_upload(mut self) -> Upload {
         self.report = None;
+        self.flowing = None;
         self.lease = None;
         self.upload
             .take()
@@ -228,7 +223,11 @@ impl Body for ForwardBody {
             let Some(upload) = this.upload.as_mut() else {
                 return Poll::Ready(None);
             };
-            let data = match ready!(upload.poll_chunk(cx)) {
+            let next = ready!(upload.poll_chunk(cx));
+            if let Some(flowing) = this.flowing.take() {
+                let _ = flowing.send(());
+            }
+            let data = match next {
                 Some(Ok(data)) => data,
                 Some(Err(e)) => {
                     let bytes = this.forwarded;
