@@ -21,6 +21,7 @@ mod output;
 mod passphrase;
 mod progress;
 mod read;
+mod relay;
 mod settings;
 mod shell_words;
 mod write;
@@ -99,6 +100,8 @@ enum Command {
     Completions(completions::CompletionsArgs),
     /// Run an encrypted transfer through an in-process loopback relay and verify it
     Demo(demo::DemoArgs),
+    /// Run a relay serving the Connect and Data APIs
+    Relay(relay::RelayArgs),
 }
 
 /// Parse the command line, run the subcommand, and map its outcome to an exit code.
@@ -167,6 +170,10 @@ fn run(cli: Cli) -> CmdResult {
             keygen::run(args)
         }
         Command::Completions(args) => completions::run(args, Cli::command_for_completions()),
+        Command::Relay(args) => {
+            logging::init(flag_level);
+            relay::run(args)
+        }
     }
 }
 
