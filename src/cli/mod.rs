@@ -242,7 +242,44 @@ fn block_on<F: std::future::Future<Output = CmdResult>>(future: F) -> CmdResult 
                 format!("cannot start the async runtime: {e}"),
             )
         })?;
-    runtime.block_on(future)
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = future => result,
+            // Dropping the command's future on Ctrl-C/SIGTERM runs the cleanup
+            // a signal would skip: an upload is aborted (never finished), a
+            // consumer is killed, an unfinished -o file is removed.
+            signal = interrupted() => Err(Failure::new(
+                ExitKind::Other,
+                format!("interrupted by {signal}; the transfer was aborted"),
+            )),
+        }
+    });
+    // A blocking stdin read may still be pending on the runtime's thread pool;
+    // do not wait for input that may never come.
+    runtime.shutdown_background();
+    result
+}
+
+/// Resolves with the signal's name on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+/// If a handler cannot be installed, that signal keeps its default action.
+async fn interrupted() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = ctrl_c => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    ctrl_c.await;
+    "Ctrl-C"
 }
 
 impl Cli {
