@@ -43,6 +43,7 @@ Examples:
   zebrastream read -s /hospital/trial-42 --passphrase-file key.txt | psql
   zebrastream keygen -o partner.key        # then: write -r age1…, read -i partner.key
   zebrastream demo                         # encrypted transfer through a local relay
+  zebrastream relay --tokens tokens.toml   # run your own relay (see relay --help)
 
 Settings come from flags, then ZEBRASTREAM_* environment variables, then the
 config file (-f FILE or -n NAME = ~/.config/zebrastream/streams/NAME.yaml),
