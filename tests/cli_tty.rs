@@ -75,6 +75,31 @@ fn typed_passphrase_is_confirmed_and_never_echoed() {
 }
 
 #[test]
+fn decrypt_asks_once_and_a_wrong_answer_is_exit_8() {
+    let sb = Sandbox::new();
+    let plain = data(20_000, 35);
+    let mut cmd = sb.cmd(&["encrypt", "-o", "c.age"]);
+    cmd.env("ZEBRASTREAM_PASSPHRASE", "right");
+    let out = Proc::spawn(cmd, Some(plain.clone())).finish();
+    out.expect_code(0);
+    // The right passphrase, asked once (no confirmation when decrypting).
+    let mut s = on_tty(&sb, &["decrypt", "-o", "p.bin", "c.age"]);
+    until(&mut s, "Passphrase for c.age: ");
+    s.send_line("right").unwrap();
+    until_match(&mut s, r"decrypted [0-9.]+ KiB");
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0);
+    assert_eq!(std::fs::read(sb.home().join("p.bin")).unwrap(), plain);
+    // A wrong one.
+    let mut s = on_tty(&sb, &["decrypt", "-o", "q.bin", "c.age"]);
+    until(&mut s, "Passphrase for c.age: ");
+    s.send_line("wrong").unwrap();
+    until(&mut s, "wrong passphrase or key");
+    assert_eq!(exit_code(&s), 8);
+    assert!(!sb.home().join("q.bin").exists());
+}
+
+#[test]
 fn mismatched_confirmation_fails_and_writes_nothing() {
     let sb = Sandbox::new();
     sb.file("in.bin", b"data");
