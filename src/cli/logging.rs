@@ -113,7 +113,8 @@ pub fn init_with(level: Level, extra_directives: &[&str]) {
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above a drawn progress bar, not through it.
+        .with_writer(|| super::progress::LogWriter)
         .event_format(PythonStyle)
         .try_init();
 }
