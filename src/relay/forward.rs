@@ -81,7 +81,16 @@ impl Upload {
     /// and only the wait timeout notices a producer that vanishes then.
     /// Reading also sends `100 Continue` to a client that asked for it.
     pub(crate) async fn watch(&mut self) -> hyper::Error {
-        while self.stashed < WAITING_READ_AHEAD && !self.ended {
+        if let Err(e) = self.read_ahead(WAITING_READ_AHEAD).await {
+            return e;
+        }
+        std::future::pending().await
+    }
+
+    /// Reads chunks into the stash until it holds `limit` bytes or the upload
+    /// ended. Cancel-safe: a chunk is either stashed or still in hyper.
+    async fn read_ahead(&mut self, limit: usize) -> Result<(), hyper::Error> {
+        while self.stashed < limit && !self.ended {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -92,10 +101,10 @@ impl Upload {
                     }
                 }
                 None => self.ended = true,
-                Some(Err(e)) => return e,
+                Some(Err(e)) => return Err(e),
             }
         }
-        std::future::pending().await
+        Ok(())
     }
 
     /// The next non-empty data chunk; `None` at a clean end. Trailers and
@@ -137,6 +146,8 @@ pub(crate) struct ForwardBody {
     tap: Option<Arc<dyn ForwardTap>>,
     lease: Option<PairLease>,
     report: Option<oneshot::Sender<Outcome>>,
+    /// Fired once the upload yields its first chunk, its end or an error.
+    flowing: Option<oneshot::Sender<()>>,
     forwarded: u64,
 }
 
@@ -147,6 +158,7 @@ impl ForwardBody {
         tap: Option<Arc<dyn ForwardTap>>,
         lease: PairLease,
         report: oneshot::Sender<Outcome>,
+        flowing: oneshot::Sender<()>,
     ) -> Self {
         ForwardBody {
             upload: Some(upload),
@@ -154,6 +166,7 @@ impl ForwardBody {
             tap,
             lease: Some(lease),
             report: Some(report),
+            flowing: Some(flowing),
             forwarded: 0,
         }
     }
@@ -162,6 +175,7 @@ impl ForwardBody {
     /// between): frees the pair and gives the upload back, untouched.
     pub(crate) fn into_upload(mut self) -> Upload {
         self.report = None;
+        self.flowing = None;
         self.lease = None;
         self.upload
             .take()
@@ -209,7 +223,11 @@ impl Body for ForwardBody {
             let Some(upload) = this.upload.as_mut() else {
                 return Poll::Ready(None);
             };
-            let data = match ready!(upload.poll_chunk(cx)) {
+            let next = ready!(upload.poll_chunk(cx));
+            if let Some(flowing) = this.flowing.take() {
+                let _ = flowing.send(());
+            }
+            let data = match next {
                 Some(Ok(data)) => data,
                 Some(Err(e)) => {
                     let bytes = this.forwarded;

@@ -135,21 +135,23 @@ fn bearer_token<B>(req: &Request<B>) -> Option<String> {
     from_header.or_else(|| query_param(req, "accesstoken"))
 }
 
-/// Checks the request's token against the gate; the refusal is a ready answer.
-pub(crate) fn authorize<B>(
+/// Checks the request's token against the gate: `None` when allowed, else
+/// the ready refusal (401 or 403).
+pub(crate) fn refusal<B>(
     hub: &Hub,
     req: &Request<B>,
     path: &StreamPath,
     access: Access,
-) -> Result<(), RelayResponse> {
+) -> Option<RelayResponse> {
     let store = match &hub.gate {
-        Gate::Open => return Ok(()),
+        Gate::Open => return None,
         Gate::Tokens(store) => store,
     };
     let token = bearer_token(req);
     store
         .authorize(token.as_deref(), path, access, SystemTime::now())
-        .map_err(|denied| {
+        .err()
+        .map(|denied| {
             tracing::info!(path = %path, reason = %denied, "request refused");
             let mut response = text(denied.status(), denied);
             if denied != Denied::Forbidden(access) {
