@@ -25,13 +25,23 @@ async fn forward_secret_transfer_cannot_be_decrypted_with_the_ticket_afterwards(
 
     let payload = data.clone();
     let producer = tokio::spawn(async move {
-        let config = ticket.forward_secret_writer(Format::AgeRt).await.unwrap();
+        let encryption = ticket.forward_secret_writer(Format::AgeRt).await.unwrap();
+        let config = ticket
+            .writer_config()
+            .encryption(encryption)
+            .build()
+            .unwrap();
         let mut w = StreamWriter::connect(&config).await.unwrap();
         w.write_all(&payload).await.unwrap();
         w.shutdown().await.unwrap();
         ticket
     });
-    let config = consumer_ticket.forward_secret_reader().await.unwrap();
+    let encryption = consumer_ticket.forward_secret_reader().await.unwrap();
+    let config = consumer_ticket
+        .reader_config()
+        .encryption(encryption)
+        .build()
+        .unwrap();
     let mut r = StreamReader::connect(&config).await.unwrap();
     let mut got = Vec::new();
     r.read_to_end(&mut got).await.unwrap();

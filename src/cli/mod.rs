@@ -24,6 +24,7 @@ mod read;
 mod relay;
 mod settings;
 mod shell_words;
+mod ticket;
 mod write;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ Examples:
   zebrastream keygen -o partner.key        # then: write -r age1…, read -i partner.key
   zebrastream demo                         # encrypted transfer through a local relay
   zebrastream relay --tokens tokens.toml   # run your own relay (see relay --help)
+  zebrastream ticket new --relay URL/v0 --path /team -o t.txt
+  zebrastream write --ticket-file t.txt < data   # relay, path and key in one string
 
 Settings come from flags, then ZEBRASTREAM_* environment variables, then the
 config file (-f FILE or -n NAME = ~/.config/zebrastream/streams/NAME.yaml),
@@ -103,6 +106,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Run a relay serving the Connect and Data APIs
     Relay(relay::RelayArgs),
+    /// Make or inspect a ticket: one string with relay URL, stream path and key
+    Ticket(ticket::TicketArgs),
 }
 
 /// Parse the command line, run the subcommand, and map its outcome to an exit code.
@@ -174,6 +179,14 @@ fn run(cli: Cli) -> CmdResult {
         Command::Relay(args) => {
             logging::init(flag_level);
             relay::run(args)
+        }
+        Command::Ticket(args) => {
+            logging::init(flag_level);
+            ticket::run(
+                args,
+                &config::Config::load(&config::ConfigSelection::from_flags(None, None), &env)
+                    .map_err(|e| Failure::usage(e.to_string()))?,
+            )
         }
     }
 }

@@ -13,7 +13,7 @@ use zebrastream::client::{self, StreamReader};
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Sink};
 use super::errors::{client_failure, io_failure, Side};
-use super::key_material::{self, OpeningPlan};
+use super::key_material::{self, OpeningKey, OpeningPlan};
 use super::passphrase;
 use super::progress::Progress;
 use super::settings::{self, ModeFlags, StreamArgs};
@@ -81,20 +81,30 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
-    let (encryption, detect) = match plan {
-        OpeningPlan::Plain => (client::Encryption::Plain, None),
-        OpeningPlan::Detect { can_prompt } => (client::Encryption::Plain, Some(can_prompt)),
-        OpeningPlan::Key(key) => (key_material::client_opening(key), None),
+    let (encryption, detect) = match (&stream.ticket, plan) {
+        (Some(ticket), OpeningPlan::Key(OpeningKey::Identities(extra))) => {
+            (ticket.reader_encryption(extra), None)
+        }
+        (Some(ticket), _) => (ticket.reader_encryption(Vec::new()), None),
+        (None, OpeningPlan::Plain) => (client::Encryption::Plain, None),
+        (None, OpeningPlan::Detect { can_prompt }) => (client::Encryption::Plain, Some(can_prompt)),
+        (None, OpeningPlan::Key(key)) => (key_material::client_opening(key), None),
     };
-    let builder = client::Config::builder(subject.clone()).encryption(encryption);
-    let client_config = super::client_common(
-        builder,
-        &stream.connect_url,
+    let (connect_url, connect_timeout, access_token) = (
+        stream.connect_url,
         stream.connect_timeout,
         stream.access_token,
-    )
-    .build()
-    .map_err(|e| client_failure(&subject, Side::Consumer, &e))?;
+    );
+    let config_subject = subject.clone();
+    let make_config = move |encryption: client::Encryption| {
+        let builder = client::Config::builder(config_subject.clone()).encryption(encryption);
+        super::client_common(builder, &connect_url, connect_timeout, access_token.clone())
+            .build()
+            .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
+    };
+    let client_config = make_config(encryption)?;
+    // With forward secrecy, the reader first publishes a one-time key.
+    let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
     let unbuffered = stream.unbuffered;
 
     super::block_on(async move {
@@ -106,6 +116,16 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         };
         let progress = Progress::for_stderr(quiet);
         progress.waiting(format!("{subject}: waiting for writer…"));
+        let client_config = match &forward_secret {
+            None => client_config,
+            Some(ticket) => match ticket.forward_secret_reader().await {
+                Ok(encryption) => make_config(encryption)?,
+                Err(e) => {
+                    progress.clear();
+                    return Err(client_failure(&subject, Side::Consumer, &e));
+                }
+            },
+        };
         let connected = StreamReader::connect(&client_config).await;
         let mut reader = match connected {
             Ok(r) => r,

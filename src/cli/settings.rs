@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use zebrastream::cipher::Format;
+use zebrastream::ticket::Ticket;
 
 use super::config::{Config, ConfigError, ConfigSelection};
 use super::keys::{self, KeyFlags, KeyPlan, Role};
@@ -37,6 +38,15 @@ pub struct StreamArgs {
     /// Explicitly transfer without encryption (overrides keys from config/env)
     #[arg(long)]
     pub plain: bool,
+    /// Ticket (zs1…) carrying relay URL, stream path and key (insecure in argv: prefer ZEBRASTREAM_TICKET or --ticket-file)
+    #[arg(long = "ticket", value_name = "TICKET", value_parser = secret_arg)]
+    pub ticket: Option<SecretString>,
+    /// Read the ticket from the first line of FILE
+    #[arg(long = "ticket-file", value_name = "FILE", conflicts_with = "ticket")]
+    pub ticket_file: Option<PathBuf>,
+    /// With a ticket: encrypt to a one-time key of the reader's, so a ticket leaked later reveals nothing (both sides must give it and be online together)
+    #[arg(long = "forward-secrecy")]
+    pub forward_secrecy: bool,
 }
 
 /// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
@@ -78,8 +88,12 @@ pub struct StreamSettings {
     pub command: Vec<String>,
     /// `-u` or `unbuffered_input`/`unbuffered_output`.
     pub unbuffered: bool,
-    /// The key decision ([`keys::plan`]).
+    /// The key decision ([`keys::plan`]); with a ticket, only the extra keys.
     pub keys: KeyPlan,
+    /// The ticket, when the stream is addressed and keyed by one.
+    pub ticket: Option<Ticket>,
+    /// `--forward-secrecy` (needs a ticket).
+    pub forward_secrecy: bool,
 }
 
 /// Settings only `write` has.
@@ -131,9 +145,21 @@ pub fn resolve_stream(
         .check_mode(selection, mode.as_str())
         .map_err(config_failure)?;
 
-    let stream_path = match args.stream_path {
-        Some(p) => p,
-        None => config
+    let ticket = resolve_ticket(args.ticket, args.ticket_file.as_deref(), config)?;
+    if args.forward_secrecy && ticket.is_none() {
+        return Err(Failure::usage(
+            "--forward-secrecy needs a ticket (--ticket, --ticket-file or ZEBRASTREAM_TICKET)",
+        ));
+    }
+    let stream_path = match (args.stream_path, &ticket) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::usage(
+                "-s/--stream-path contradicts the ticket, which carries the stream path; give one of them",
+            ))
+        }
+        (None, Some(ticket)) => ticket.stream_path(),
+        (Some(p), None) => p,
+        (None, None) => config
             .string("stream_path")
             .map_err(config_failure)?
             .map(|s| s.value)
@@ -158,7 +184,8 @@ pub fn resolve_stream(
         _ => config
             .secret("access_token")
             .map_err(config_failure)?
-            .map(|s| s.value),
+            .map(|s| s.value)
+            .or_else(|| ticket.as_ref().and_then(|t| t.access_token().cloned())),
     };
     if access_token.is_none() {
         tracing::info!(
@@ -166,9 +193,10 @@ pub fn resolve_stream(
         );
     }
 
-    let connect_url = match args.connect_url {
-        Some(u) => Some(u),
-        None => config
+    let connect_url = match (args.connect_url, &ticket) {
+        (Some(u), _) => Some(u),
+        (None, Some(ticket)) => Some(ticket.connect_url().to_owned()),
+        (None, None) => config
             .string("connect_url")
             .map_err(config_failure)?
             .map(|s| s.value),
@@ -224,7 +252,10 @@ pub fn resolve_stream(
         Mode::Write => Role::Write,
         Mode::Read => Role::Read,
     };
-    let keys = keys::plan(role, key_flags, config, can_prompt, &stream_path)?;
+    let keys = match ticket {
+        Some(_) => keys::plan_with_ticket(role, key_flags, args.forward_secrecy, &stream_path)?,
+        None => keys::plan(role, key_flags, config, can_prompt, &stream_path)?,
+    };
 
     Ok(StreamSettings {
         stream_path,
@@ -234,7 +265,40 @@ pub fn resolve_stream(
         command,
         unbuffered,
         keys,
+        ticket,
+        forward_secrecy: args.forward_secrecy,
     })
+}
+
+/// The ticket from `--ticket` (warned about: argv is visible to other local
+/// users), `--ticket-file`, or `ZEBRASTREAM_TICKET` / the config's `ticket`.
+pub fn resolve_ticket(
+    flag: Option<SecretString>,
+    file: Option<&std::path::Path>,
+    config: &Config,
+) -> Result<Option<Ticket>, Failure> {
+    let (text, origin) = if let Some(text) = flag {
+        warn_secret_in_argv("--ticket", "ZEBRASTREAM_TICKET");
+        (text, String::from("--ticket"))
+    } else if let Some(path) = file {
+        let content = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!("cannot read ticket file {}: {e}", path.display()))
+        })?;
+        let first = content.lines().next().unwrap_or_default().to_owned();
+        (
+            SecretString::from(first),
+            format!("ticket file {}", path.display()),
+        )
+    } else {
+        match config.secret("ticket").map_err(config_failure)? {
+            Some(s) => (s.value, s.origin.to_string()),
+            None => return Ok(None),
+        }
+    };
+    // The error names the problem, never the ticket text.
+    Ticket::parse(text.expose_secret())
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("{origin}: {e}")))
 }
 
 /// Resolves the settings only `write` has.

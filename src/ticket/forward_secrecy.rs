@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Ticket;
 use crate::cipher::Format;
-use crate::client::{Config, Encryption, Error, StreamReader, StreamWriter};
+use crate::client::{Encryption, Error, StreamReader, StreamWriter};
 
 /// The longest reverse-path message accepted: one recipient line.
 const MAX_KEY_MESSAGE: u64 = 1024;
@@ -32,11 +32,12 @@ impl Ticket {
 
     /// Consumer side of a forward-secret transfer: publishes a fresh X25519
     /// key on the reverse path (waiting until the producer has fetched it),
-    /// then returns a reader configuration that decrypts with that key only.
+    /// then returns the decryption setting that holds that key only.
     ///
-    /// Call [`StreamReader::connect`] with the result right away; the
-    /// one-time identity is dropped with the configuration.
-    pub async fn forward_secret_reader(&self) -> Result<Config, Error> {
+    /// Use it for one [`StreamReader`] right away (e.g. with
+    /// `ticket.reader_config().encryption(e)`); the one-time identity is
+    /// dropped with it.
+    pub async fn forward_secret_reader(&self) -> Result<Encryption, Error> {
         let identity = age::x25519::Identity::generate();
         let message = format!("{}\n", identity.to_public());
         let publish = self
@@ -49,15 +50,26 @@ impl Ticket {
         let mut writer = StreamWriter::connect(&publish).await?;
         writer.write_all(message.as_bytes()).await?;
         writer.shutdown().await?;
-        self.reader_config()
-            .encryption(Encryption::identities(vec![Box::new(identity)]))
-            .build()
+        Ok(Encryption::identities(vec![Box::new(identity)]))
     }
 
     /// Producer side of a forward-secret transfer: fetches the consumer's
-    /// one-time key from the reverse path and returns a writer configuration
+    /// one-time key from the reverse path and returns the encryption setting
     /// that encrypts to it only (in `format`).
-    pub async fn forward_secret_writer(&self, format: Format) -> Result<Config, Error> {
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), zebrastream::client::Error> {
+    /// use tokio::io::AsyncWriteExt;
+    /// use zebrastream::{cipher::Format, client::StreamWriter, ticket::Ticket};
+    /// let ticket: Ticket = std::env::var("ZEBRASTREAM_TICKET").unwrap().parse().unwrap();
+    /// let encryption = ticket.forward_secret_writer(Format::AgeRt).await?;
+    /// let config = ticket.writer_config().encryption(encryption).build()?;
+    /// let mut writer = StreamWriter::connect(&config).await?;
+    /// writer.write_all(b"live data").await?;
+    /// writer.shutdown().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn forward_secret_writer(&self, format: Format) -> Result<Encryption, Error> {
         let fetch = self
             .path_config(self.reverse_stream_path())
             .encryption(self.reader_encryption(Vec::new()))
@@ -76,8 +88,6 @@ impl Ticket {
                 "forward secrecy: the consumer's key is not an age X25519 recipient: {e}"
             ))
         })?;
-        self.writer_config()
-            .encryption(Encryption::recipients(vec![Box::new(recipient)], format))
-            .build()
+        Ok(Encryption::recipients(vec![Box::new(recipient)], format))
     }
 }
