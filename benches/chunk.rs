@@ -41,7 +41,8 @@ fn seal_framed<A: ChunkAead>(enc: &mut Encryptor<A>, data: &[u8]) {
 
 /// An age-rt stream of `STREAM_BYTES` in chunks of `size`: (wire, preamble length).
 fn stream(size: usize, recipient: &age::x25519::Recipient) -> (Vec<u8>, usize) {
-    let mut enc = Encryptor::with_recipients(Format::AgeRt, vec![Box::new(recipient.clone())]).unwrap();
+    let mut enc =
+        Encryptor::with_recipients(Format::AgeRt, vec![Box::new(recipient.clone())]).unwrap();
     let mut wire = Vec::with_capacity(STREAM_BYTES + STREAM_BYTES / size * 20 + 512);
     // The preamble is emitted before the first chunk.
     let preamble = enc.output().len();
@@ -76,9 +77,11 @@ fn bench_backend<A: ChunkAead>(c: &mut Criterion) {
             b.iter(|| black_box(aead.seal_in_place(&nonce, b"", &mut buf)))
         });
         let data = vec![0x42u8; size];
-        let mut enc =
-            Encryptor::<A>::with_recipients_and_backend(Format::AgeRt, vec![Box::new(recipient.clone())])
-                .unwrap();
+        let mut enc = Encryptor::<A>::with_recipients_and_backend(
+            Format::AgeRt,
+            vec![Box::new(recipient.clone())],
+        )
+        .unwrap();
         enc.consume(enc.output().len());
         seal.bench_with_input(BenchmarkId::new("framed", size), &size, |b, _| {
             b.iter(|| seal_framed(&mut enc, &data))
@@ -109,7 +112,9 @@ fn bench_backend<A: ChunkAead>(c: &mut Criterion) {
                 let mut done = 0;
                 while done < iters {
                     // A fresh decryptor per stream; the header is not timed.
-                    let mut dec = Decryptor::<A>::with_identities_and_backend(vec![Box::new(identity.clone())]);
+                    let mut dec = Decryptor::<A>::with_identities_and_backend(vec![Box::new(
+                        identity.clone(),
+                    )]);
                     let mut pos = dec.feed(&wire[..preamble]).unwrap();
                     assert_eq!(pos, preamble);
                     let start = Instant::now();
