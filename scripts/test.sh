@@ -14,6 +14,6 @@ export ZS_TEST_SHARED="$(cd .. && pwd)/shared"
 export CARGO_TERM_COLOR=never
 
 cargo build --release --bin zebrastream
-cargo test --all-targets
+cargo test --lib --bins --tests --examples
 cargo test --doc
 cargo bench --no-run

@@ -15,6 +15,9 @@
 //! | 2 protocol client | [`api`] | Connect API and Data API over HTTP, status lines, retries |
 //! | 3 streams | [`client`] | `StreamWriter: AsyncWrite`, `StreamReader: AsyncRead`, blocking wrappers, `push`/`pull` |
 //! | 4 relay | [`relay`] | a Connect + Data API relay that forwards opaque bytes |
+//!
+//! Beside layer 3, [`ticket`] turns one copy-pasteable string into a relay URL, an
+//! unguessable stream path and a stream key the relay never sees.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -22,3 +25,4 @@ pub mod api;
 pub mod cipher;
 pub mod client;
 pub mod relay;
+pub mod ticket;

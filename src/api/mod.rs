@@ -1,1 +1,39 @@
-//! Layer 2: the Connect API and Data API protocol client.
+//! Layer 2: the protocol client for the Connect API and the Data API.
+//!
+//! This layer moves opaque bytes; it knows nothing about encryption.
+//!
+//! - [`ApiClient::connect`]: `GET {connect_url}{path}?mode=await-reader|await-writer[&timeout=N+1]`
+//!   returns the data URL once the peer is there; connection errors and 5xx
+//!   are retried with capped exponential backoff and jitter ([`RetryPolicy`]),
+//!   401/403 give [`Error::Auth`].
+//! - [`ApiClient::upload`]: the Data API `PUT` with a chunked body fed through
+//!   a bounded queue ([`UploadSink`]) while the status lines are read
+//!   concurrently ([`UploadStatus`], [`StatusLineCodec`]).
+//! - [`ApiClient::download`]: the Data API `GET`, read from the network on
+//!   demand ([`Download`]).
+//!
+//! Nothing is retried once a data exchange started.
+
+mod api_client;
+mod connect;
+mod download;
+mod error;
+mod retry;
+mod status_line;
+#[cfg(test)]
+pub(crate) mod test_server;
+mod upload;
+
+pub use api_client::{ApiClient, ApiClientBuilder};
+pub use connect::{
+    check_stream_path, connect_request_url, parse_connect_url, parse_data_url, timeout_query,
+    ConnectMode,
+};
+pub use download::Download;
+pub use error::{Error, Operation};
+pub use retry::{RetryPolicy, RetryRun};
+pub use status_line::{
+    StatusLine, StatusLineCodec, StatusLineError, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT,
+    TRANSFER_SUCCESSFUL,
+};
+pub use upload::{Upload, UploadSink, UploadStatus};

@@ -1,1 +1,204 @@
-//! Layer 4: a relay serving the Connect API and the Data API.
+//! Layer 4: a relay serving the ZebraStream Connect API and Data API.
+//!
+//! A producer streams bytes with `PUT /data/<path>` (chunked), a consumer
+//! reads them with `GET /data/<path>`, and `GET /v0/<path>?mode=…` (the
+//! Connect API) lets whichever side comes first wait for the other. The relay
+//! forwards opaque bytes as they arrive, with backpressure end to end; it
+//! never stores them and never needs a key. Full protocol notes, status codes
+//! and the tokens-file format: `docs/relay.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), zebrastream::relay::Error> {
+//! use zebrastream::relay::{Relay, RelayConfig};
+//!
+//! let relay = Relay::bind(RelayConfig::open_loopback()).await?;
+//! println!("connect URL: {}", relay.connect_url()); // http://127.0.0.1:PORT/v0
+//! println!("data URL:    {}", relay.data_url("/demo")); // http://127.0.0.1:PORT/data/demo
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Inside: [`rendezvous`] pairs requests (a plain state machine, no I/O),
+//! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
+//! bodies, `server` accepts connections, [`tap`] lets tests watch the bytes.
+
+mod config;
+mod connect;
+mod data;
+mod error;
+mod forward;
+mod hub;
+mod path;
+pub mod rendezvous;
+mod server;
+mod service;
+pub mod tap;
+mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    RelayAuth, RelayConfig, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX, DEFAULT_DATA_WAIT,
+    DEFAULT_MAX_STREAMS,
+};
+pub use data::FORWARDED_HEADERS;
+pub use error::Error;
+pub use forward::{
+    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED, STATE_TRANSFER_SUCCESSFUL,
+    WAITING_READ_AHEAD,
+};
+pub use path::{PathError, StreamPath, MAX_PATH_LEN};
+pub use rendezvous::ConnectMode;
+pub use server::{H2_MAX_HEADER_LIST, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF, TLS_HANDSHAKE_TIMEOUT};
+pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH};
+pub use tap::{CaptureTap, ForwardTap, TapVerdict};
+pub use tokens::{Access, Denied, TokenStore};
+
+use hub::{Gate, Hub, Settings};
+
+/// The relay server. Start one with [`Relay::bind`].
+#[derive(Debug)]
+pub struct Relay;
+
+impl Relay {
+    /// Binds the listen address, loads the tokens file and TLS files, and
+    /// spawns the server on the current tokio runtime.
+    ///
+    /// Returns once the socket is listening. With [`RelayAuth::Open`] a
+    /// warning is logged: anyone who can reach the port can use it.
+    pub async fn bind(config: RelayConfig) -> Result<RelayHandle, Error> {
+        config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key)?),
+            (Some(_), None) => {
+                return Err(Error::TlsIncomplete {
+                    given: "certificate",
+                })
+            }
+            (None, Some(_)) => return Err(Error::TlsIncomplete { given: "key" }),
+            (None, None) => None,
+        };
+        let gate = match &config.auth {
+            RelayAuth::Open => {
+                tracing::warn!(
+                    "relay runs without authentication (open): anyone who reaches {} can read and write every stream",
+                    config.listen
+                );
+                Gate::Open
+            }
+            RelayAuth::TokensFile(path) => {
+                let store = TokenStore::load(path)?;
+                tracing::info!(entries = store.len(), "tokens file loaded");
+                Gate::Tokens(store)
+            }
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let settings = Settings {
+            public_url: config.public_url.clone(),
+            connect_wait_default: config.connect_wait_default,
+            connect_wait_max: config.connect_wait_max,
+            data_wait: config.data_wait,
+            tls: tls.is_some(),
+        };
+        let hub = Arc::new(Hub::new(
+            config.max_streams,
+            gate,
+            settings,
+            config.tap.clone(),
+            shutdown_rx.clone(),
+        ));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{scheme}://{local_addr}"),
+        };
+        tracing::info!(%local_addr, %base_url, "relay listening");
+        let task = tokio::spawn(server::accept_loop(listener, hub, tls, shutdown_rx));
+        Ok(RelayHandle {
+            local_addr,
+            base_url,
+            shutdown: shutdown_tx,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running relay. Dropping the handle kills the relay like [`RelayHandle::abort`].
+#[derive(Debug)]
+pub struct RelayHandle {
+    local_addr: SocketAddr,
+    base_url: String,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RelayHandle {
+    /// The address the relay listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL: the public URL if configured, else `http(s)://<local addr>`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// What clients pass as their connect URL, e.g. `http://127.0.0.1:PORT/v0`
+    /// (the official client appends the stream path and `?mode=…`).
+    pub fn connect_url(&self) -> String {
+        format!("{}{CONNECT_PREFIX}", self.base_url)
+    }
+
+    /// The Data-API URL of a stream path (`/a/b` or `a/b`), e.g.
+    /// `http://127.0.0.1:PORT/data/a/b`.
+    pub fn data_url(&self, path: &str) -> String {
+        let path = path.trim_start_matches('/');
+        format!("{}{DATA_PREFIX}/{path}", self.base_url)
+    }
+
+    /// Graceful shutdown: stops accepting connections, answers every waiting
+    /// request with `503 relay is shutting down`, lets running transfers
+    /// finish, and returns when the last connection has closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Kills the relay at once: the listener and every connection are dropped
+    /// mid-flight. Consumers see an aborted response (never a clean end) and
+    /// producers a broken connection, as if the relay process had died.
+    pub fn abort(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            // Wakes waiters first, so none of them is left parked.
+            let _ = self.shutdown.send(true);
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RelayHandle {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -6,6 +6,8 @@
 //! except under `CI=true`, where a missing tool is a failure.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::path::{Path, PathBuf};
 
 /// True when running under CI (`CI=true`): missing tools fail instead of skip.

@@ -1,0 +1,555 @@
+//! [`ApiClient`]: the HTTP client for the Connect API and the Data API.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::connect::{connect_request_url, parse_connect_url, parse_data_url};
+use super::{ConnectMode, Download, Error, Operation, RetryPolicy, Upload};
+
+/// How long establishing a TCP (and TLS) connection may take, per attempt
+/// (the official client uses the same 10 s).
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A protocol client bound to one Connect API base URL and one access token.
+///
+/// Cheap to clone (the connection pool is shared).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zebrastream::api::Error> {
+/// use tokio::io::AsyncWriteExt;
+/// use zebrastream::api::{ApiClient, ConnectMode};
+///
+/// let api = ApiClient::builder("http://127.0.0.1:8080/v0").build()?;
+/// let data_url = api.connect("/demo/stream", ConnectMode::AwaitReader, None).await?;
+/// let mut upload = api.upload(&data_url, Some("text/plain"), 64 * 1024)?;
+/// upload.sink.write_all(b"hello\n").await.map_err(|_| zebrastream::api::Error::UploadClosed)?;
+/// upload.sink.shutdown().await.map_err(|_| zebrastream::api::Error::UploadClosed)?;
+/// upload.status.await?; // the relay confirmed the transfer
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    connect_url: Url,
+    token: Option<SecretString>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("connect_url", &self.connect_url.as_str())
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// Builds an [`ApiClient`].
+#[derive(Debug)]
+pub struct ApiClientBuilder {
+    connect_url: String,
+    token: Option<SecretString>,
+    retry: RetryPolicy,
+    root_certificates: Vec<reqwest::Certificate>,
+}
+
+impl ApiClientBuilder {
+    /// The access token sent as `Authorization: Bearer …` (none when empty).
+    pub fn access_token(mut self, token: Option<SecretString>) -> Self {
+        self.token = token.filter(|t| !t.expose_secret().is_empty());
+        self
+    }
+
+    /// How failed Connect calls are retried (default: [`RetryPolicy::default`]).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Trusts an extra root certificate (e.g. a relay's self-signed one).
+    pub fn add_root_certificate(mut self, certificate: reqwest::Certificate) -> Self {
+        self.root_certificates.push(certificate);
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<ApiClient, Error> {
+        let connect_url = parse_connect_url(&self.connect_url)?;
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("zebrastream-rs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(TCP_CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            // Never follow a redirect: a 3xx to the data URL would make us
+            // read the stream itself as the URL (see docs/protocol.md §2.2).
+            .redirect(reqwest::redirect::Policy::none());
+        for certificate in self.root_certificates {
+            http = http.add_root_certificate(certificate);
+        }
+        Ok(ApiClient {
+            http: http.build().map_err(Error::ClientSetup)?,
+            connect_url,
+            token: self.token,
+            retry: self.retry,
+        })
+    }
+}
+
+impl ApiClient {
+    /// Starts building a client for the Connect API at `connect_url`
+    /// (e.g. `https://connect.zebrastream.io/v0`).
+    pub fn builder(connect_url: &str) -> ApiClientBuilder {
+        ApiClientBuilder {
+            connect_url: connect_url.to_owned(),
+            token: None,
+            retry: RetryPolicy::default(),
+            root_certificates: Vec::new(),
+        }
+    }
+
+    /// The Connect API base URL.
+    pub fn connect_url(&self) -> &Url {
+        &self.connect_url
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => {
+                let value = format!("Bearer {}", token.expose_secret());
+                match HeaderValue::from_str(&value) {
+                    Ok(mut value) => {
+                        // Keeps the token out of HTTP/2 header tables and debug output.
+                        value.set_sensitive(true);
+                        request.header(AUTHORIZATION, value)
+                    }
+                    // A token with bytes a header cannot carry cannot be valid;
+                    // sending none makes the relay answer 401, which names the problem.
+                    Err(_) => request,
+                }
+            }
+            None => request,
+        }
+    }
+
+    /// Calls the Connect API and returns the data URL once the peer is there.
+    ///
+    /// `timeout` bounds the whole call (retries included) and is sent to the
+    /// relay as `timeout=N+1` seconds so that the client side fires first.
+    /// Connection errors, 408 and 5xx answers are retried under the
+    /// [`RetryPolicy`]; 401/403 give [`Error::Auth`] at once.
+    pub async fn connect(
+        &self,
+        stream_path: &str,
+        mode: ConnectMode,
+        timeout: Option<Duration>,
+    ) -> Result<Url, Error> {
+        let url = connect_request_url(&self.connect_url, stream_path, mode, timeout)?;
+        let attempts = self.connect_with_retries(&url);
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, attempts)
+                .await
+                .map_err(|_| Error::ConnectTimeout(limit))?,
+            None => attempts.await,
+        }
+    }
+
+    async fn connect_with_retries(&self, url: &Url) -> Result<Url, Error> {
+        let mut run = self.retry.start();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let started = Instant::now();
+            let error = match self.connect_once(url).await {
+                Ok(data_url) => return Ok(data_url),
+                Err(Error::Network {
+                    operation, source, ..
+                }) => Error::Network {
+                    operation,
+                    attempts,
+                    source,
+                },
+                Err(e) => e,
+            };
+            // A relay whose waiter expired (408) is re-asked like a 5xx.
+            let waiter_expired = matches!(error, Error::Status { status: 408, .. });
+            if !(error.is_retryable() || waiter_expired) {
+                return Err(error);
+            }
+            let delay = run.next_delay(started.elapsed(), &mut rand::thread_rng());
+            match delay {
+                Some(delay) => {
+                    tracing::debug!(%error, ?delay, "connect failed, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(error),
+            }
+        }
+    }
+
+    async fn connect_once(&self, url: &Url) -> Result<Url, Error> {
+        let op = Operation::Connect;
+        let response = self
+            .authorized(self.http.get(url.clone()))
+            .send()
+            .await
+            .map_err(|e| Error::network(op, 1, e))?;
+        if !response.status().is_success() {
+            return Err(Error::from_status(op, response.status()));
+        }
+        let body = response
+            .text()
+            .await
+            .map_err(|e| Error::network(op, 1, e))?;
+        parse_data_url(&self.connect_url, &body)
+    }
+
+    /// Starts the Data API `PUT` to `data_url` in a background task and
+    /// returns its body sink and status at once. Must run inside a Tokio
+    /// runtime. The upload is never retried.
+    ///
+    /// `buffer_size` is the largest HTTP chunk; `0` sends every write as its
+    /// own chunk.
+    pub fn upload(
+        &self,
+        data_url: &Url,
+        content_type: Option<&str>,
+        buffer_size: usize,
+    ) -> Result<Upload, Error> {
+        let mut request = self.authorized(self.http.put(data_url.clone()));
+        if let Some(content_type) = content_type {
+            let value = HeaderValue::from_str(content_type)
+                .map_err(|_| Error::InvalidContentType(content_type.to_owned()))?;
+            request = request.header(CONTENT_TYPE, value);
+        }
+        Ok(Upload::start(request, buffer_size))
+    }
+
+    /// Sends the Data API `GET` to `data_url` and returns the body once the
+    /// response head arrived. The download is never retried.
+    pub async fn download(&self, data_url: &Url) -> Result<Download, Error> {
+        let op = Operation::Download;
+        let response = self
+            .authorized(self.http.get(data_url.clone()))
+            .send()
+            .await
+            .map_err(|e| Error::network(op, 1, e))?;
+        if !response.status().is_success() {
+            return Err(Error::from_status(op, response.status()));
+        }
+        Ok(Download::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::api::test_server::{respond, serve, streaming};
+
+    fn fast_retry() -> RetryPolicy {
+        RetryPolicy::default()
+            .initial_delay(Duration::from_millis(5))
+            .max_delay(Duration::from_millis(20))
+            .budget(Duration::from_millis(300))
+    }
+
+    fn client(base: &str, token: Option<&str>) -> ApiClient {
+        ApiClient::builder(&format!("{base}/v0"))
+            .access_token(token.map(SecretString::from))
+            .retry(fast_retry())
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connect_returns_data_url_and_sends_bearer_and_timeout() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let (base, _server) = serve(move |req| {
+            let auth = req
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            seen2.lock().unwrap().push((req.uri().to_string(), auth));
+            async { respond(200, "/data/s\n") }
+        })
+        .await;
+        let api = client(&base, Some("tok"));
+        let url = api
+            .connect("/s", ConnectMode::AwaitReader, Some(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(url.as_str(), format!("{base}/data/s"));
+        let api = client(&base, None);
+        api.connect("/s", ConnectMode::AwaitWriter, None)
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0].0, "/v0/s?mode=await-reader&timeout=6");
+        assert_eq!(seen[0].1.as_deref(), Some("Bearer tok"));
+        assert_eq!(seen[1].0, "/v0/s?mode=await-writer");
+        assert_eq!(seen[1].1, None);
+    }
+
+    #[tokio::test]
+    async fn auth_errors_are_not_retried() {
+        for status in [401u16, 403] {
+            let hits = Arc::new(AtomicUsize::new(0));
+            let hits2 = hits.clone();
+            let (base, _server) = serve(move |_| {
+                hits2.fetch_add(1, Ordering::SeqCst);
+                async move { respond(status, "no") }
+            })
+            .await;
+            let err = client(&base, Some("bad"))
+                .connect("/s", ConnectMode::AwaitReader, None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Auth { status: s, .. } if s == status),
+                "{err:?}"
+            );
+            assert_eq!(hits.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_until_success() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let hits2 = hits.clone();
+        let (base, _server) = serve(move |_| {
+            let n = hits2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    respond(503, "busy")
+                } else {
+                    respond(200, "http://127.0.0.1:1/data\n")
+                }
+            }
+        })
+        .await;
+        client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_budget() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let hits2 = hits.clone();
+        let (base, _server) = serve(move |_| {
+            hits2.fetch_add(1, Ordering::SeqCst);
+            async { respond(500, "down") }
+        })
+        .await;
+        let err = client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Status { status: 500, .. }), "{err:?}");
+        let hits = hits.load(Ordering::SeqCst);
+        assert!(hits > 2, "only {hits} attempts");
+    }
+
+    #[tokio::test]
+    async fn client_errors_and_bad_answers_fail_at_once() {
+        let (base, _server) = serve(|req| async move {
+            if req.uri().path().ends_with("/busy") {
+                respond(409, "busy")
+            } else {
+                respond(200, "  ")
+            }
+        })
+        .await;
+        let api = client(&base, None);
+        let err = api
+            .connect("/busy", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+        let err = api
+            .connect("/empty", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidDataUrl { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_relay_is_retried_then_reported() {
+        // A port with no listener: bind, then close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = client(&format!("http://127.0.0.1:{port}"), None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        match err {
+            Error::Network { attempts, .. } => assert!(attempts > 1, "{attempts}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn connect_timeout_fires_on_the_client_side() {
+        let (base, _server) = serve(|_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            respond(200, "/x")
+        })
+        .await;
+        let err = client(&base, None)
+            .connect(
+                "/s",
+                ConnectMode::AwaitWriter,
+                Some(Duration::from_millis(200)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ConnectTimeout(_)), "{err:?}");
+    }
+
+    /// A data endpoint: collects the PUT body, then answers with `lines`
+    /// (or with the error line as soon as the head arrives).
+    async fn upload_server(
+        lines: &'static str,
+        error_at_once: bool,
+    ) -> (String, Arc<Mutex<Option<Result<Vec<u8>, String>>>>) {
+        let received = Arc::new(Mutex::new(None));
+        let received2 = received.clone();
+        let (base, _server) = serve(move |req| {
+            let received = received2.clone();
+            async move {
+                let (tx, response) = streaming(200);
+                tokio::spawn(async move {
+                    if error_at_once {
+                        let line = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]\n";
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(line)))).await;
+                        return;
+                    }
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from("[STATE:CONNECTED]\n"))))
+                        .await;
+                    let body = req.into_body().collect().await;
+                    let ok = body.is_ok();
+                    *received.lock().unwrap() = Some(
+                        body.map(|b| b.to_bytes().to_vec())
+                            .map_err(|e| e.to_string()),
+                    );
+                    if ok {
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                    }
+                });
+                response
+            }
+        })
+        .await;
+        std::mem::forget(_server);
+        (base, received)
+    }
+
+    #[tokio::test]
+    async fn upload_confirmed_after_clean_end() {
+        let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
+        let api = client(&base, None);
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = api.upload(&url, Some("text/plain"), 4).unwrap();
+        upload.sink.write_all(b"hello world").await.unwrap();
+        upload.sink.flush().await.unwrap();
+        upload.sink.shutdown().await.unwrap();
+        upload.status.await.unwrap();
+        let got = received.lock().unwrap().take().unwrap().unwrap();
+        assert_eq!(got, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn upload_without_confirmation_is_an_error() {
+        let (base, _received) = upload_server("[STATE:SOMETHING_ELSE]\n", false).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
+        upload.sink.write_all(b"x").await.unwrap();
+        upload.sink.shutdown().await.unwrap();
+        let err = upload.status.await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Unconfirmed { last_line: Some(l) } if l == "[STATE:SOMETHING_ELSE]"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn error_line_is_reported_as_peer_disconnected() {
+        let (base, _received) = upload_server("", true).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let upload = client(&base, None).upload(&url, None, 64).unwrap();
+        let err = upload.status.await.unwrap_err();
+        assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn dropped_sink_aborts_the_body() {
+        let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
+        let url = Url::parse(&format!("{base}/data/s")).unwrap();
+        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
+        upload.sink.write_all(b"partial").await.unwrap();
+        upload.sink.flush().await.unwrap();
+        drop(upload.sink);
+        // The request fails as a whole (or its response ends unconfirmed).
+        let err = upload.status.await.unwrap_err();
+        assert!(
+            matches!(err, Error::Network { .. } | Error::Unconfirmed { .. }),
+            "{err:?}"
+        );
+        let got = loop {
+            if let Some(got) = received.lock().unwrap().take() {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(got.is_err(), "the server saw a clean body: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn download_reads_to_clean_end_and_reports_abort() {
+        let (base, _server) = serve(|req| async move {
+            let (tx, response) = streaming(200);
+            let abort = req.uri().path().ends_with("/abort");
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(Frame::data(Bytes::from("abc")))).await;
+                if abort {
+                    let _ = tx.send(Err("producer died".into())).await;
+                }
+            });
+            response
+        })
+        .await;
+        let api = client(&base, None);
+        let url = Url::parse(&format!("{base}/data/ok")).unwrap();
+        let mut download = api.download(&url).await.unwrap();
+        let mut got = Vec::new();
+        download.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abc");
+
+        let url = Url::parse(&format!("{base}/data/abort")).unwrap();
+        let mut download = api.download(&url).await.unwrap();
+        let mut got = Vec::new();
+        let err = download.read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        let inner = err.get_ref().unwrap().downcast_ref::<Error>().unwrap();
+        assert!(matches!(inner, Error::BodyAborted { .. }), "{inner:?}");
+        // Reading again still fails: never a late clean EOF.
+        assert!(download.read(&mut [0u8; 8]).await.is_err());
+    }
+}

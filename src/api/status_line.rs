@@ -1,0 +1,236 @@
+//! The upload's status channel: a line codec with a maximum line length and
+//! the `[STATE:…]` / `[ERROR:…]` line grammar.
+//!
+//! Sans-IO: [`StatusLineCodec`] is a [`tokio_util::codec::Decoder`] that takes
+//! bytes and yields [`StatusLine`]s; the upload task wires it to the `PUT`
+//! response body.
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::Decoder;
+
+/// The line the relay sends last when the consumer received every byte.
+pub const TRANSFER_SUCCESSFUL: &str = "TRANSFER_SUCCESSFUL";
+/// The error name the relay sends when the consumer went away early.
+pub const RECEIVER_PREMATURE_DISCONNECT: &str = "RECEIVER_PREMATURE_DISCONNECT";
+/// The longest status line accepted (the known lines are under 50 bytes).
+pub const MAX_STATUS_LINE: usize = 1024;
+
+/// One line of the `PUT` response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusLine {
+    /// `[STATE:<name>]`: progress or, for `TRANSFER_SUCCESSFUL`, the final confirmation.
+    State(String),
+    /// `[ERROR:<name>]`: the relay reports a failure.
+    Error(String),
+    /// Any other line (kept for diagnostics, otherwise ignored like the official client does).
+    Other(String),
+}
+
+impl StatusLine {
+    /// Parses one line (without its line terminator; trailing whitespace is ignored).
+    pub fn parse(line: &str) -> StatusLine {
+        let line = line.trim_end();
+        let tagged = |tag: &str| {
+            line.strip_prefix(tag)
+                .and_then(|rest| rest.strip_suffix(']'))
+                .map(str::to_owned)
+        };
+        if let Some(name) = tagged("[STATE:") {
+            StatusLine::State(name)
+        } else if let Some(name) = tagged("[ERROR:") {
+            StatusLine::Error(name)
+        } else {
+            StatusLine::Other(line.to_owned())
+        }
+    }
+
+    /// True for `[STATE:TRANSFER_SUCCESSFUL]`.
+    pub fn is_success(&self) -> bool {
+        matches!(self, StatusLine::State(name) if name == TRANSFER_SUCCESSFUL)
+    }
+}
+
+impl std::fmt::Display for StatusLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusLine::State(name) => write!(f, "[STATE:{name}]"),
+            StatusLine::Error(name) => write!(f, "[ERROR:{name}]"),
+            StatusLine::Other(line) => f.write_str(line),
+        }
+    }
+}
+
+/// Errors of the [`StatusLineCodec`].
+#[derive(Debug, thiserror::Error)]
+pub enum StatusLineError {
+    /// A line exceeded [`MAX_STATUS_LINE`] bytes.
+    #[error("status line longer than {max} bytes")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// Reading the response body failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Splits the status channel into [`StatusLine`]s (`\n` or `\r\n` terminated;
+/// a last line without terminator is also returned). Invalid UTF-8 is
+/// replaced, never fatal.
+#[derive(Debug)]
+pub struct StatusLineCodec {
+    max_len: usize,
+    /// How far the current buffer was already searched for `\n`.
+    searched: usize,
+}
+
+impl StatusLineCodec {
+    /// A codec that rejects lines longer than `max_len` bytes.
+    pub fn new(max_len: usize) -> Self {
+        StatusLineCodec {
+            max_len,
+            searched: 0,
+        }
+    }
+
+    fn take_line(&mut self, src: &mut BytesMut, len: usize, skip: usize) -> StatusLine {
+        let line = src.split_to(len);
+        src.advance(skip);
+        self.searched = 0;
+        StatusLine::parse(&String::from_utf8_lossy(&line))
+    }
+}
+
+impl Default for StatusLineCodec {
+    fn default() -> Self {
+        Self::new(MAX_STATUS_LINE)
+    }
+}
+
+impl Decoder for StatusLineCodec {
+    type Item = StatusLine;
+    type Error = StatusLineError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<StatusLine>, StatusLineError> {
+        loop {
+            let newline = src[self.searched..].iter().position(|b| *b == b'\n');
+            match newline {
+                Some(offset) => {
+                    let end = self.searched + offset;
+                    if end > self.max_len + 1 {
+                        return Err(StatusLineError::TooLong { max: self.max_len });
+                    }
+                    let line = self.take_line(src, end, 1);
+                    // Blank lines (keep-alives) carry nothing.
+                    if matches!(&line, StatusLine::Other(l) if l.is_empty()) {
+                        continue;
+                    }
+                    return Ok(Some(line));
+                }
+                None => {
+                    self.searched = src.len();
+                    // +1 leaves room for a `\r` before the `\n`.
+                    if src.len() > self.max_len + 1 {
+                        return Err(StatusLineError::TooLong { max: self.max_len });
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<StatusLine>, StatusLineError> {
+        if let Some(line) = self.decode(src)? {
+            return Ok(Some(line));
+        }
+        if src.iter().all(u8::is_ascii_whitespace) {
+            src.clear();
+            return Ok(None);
+        }
+        let len = src.len();
+        Ok(Some(self.take_line(src, len, 0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StatusLine>, StatusLineError> {
+        let mut codec = StatusLineCodec::new(64);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            buf.extend_from_slice(chunk);
+            while let Some(line) = codec.decode(&mut buf)? {
+                out.push(line);
+            }
+        }
+        while let Some(line) = codec.decode_eof(&mut buf)? {
+            out.push(line);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn parses_known_lines() {
+        assert!(StatusLine::parse("[STATE:TRANSFER_SUCCESSFUL]\r").is_success());
+        assert_eq!(
+            StatusLine::parse("[ERROR:RECEIVER_PREMATURE_DISCONNECT]"),
+            StatusLine::Error(RECEIVER_PREMATURE_DISCONNECT.into())
+        );
+        assert_eq!(
+            StatusLine::parse("[STATE:CONNECTED]"),
+            StatusLine::State("CONNECTED".into())
+        );
+        assert_eq!(
+            StatusLine::parse("hello"),
+            StatusLine::Other("hello".into())
+        );
+        assert!(!StatusLine::parse("[STATE:TRANSFER_SUCCESSFUL").is_success());
+    }
+
+    #[test]
+    fn splits_lines_across_chunks() {
+        let lines = decode_all(&[
+            b"[STATE:CONN",
+            b"ECTED]\r\n\n[STATE:TRANSFER_",
+            b"SUCCESSFUL]\n",
+        ])
+        .unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                StatusLine::State("CONNECTED".into()),
+                StatusLine::State("TRANSFER_SUCCESSFUL".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn last_line_without_newline_is_returned() {
+        let lines = decode_all(&[b"[STATE:A]\n[STATE:TRANSFER_SUCCESSFUL]"]).unwrap();
+        assert!(lines.last().unwrap().is_success());
+    }
+
+    #[test]
+    fn overlong_line_is_an_error() {
+        let long = vec![b'x'; 100];
+        assert!(matches!(
+            decode_all(&[&long]),
+            Err(StatusLineError::TooLong { max: 64 })
+        ));
+        let mut with_newline = long.clone();
+        with_newline.push(b'\n');
+        assert!(matches!(
+            decode_all(&[&with_newline]),
+            Err(StatusLineError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let lines = decode_all(&[b"\xff[x\n"]).unwrap();
+        assert_eq!(lines, vec![StatusLine::Other("\u{fffd}[x".into())]);
+    }
+}

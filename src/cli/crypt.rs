@@ -1,0 +1,193 @@
+//! `zebrastream encrypt` and `zebrastream decrypt`: files or pipes, like `age`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use tokio::io::AsyncWriteExt;
+
+use crate::cipher::{DecryptingReader, EncryptingWriter, Format};
+
+use super::config::{Config, Environment};
+use super::endpoint::{pump, PumpError, Sink, Source};
+use super::errors::{io_failure, Side};
+use super::key_material::{OpeningPlan, SealingKey};
+use super::keys::{self, KeyFlags, Role};
+use super::passphrase;
+use super::progress::Progress;
+use super::{CmdResult, ExitKind, Failure};
+
+/// Key options shared by `encrypt` and `decrypt`.
+#[derive(Debug, Args)]
+pub struct PassphraseArgs {
+    /// Read the passphrase from environment variable VAR
+    #[arg(long = "passphrase-env", value_name = "VAR", conflicts_with = "passphrase_file")]
+    passphrase_env: Option<String>,
+    /// Read the passphrase from the first line of FILE
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    passphrase_file: Option<PathBuf>,
+}
+
+/// Arguments of `zebrastream encrypt`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Without -r/-R/--passphrase-*, ZEBRASTREAM_PASSPHRASE is used when set, else the
+passphrase is asked on the terminal (twice).
+
+Examples:
+  zebrastream encrypt -r age1… -o data.csv.age data.csv
+  zebrastream encrypt --format age --passphrase-file pw.txt < dump.sql > dump.sql.age
+  tar c dir | zebrastream encrypt -R partners.txt | zebrastream write --plain -s /drop")]
+pub struct EncryptArgs {
+    /// Payload format: age-rt (default, what `write` sends) or age (readable by age/rage)
+    #[arg(long, value_name = "FORMAT", default_value = "age-rt", value_parser = parse_format)]
+    format: Format,
+    /// Encrypt to this recipient (age1… or an SSH public key); repeatable
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    recipients: Vec<String>,
+    /// Encrypt to the recipients listed in FILE (one per line); repeatable
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    recipients_files: Vec<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// Write the ciphertext to FILE (appears only when complete) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The file to encrypt (default: stdin)
+    #[arg(value_name = "INPUT")]
+    input: Option<PathBuf>,
+}
+
+/// Arguments of `zebrastream decrypt`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The format (age-rt or age) is detected. Only authenticated plaintext is
+written; with -o the file appears only when the whole stream authenticated.
+Exit 8: wrong key or tampered data; exit 9: truncated.
+
+Examples:
+  zebrastream decrypt -i partner.key -o data.csv data.csv.age
+  ZEBRASTREAM_PASSPHRASE=… zebrastream decrypt < dump.sql.age | psql")]
+pub struct DecryptArgs {
+    /// Decrypt with the identities in FILE (age-keygen / zebrastream keygen format); repeatable
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    identities: Vec<PathBuf>,
+    #[command(flatten)]
+    passphrase: PassphraseArgs,
+    /// Write the plaintext to FILE (appears only when complete) instead of stdout
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// The file to decrypt (default: stdin)
+    #[arg(value_name = "INPUT")]
+    input: Option<PathBuf>,
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse::<Format>().map_err(|e| e.to_string())
+}
+
+/// How the input is named in messages.
+fn subject_of(input: Option<&Path>) -> String {
+    match input {
+        Some(p) if p != Path::new("-") => p.display().to_string(),
+        _ => String::from("stdin"),
+    }
+}
+
+/// Encrypts INPUT (or stdin) to OUTPUT (or stdout).
+pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResult {
+    let subject = subject_of(args.input.as_deref());
+    if args.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(Failure::usage(
+            "refusing to write binary ciphertext to a terminal; use -o FILE or redirect stdout",
+        ));
+    }
+    let flags = KeyFlags {
+        passphrase_env: args.passphrase.passphrase_env,
+        passphrase_file: args.passphrase.passphrase_file,
+        recipients: args.recipients,
+        recipients_files: args.recipients_files,
+        ..KeyFlags::default()
+    };
+    let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
+    let plan = keys::plan(Role::Encrypt, flags, &config, passphrase::can_prompt(), &subject)?;
+    let key = SealingKey::from_plan(plan, &subject)?
+        .ok_or_else(|| Failure::usage("encrypt needs a key"))?;
+    let encryptor = key.encryptor(args.format, &subject)?;
+    super::block_on(async move {
+        let mut source = Source::open(args.input.as_deref()).await?;
+        let mut sink = Sink::create(args.output.as_deref())?;
+        let progress = Progress::for_stderr(quiet);
+        progress.transferring("encrypted");
+        let mut writer = EncryptingWriter::new(sink.writer(), encryptor);
+        let pumped = pump(source.reader(), &mut writer, &progress, false).await;
+        let result = match pumped {
+            Ok(_) => writer.shutdown().await.map_err(|e| output_failure(&subject, e)),
+            Err(PumpError::Read(e)) => Err(Failure::new(
+                ExitKind::Other,
+                format!("{subject}: cannot read input: {e}"),
+            )),
+            Err(PumpError::Write(e)) => Err(output_failure(&subject, e)),
+        };
+        drop(writer);
+        match result {
+            Ok(()) => {
+                sink.commit(&subject).await?;
+                progress.finish();
+                Ok(())
+            }
+            Err(f) => {
+                progress.clear();
+                sink.abort().await;
+                Err(f)
+            }
+        }
+    })
+}
+
+/// Decrypts INPUT (or stdin) to OUTPUT (or stdout).
+pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResult {
+    let subject = subject_of(args.input.as_deref());
+    let flags = KeyFlags {
+        passphrase_env: args.passphrase.passphrase_env,
+        passphrase_file: args.passphrase.passphrase_file,
+        identities: args.identities,
+        ..KeyFlags::default()
+    };
+    let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
+    let plan = keys::plan(Role::Decrypt, flags, &config, passphrase::can_prompt(), &subject)?;
+    let key = match OpeningPlan::from_plan(plan, &subject)? {
+        OpeningPlan::Key(key) => key,
+        OpeningPlan::Plain | OpeningPlan::Detect { .. } => {
+            return Err(Failure::usage(format!("{subject}: decrypt needs a key")))
+        }
+    };
+    super::block_on(async move {
+        let mut source = Source::open(args.input.as_deref()).await?;
+        let mut sink = Sink::create(args.output.as_deref())?;
+        let progress = Progress::for_stderr(quiet);
+        progress.transferring("decrypted");
+        let mut reader = DecryptingReader::new(source.reader(), key.decryptor());
+        let pumped = pump(&mut reader, sink.writer(), &progress, false).await;
+        drop(reader);
+        match pumped {
+            Ok(_) => {
+                sink.commit(&subject).await?;
+                progress.finish();
+                Ok(())
+            }
+            Err(e) => {
+                progress.clear();
+                sink.abort().await;
+                Err(match e {
+                    PumpError::Read(e) => io_failure(&subject, Side::Consumer, e),
+                    PumpError::Write(e) => output_failure(&subject, e),
+                })
+            }
+        }
+    })
+}
+
+fn output_failure(subject: &str, e: std::io::Error) -> Failure {
+    Failure::new(ExitKind::Other, format!("{subject}: cannot write output: {e}"))
+}

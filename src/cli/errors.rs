@@ -1,0 +1,138 @@
+//! One-line failures with meaningful exit codes for every error the
+//! library layers report (client, cipher, plain I/O).
+
+use std::io;
+
+use crate::cipher;
+use crate::client;
+
+use super::{ExitKind, Failure};
+
+/// Which side of a transfer we are, for naming the peer in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// `write`: the peer is the reader.
+    Producer,
+    /// `read`: the peer is the writer.
+    Consumer,
+}
+
+impl Side {
+    fn peer(self) -> &'static str {
+        match self {
+            Side::Producer => "reader",
+            Side::Consumer => "writer",
+        }
+    }
+}
+
+/// The failure for a cipher error; `subject` names the stream or file.
+pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
+    use cipher::Error as E;
+    let (kind, what) = match error {
+        E::Truncated => (
+            ExitKind::Truncated,
+            String::from("truncated: the encrypted stream ended before its final chunk; the output is incomplete"),
+        ),
+        E::NoMatchingIdentity => (
+            ExitKind::Decryption,
+            String::from("wrong passphrase or key: no identity matched"),
+        ),
+        E::ChunkAuthentication { index } => (
+            ExitKind::Decryption,
+            format!("authentication failed at chunk {index}: the data was tampered with or corrupted; nothing after it was output"),
+        ),
+        E::Header(h) => (
+            ExitKind::Decryption,
+            format!("not a valid age-rt/age stream ({h}); was it sent unencrypted (--plain)?"),
+        ),
+        E::Protocol(p) => (ExitKind::Decryption, format!("invalid encrypted stream: {p}")),
+        E::Unsupported(u) => (ExitKind::Decryption, format!("cannot decrypt: unsupported {u}")),
+        E::Key(k) => (ExitKind::Usage, format!("{k}")),
+        E::InvalidRecipients(why) => (ExitKind::Usage, format!("invalid recipients: {why}")),
+        other => (ExitKind::Other, other.to_string()),
+    };
+    Failure::new(kind, format!("{subject}: {what}"))
+}
+
+/// The failure for a client error on stream `subject`.
+pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failure {
+    use client::Error as E;
+    let peer = side.peer();
+    let (kind, what) = match error {
+        E::Auth { status } => (
+            ExitKind::Auth,
+            format!(
+                "the relay refused the access token (HTTP {status}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (tokens are for read or for write)"
+            ),
+        ),
+        E::ConnectTimeout(after) => (
+            ExitKind::ConnectTimeout,
+            format!(
+                "no {peer} connected within {}s; start the {peer}, or raise -t/--connect-timeout",
+                after.as_secs_f64()
+            ),
+        ),
+        E::PeerDisconnected => (
+            ExitKind::PeerDisconnected,
+            format!("the {peer} disconnected before the end of the stream"),
+        ),
+        E::Truncated => (
+            ExitKind::Truncated,
+            String::from("truncated: the stream was cut off before its end; the data received is incomplete"),
+        ),
+        E::InvalidConfig(why) => (ExitKind::Usage, why.clone()),
+        E::Io(e) => return io_failure(subject, side, clone_io(e)),
+        other => (ExitKind::Other, other.to_string()),
+    };
+    Failure::new(kind, format!("{subject}: {what}"))
+}
+
+/// The failure for an `io::Error` from a stream or a cipher adapter: the
+/// typed error inside decides; anything else is exit 1.
+pub fn io_failure(subject: &str, side: Side, error: io::Error) -> Failure {
+    if let Some(e) = client::Error::from_io(&error) {
+        return client_failure(subject, side, e);
+    }
+    if let Some(e) = cipher::Error::from_io(&error) {
+        return cipher_failure(subject, e);
+    }
+    Failure::new(ExitKind::Other, format!("{subject}: {error}"))
+}
+
+/// `io::Error` is not `Clone`; keep kind, message and any typed inner error's text.
+fn clone_io(e: &io::Error) -> io::Error {
+    if let Some(inner) = cipher::Error::from_io(e) {
+        return inner.clone().into();
+    }
+    io::Error::new(e.kind(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn exit_codes_follow_the_error_class() {
+        let s = "/trial";
+        let c = |e: client::Error| client_failure(s, Side::Producer, &e).kind;
+        assert_eq!(c(client::Error::Auth { status: 401 }), ExitKind::Auth);
+        assert_eq!(c(client::Error::ConnectTimeout(Duration::from_secs(2))), ExitKind::ConnectTimeout);
+        assert_eq!(c(client::Error::PeerDisconnected), ExitKind::PeerDisconnected);
+        assert_eq!(c(client::Error::Truncated), ExitKind::Truncated);
+        let k = |e: cipher::Error| cipher_failure(s, &e).kind;
+        assert_eq!(k(cipher::Error::NoMatchingIdentity), ExitKind::Decryption);
+        assert_eq!(k(cipher::Error::ChunkAuthentication { index: 3 }), ExitKind::Decryption);
+        assert_eq!(k(cipher::Error::Truncated), ExitKind::Truncated);
+        // Through io::Error, as the adapters deliver them.
+        let io: io::Error = cipher::Error::Truncated.into();
+        assert_eq!(io_failure(s, Side::Consumer, io).kind, ExitKind::Truncated);
+        let io: io::Error = client::Error::PeerDisconnected.into();
+        let f = io_failure(s, Side::Consumer, io);
+        assert_eq!(f.kind, ExitKind::PeerDisconnected);
+        assert!(f.message.starts_with("/trial: the writer disconnected"), "{}", f.message);
+        let f = io_failure(s, Side::Consumer, io::Error::other("disk full"));
+        assert_eq!(f.kind, ExitKind::Other);
+    }
+}

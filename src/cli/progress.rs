@@ -1,0 +1,82 @@
+//! Progress on stderr: a spinner while waiting for the peer, then bytes,
+//! rate and elapsed time. Drawn only when stderr is a terminal (and not
+//! `-q`); otherwise every call is a no-op and nothing is printed.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often the spinner redraws while nothing else happens.
+const TICK: Duration = Duration::from_millis(120);
+
+/// The progress display of one transfer (hidden when not on a terminal).
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A display on stderr if it is a terminal and `quiet` is off; hidden otherwise.
+    pub fn for_stderr(quiet: bool) -> Self {
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            bar: ProgressBar::with_draw_target(None, target),
+        }
+    }
+
+    /// True when something is drawn.
+    pub fn is_visible(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
+    /// Shows a spinner with `message` (e.g. "waiting for reader…").
+    pub fn waiting(&self, message: impl Into<String>) {
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.bar.set_message(message.into());
+        self.bar.enable_steady_tick(TICK);
+    }
+
+    /// Switches to the byte counter once the transfer runs; `label` says
+    /// what moves ("sent", "received", "encrypted", …).
+    pub fn transferring(&self, label: &'static str) {
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} {bytes} ({binary_bytes_per_sec}) in {elapsed_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        self.bar.set_message(label);
+        self.bar.reset_elapsed();
+        self.bar.set_position(0);
+    }
+
+    /// Counts `n` more bytes.
+    pub fn add(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// Leaves the final line on screen ("done").
+    pub fn finish(&self) {
+        if self.is_visible() {
+            self.bar.finish();
+        }
+    }
+
+    /// Removes the display (on failure, before the error line is printed).
+    pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,239 @@
+//! `zebrastream read`: receive a stream into stdout, a file, or a consumer
+//! command, decrypting and authenticating it.
+
+use std::io;
+use std::path::PathBuf;
+
+use clap::Args;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::cipher::{DecryptingReader, Format};
+use crate::client::{self, StreamReader};
+
+use super::config::{Config, ConfigSelection};
+use super::endpoint::{pump, PumpError, Sink};
+use super::errors::{client_failure, io_failure, Side};
+use super::key_material::{self, OpeningPlan};
+use super::passphrase;
+use super::progress::Progress;
+use super::settings::{self, ModeFlags, StreamArgs};
+use super::{CmdResult, ExitKind, Failure};
+
+/// Arguments of `zebrastream read`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Writes to stdout by default, to FILE with -o (the file appears only when the
+whole stream arrived and authenticated), or into a consumer command's stdin
+after '--'. The format (age-rt, age, plaintext) is detected. Without a key,
+plaintext passes through and an encrypted stream is refused (exit 8) unless
+its passphrase can be asked on the terminal; --plain saves it as it is.
+
+Examples:
+  zebrastream read -s /hospital/trial-42 --passphrase-file key.txt | psql
+  zebrastream read -s /trial-42 -i partner.key -o data.csv
+  zebrastream read -s /logs --plain --unbuffered-output | grep ERROR
+  zebrastream read -s /backup --passphrase-file key.txt -- tar -xz
+  zebrastream --config-name myconfig read -- python process.py")]
+pub struct ReadArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// Decrypt with the identities in FILE (age-keygen / zebrastream keygen format); repeatable
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    identities: Vec<PathBuf>,
+    /// Write output as soon as it arrives (flush after every piece)
+    #[arg(short = 'u', long = "unbuffered-output")]
+    unbuffered_output: bool,
+    /// Write to FILE instead of stdout (it appears only when complete)
+    #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "command")]
+    output: Option<PathBuf>,
+    /// Consumer command and arguments (after --): the stream goes to its stdin
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Runs `zebrastream read`.
+pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: bool) -> CmdResult {
+    let output = args.output;
+    let stream = settings::resolve_stream(
+        args.stream,
+        ModeFlags {
+            command: args.command,
+            unbuffered: args.unbuffered_output,
+            recipients: Vec::new(),
+            recipients_files: Vec::new(),
+            identities: args.identities,
+        },
+        config,
+        selection,
+        settings::Mode::Read,
+        passphrase::can_prompt(),
+    )?;
+    let subject = stream.stream_path.clone();
+    let command = if output.is_some() {
+        Vec::new()
+    } else {
+        stream.command.clone()
+    };
+    // Keys first: prompts and key files fail before anyone is kept waiting.
+    let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
+    let (encryption, detect) = match plan {
+        OpeningPlan::Plain => (client::Encryption::Plain, None),
+        OpeningPlan::Detect { can_prompt } => (client::Encryption::Plain, Some(can_prompt)),
+        OpeningPlan::Key(key) => (key_material::client_opening(key), None),
+    };
+    let builder = client::Config::builder(subject.clone()).encryption(encryption);
+    let client_config = super::client_common(
+        builder,
+        &stream.connect_url,
+        stream.connect_timeout,
+        stream.access_token,
+    )
+    .build()
+    .map_err(|e| client_failure(&subject, Side::Consumer, &e))?;
+    let unbuffered = stream.unbuffered;
+
+    super::block_on(async move {
+        // A file output is created before connecting: an unwritable path fails fast.
+        let early_sink = match (&output, command.is_empty()) {
+            (Some(path), _) => Some(Sink::create(Some(path))?),
+            (None, true) => Some(Sink::create(None)?),
+            (None, false) => None,
+        };
+        let progress = Progress::for_stderr(quiet);
+        progress.waiting(format!("{subject}: waiting for writer…"));
+        let connected = StreamReader::connect(&client_config).await;
+        let mut reader = match connected {
+            Ok(r) => r,
+            Err(e) => {
+                progress.clear();
+                return Err(client_failure(&subject, Side::Consumer, &e));
+            }
+        };
+        tracing::info!("{subject}: writer connected");
+        let mut input: Box<dyn AsyncRead + Unpin + Send + '_> = match detect {
+            None => Box::new(&mut reader),
+            Some(can_prompt) => {
+                let (head, format) = match sniff_format(&mut reader).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        progress.clear();
+                        return Err(io_failure(&subject, Side::Consumer, e));
+                    }
+                };
+                let replayed = io::Cursor::new(head).chain(&mut reader);
+                match format {
+                    None => Box::new(replayed),
+                    Some(_) if can_prompt => {
+                        progress.clear();
+                        let key = key_material::prompt_for_detected(&subject)?;
+                        Box::new(DecryptingReader::new(replayed, key.decryptor()))
+                    }
+                    Some(format) => {
+                        progress.clear();
+                        return Err(Failure::new(
+                            ExitKind::Decryption,
+                            format!(
+                                "{subject}: the stream is encrypted ({format}) but no key was given; use -p/--passphrase-file/-i or ZEBRASTREAM_PASSPHRASE (or --plain to save the ciphertext as it is)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        progress.transferring("received");
+        let mut sink = match early_sink {
+            Some(s) => s,
+            None => match Sink::spawn_consumer(&command, &subject) {
+                Ok(s) => s,
+                Err(f) => {
+                    progress.clear();
+                    return Err(f);
+                }
+            },
+        };
+        let pumped = pump(&mut input, sink.writer(), &progress, unbuffered).await;
+        drop(input);
+        let outcome = match pumped {
+            Ok(_) => sink.commit(&subject).await,
+            Err(PumpError::Read(e)) => {
+                sink.abort().await;
+                Err(io_failure(&subject, Side::Consumer, e))
+            }
+            Err(PumpError::Write(e)) if sink.is_consumer() => {
+                tracing::debug!("{subject}: consumer input closed: {e}");
+                sink.consumer_stopped(&subject).await
+            }
+            Err(PumpError::Write(e)) => {
+                let what = sink.describe();
+                sink.abort().await;
+                Err(Failure::new(
+                    ExitKind::Other,
+                    format!("{subject}: cannot write to {what}: {e}; stopped reading"),
+                ))
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                progress.finish();
+                tracing::info!("{subject}: received {} bytes", reader.bytes_read());
+                Ok(())
+            }
+            Err(f) => {
+                progress.clear();
+                Err(f)
+            }
+        }
+    })
+}
+
+/// Reads just enough of `reader` to tell whether the stream starts with an
+/// age-rt or age v1 header line. Returns the bytes read (to be replayed) and
+/// the format found. Stops at the first byte that rules both out, so a live
+/// plaintext stream is not held back.
+async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
+    let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
+        .into_iter()
+        .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
+        .collect();
+    let longest = lines.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let mut head = Vec::with_capacity(longest);
+    let mut buf = [0u8; 64];
+    loop {
+        if let Some((format, _)) = lines.iter().find(|(_, l)| head.starts_with(l)) {
+            return Ok((head, Some(*format)));
+        }
+        let still_possible = lines.iter().any(|(_, l)| l.starts_with(&head));
+        if !still_possible {
+            return Ok((head, None));
+        }
+        let want = (longest - head.len()).clamp(1, buf.len());
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Ok((head, None));
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sniffing_finds_formats_and_lets_plaintext_through() {
+        let rt = format!("{}\n-> scrypt …", Format::AgeRt.identifier());
+        let (head, f) = sniff_format(&mut rt.as_bytes()).await.unwrap();
+        assert_eq!(f, Some(Format::AgeRt));
+        assert!(rt.as_bytes().starts_with(&head));
+        let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
+        assert_eq!(sniff_format(&mut v1.as_bytes()).await.unwrap().1, Some(Format::AgeV1));
+        // Plaintext: decided at the first byte that matches no header.
+        let (head, f) = sniff_format(&mut &b"hello world"[..]).await.unwrap();
+        assert_eq!((head.as_slice(), f), (&b"h"[..], None));
+        // A plaintext prefix of a header, then EOF.
+        let (head, f) = sniff_format(&mut &b"age-enc"[..]).await.unwrap();
+        assert_eq!((head.as_slice(), f), (&b"age-enc"[..], None));
+        let (_, f) = sniff_format(&mut &b""[..]).await.unwrap();
+        assert_eq!(f, None);
+    }
+}

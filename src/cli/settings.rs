@@ -1,0 +1,589 @@
+//! The `write`/`read` flags shared with the Python CLI, and their resolution
+//! against the config: flag > `ZEBRASTREAM_*` env > config file > global file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+
+use super::config::{Config, ConfigError, ConfigSelection};
+use super::keys::{self, KeyFlags, KeyPlan, Role};
+use super::shell_words;
+use super::Failure;
+
+/// Flags `write` and `read` share (the Python CLI's names and letters).
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Stream path, e.g. /org/team/feed (optional if set in the config)
+    #[arg(short = 's', long = "stream-path", value_name = "PATH")]
+    pub stream_path: Option<String>,
+    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0/]
+    #[arg(short = 'U', long = "connect-url", value_name = "URL")]
+    pub connect_url: Option<String>,
+    /// Give up if the peer has not connected after this many seconds
+    #[arg(short = 't', long = "connect-timeout", value_name = "SECONDS")]
+    pub connect_timeout: Option<u64>,
+    /// Access token (insecure in argv: prefer ZEBRASTREAM_ACCESS_TOKEN or a config file)
+    #[arg(
+        short = 'a',
+        long = "access-token",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub access_token: Option<String>,
+    /// Passphrase (insecure in argv: prefer --passphrase-file, ZEBRASTREAM_PASSPHRASE or the prompt)
+    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE")]
+    pub passphrase: Option<String>,
+    /// Read the passphrase from the first line of FILE
+    #[arg(long = "passphrase-file", value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Explicitly transfer without encryption (overrides keys from config/env)
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// Which subcommand is resolving its settings (the config's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `zebrastream write`.
+    Write,
+    /// `zebrastream read`.
+    Read,
+}
+
+impl Mode {
+    /// The value the config's `mode` key must have.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Write => "write",
+            Mode::Read => "read",
+        }
+    }
+}
+
+/// The payload format when encrypting (`--encryption-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncryptionMode {
+    /// age-rt v0.2: variable chunks, flushable (the default).
+    AgeRt,
+    /// Standard age v1: fixed 64 KiB chunks.
+    Age,
+}
+
+impl EncryptionMode {
+    /// Parses `age-rt` or `age`, the Python CLI's values.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "age-rt" => Some(EncryptionMode::AgeRt),
+            "age" => Some(EncryptionMode::Age),
+            _ => None,
+        }
+    }
+}
+
+/// Everything `write`/`read` needs, resolved.
+#[derive(Debug)]
+pub struct StreamSettings {
+    /// The stream path (starts with `/`).
+    pub stream_path: String,
+    /// The Connect API URL, if not the default.
+    pub connect_url: Option<String>,
+    /// How long to wait for the peer.
+    pub connect_timeout: Option<Duration>,
+    /// The bearer token, if any.
+    pub access_token: Option<SecretString>,
+    /// The producer/consumer command (empty: stdin/stdout or a file).
+    pub command: Vec<String>,
+    /// `-u` or `unbuffered_input`/`unbuffered_output`.
+    pub unbuffered: bool,
+    /// The key decision ([`keys::plan`]).
+    pub keys: KeyPlan,
+}
+
+/// Settings only `write` has.
+#[derive(Debug)]
+pub struct WriteSettings {
+    /// `Content-Type` of the PUT.
+    pub content_type: Option<String>,
+    /// Flush buffered data at most this long after the first unflushed write.
+    pub auto_flush_delay: Option<Duration>,
+    /// age-rt or age v1 when encrypting.
+    pub encryption_mode: EncryptionMode,
+}
+
+/// The per-subcommand flags that take part in resolution.
+pub struct ModeFlags {
+    /// `-- COMMAND…` from the command line.
+    pub command: Vec<String>,
+    /// `-u`.
+    pub unbuffered: bool,
+    /// The key flags beyond `-p`/`--passphrase-file`/`--plain`.
+    pub recipients: Vec<String>,
+    /// `-R`.
+    pub recipients_files: Vec<PathBuf>,
+    /// `-i`.
+    pub identities: Vec<PathBuf>,
+}
+
+fn config_failure(e: ConfigError) -> Failure {
+    Failure::usage(e.to_string())
+}
+
+/// Logs the Python CLI's warning for a secret given in argv.
+fn warn_secret_in_argv(flag: &str, env_var: &str) {
+    tracing::warn!(
+        "Using {flag} is insecure on shared systems. Use {env_var} environment variable or config file instead."
+    );
+}
+
+/// Resolves the shared settings of `write`/`read`.
+pub fn resolve_stream(
+    args: StreamArgs,
+    extra: ModeFlags,
+    config: &Config,
+    selection: &ConfigSelection,
+    mode: Mode,
+    can_prompt: bool,
+) -> Result<StreamSettings, Failure> {
+    config
+        .check_mode(selection, mode.as_str())
+        .map_err(config_failure)?;
+
+    let stream_path = match args.stream_path {
+        Some(p) => p,
+        None => config
+            .string("stream_path")
+            .map_err(config_failure)?
+            .map(|s| s.value)
+            .ok_or_else(|| {
+                Failure::usage(
+                    "no stream path provided: use -s/--stream-path, ZEBRASTREAM_STREAM_PATH, or 'stream_path' in a config file",
+                )
+            })?,
+    };
+    if !stream_path.starts_with('/') {
+        return Err(Failure::usage(format!(
+            "stream path '{stream_path}' must start with '/', e.g. /org/team/feed"
+        )));
+    }
+
+    if args.access_token.as_deref().is_some_and(|t| !t.is_empty()) {
+        warn_secret_in_argv("--access-token", "ZEBRASTREAM_ACCESS_TOKEN");
+    }
+    let access_token = match args.access_token {
+        Some(t) if !t.is_empty() => Some(SecretString::from(t)),
+        _ => config
+            .secret("access_token")
+            .map_err(config_failure)?
+            .map(|s| s.value),
+    };
+    if access_token.is_none() {
+        tracing::info!(
+            "{stream_path}: no access token configured (ZEBRASTREAM_ACCESS_TOKEN, config 'access_token' or -a); connecting without one"
+        );
+    }
+
+    let connect_url = match args.connect_url {
+        Some(u) => Some(u),
+        None => config
+            .string("connect_url")
+            .map_err(config_failure)?
+            .map(|s| s.value),
+    };
+    if let Some(url) = &connect_url {
+        check_http_url(url)?;
+    }
+    let connect_timeout = match args.connect_timeout {
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => config
+            .seconds("connect_timeout")
+            .map_err(config_failure)?
+            .map(|s| Duration::from_secs_f64(s.value)),
+    };
+
+    let command = if extra.command.is_empty() {
+        match config.string("command").map_err(config_failure)? {
+            Some(s) => shell_words::split(&s.value).map_err(|e| {
+                Failure::usage(format!("config key 'command' from {}: {e}", s.origin))
+            })?,
+            None => Vec::new(),
+        }
+    } else {
+        extra.command
+    };
+    let unbuffered_key = match mode {
+        Mode::Write => "unbuffered_input",
+        Mode::Read => "unbuffered_output",
+    };
+    let unbuffered = extra.unbuffered
+        || config
+            .flag(unbuffered_key)
+            .map_err(config_failure)?
+            .is_some_and(|s| s.value);
+
+    if args.passphrase.as_deref().is_some_and(|p| !p.is_empty()) {
+        warn_secret_in_argv("--passphrase", "ZEBRASTREAM_PASSPHRASE");
+    }
+    let key_flags = KeyFlags {
+        passphrase: args.passphrase.map(SecretString::from),
+        passphrase_env: None,
+        passphrase_file: args.passphrase_file,
+        recipients: extra.recipients,
+        recipients_files: extra.recipients_files,
+        identities: extra.identities,
+        plain: args.plain,
+    };
+    let role = match mode {
+        Mode::Write => Role::Write,
+        Mode::Read => Role::Read,
+    };
+    let keys = keys::plan(role, key_flags, config, can_prompt, &stream_path)?;
+
+    Ok(StreamSettings {
+        stream_path,
+        connect_url,
+        connect_timeout,
+        access_token,
+        command,
+        unbuffered,
+        keys,
+    })
+}
+
+/// Resolves the settings only `write` has.
+pub fn resolve_write(
+    content_type: Option<String>,
+    auto_flush_delay: Option<u64>,
+    encryption_mode: Option<String>,
+    config: &Config,
+) -> Result<WriteSettings, Failure> {
+    let content_type = match content_type {
+        Some(c) => Some(c),
+        None => config
+            .string("content_type")
+            .map_err(config_failure)?
+            .map(|s| s.value),
+    };
+    let auto_flush_delay = match auto_flush_delay {
+        Some(secs) => Some(Duration::from_secs(secs)),
+        None => config
+            .seconds("auto_flush_delay")
+            .map_err(config_failure)?
+            .map(|s| Duration::from_secs_f64(s.value)),
+    };
+    let (mode_text, origin) = match encryption_mode {
+        Some(m) => (Some(m), String::from("--encryption-mode")),
+        None => match config.string("encryption_mode").map_err(config_failure)? {
+            Some(s) => (Some(s.value), s.origin.to_string()),
+            None => (None, String::new()),
+        },
+    };
+    let encryption_mode = match mode_text {
+        None => EncryptionMode::AgeRt,
+        Some(text) => EncryptionMode::parse(&text).ok_or_else(|| {
+            Failure::usage(format!(
+                "invalid encryption_mode '{text}' from {origin}. Must be 'age-rt' or 'age'."
+            ))
+        })?,
+    };
+    Ok(WriteSettings {
+        content_type,
+        auto_flush_delay,
+        encryption_mode,
+    })
+}
+
+/// Checks that `url` is an absolute http(s) URL.
+fn check_http_url(url: &str) -> Result<(), Failure> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err(Failure::usage(format!(
+            "connect URL '{url}' must be an http:// or https:// URL"
+        ))),
+        Err(e) => Err(Failure::usage(format!(
+            "connect URL '{url}' is not a URL: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::config::Environment;
+    use secrecy::ExposeSecret;
+    use std::path::Path;
+
+    fn args(stream: Option<&str>) -> StreamArgs {
+        StreamArgs {
+            stream_path: stream.map(String::from),
+            connect_url: None,
+            connect_timeout: None,
+            access_token: None,
+            passphrase: None,
+            passphrase_file: None,
+            plain: true,
+        }
+    }
+
+    fn no_extra() -> ModeFlags {
+        ModeFlags {
+            command: Vec::new(),
+            unbuffered: false,
+            recipients: Vec::new(),
+            recipients_files: Vec::new(),
+            identities: Vec::new(),
+        }
+    }
+
+    /// A temp HOME with the given global and named configs, and env pairs.
+    struct Home {
+        dir: tempfile::TempDir,
+    }
+
+    impl Home {
+        fn new(global: Option<&str>, named: &[(&str, &str)]) -> Home {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = dir.path().join(".config/zebrastream");
+            std::fs::create_dir_all(cfg.join("streams")).unwrap();
+            if let Some(g) = global {
+                std::fs::write(cfg.join("config.yaml"), g).unwrap();
+            }
+            for (name, text) in named {
+                std::fs::write(cfg.join("streams").join(format!("{name}.yaml")), text).unwrap();
+            }
+            Home { dir }
+        }
+
+        fn env(&self, pairs: &[(&str, &str)]) -> Environment {
+            let home = self.dir.path().to_str().unwrap().to_owned();
+            let mut all: Vec<(&str, &str)> =
+                vec![("HOME", &home), ("XDG_CONFIG_DIRS", "/nonexistent")];
+            all.extend_from_slice(pairs);
+            Environment::from_pairs(self.dir.path(), all.iter().map(|(k, v)| (*k, *v)))
+        }
+    }
+
+    fn resolve(
+        a: StreamArgs,
+        env: &Environment,
+        selection: ConfigSelection,
+        mode: Mode,
+    ) -> Result<StreamSettings, Failure> {
+        let config = Config::load(&selection, env).map_err(config_failure)?;
+        resolve_stream(a, no_extra(), &config, &selection, mode, false)
+    }
+
+    #[test]
+    fn precedence_flag_env_named_global() {
+        let home = Home::new(
+            Some("stream_path: /global\nconnect_timeout: 1\ncontent_type: text/global\naccess_token: g\n"),
+            &[("trial", "mode: write\nstream_path: /named\nconnect_timeout: 2\n")],
+        );
+        let named = ConfigSelection::Name(String::from("trial"));
+        // global only
+        let s = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::GlobalOnly,
+            Mode::Write,
+        )
+        .unwrap();
+        assert_eq!(s.stream_path, "/global");
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(s.access_token.unwrap().expose_secret(), "g");
+        // named over global
+        let s = resolve(args(None), &home.env(&[]), named.clone(), Mode::Write).unwrap();
+        assert_eq!(s.stream_path, "/named");
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(2)));
+        // env over named, YAML-typed
+        let env = home.env(&[
+            ("ZEBRASTREAM_STREAM_PATH", "/env"),
+            ("ZEBRASTREAM_CONNECT_TIMEOUT", "9"),
+        ]);
+        let s = resolve(args(None), &env, named.clone(), Mode::Write).unwrap();
+        assert_eq!(s.stream_path, "/env");
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(9)));
+        // flag over env
+        let mut a = args(Some("/flag"));
+        a.connect_timeout = Some(3);
+        let s = resolve(a, &env, named, Mode::Write).unwrap();
+        assert_eq!(s.stream_path, "/flag");
+        assert_eq!(s.connect_timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn empty_env_value_unsets_a_file_key() {
+        let home = Home::new(Some("stream_path: /global\n"), &[]);
+        let env = home.env(&[("ZEBRASTREAM_STREAM_PATH", "")]);
+        let err = resolve(args(None), &env, ConfigSelection::GlobalOnly, Mode::Read).unwrap_err();
+        assert!(err.message.contains("no stream path"), "{}", err.message);
+    }
+
+    #[test]
+    fn mode_must_match_when_a_config_is_selected() {
+        let home = Home::new(
+            None,
+            &[
+                ("w", "mode: write\nstream_path: /a\n"),
+                ("nomode", "stream_path: /a\n"),
+            ],
+        );
+        let err = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::Name("w".into()),
+            Mode::Read,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, super::super::ExitKind::Usage);
+        assert!(
+            err.message.contains("conflicts with config mode 'write'"),
+            "{}",
+            err.message
+        );
+        let err = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::Name("nomode".into()),
+            Mode::Read,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("missing required 'mode'"),
+            "{}",
+            err.message
+        );
+        // ZEBRASTREAM_MODE counts, as in confuse.
+        let env = home.env(&[("ZEBRASTREAM_MODE", "read")]);
+        assert!(resolve(
+            args(None),
+            &env,
+            ConfigSelection::Name("nomode".into()),
+            Mode::Read
+        )
+        .is_ok());
+        // Without -f/-n, mode is not checked.
+        let env = home.env(&[("ZEBRASTREAM_MODE", "write")]);
+        assert!(resolve(
+            args(Some("/x")),
+            &env,
+            ConfigSelection::GlobalOnly,
+            Mode::Read
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn explicit_config_file_and_missing_files() {
+        let home = Home::new(None, &[]);
+        let file = home.dir.path().join("my.yaml");
+        std::fs::write(&file, "mode: read\nstream_path: /from-file\ncommand: \"sh -c 'wc -c'\"\nunbuffered_output: yes\n").unwrap();
+        let s = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::File(file),
+            Mode::Read,
+        )
+        .unwrap();
+        assert_eq!(s.stream_path, "/from-file");
+        assert_eq!(s.command, ["sh", "-c", "wc -c"]);
+        assert!(s.unbuffered);
+        let err = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::File(Path::new("missing.yaml").into()),
+            Mode::Read,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("config file not found"),
+            "{}",
+            err.message
+        );
+        let err = resolve(
+            args(None),
+            &home.env(&[]),
+            ConfigSelection::Name("nope".into()),
+            Mode::Read,
+        )
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("~/.config/zebrastream/streams/nope.yaml"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let home = Home::new(Some("connect_timeout: soon\n"), &[]);
+        let err = resolve(
+            args(Some("/a")),
+            &home.env(&[]),
+            ConfigSelection::GlobalOnly,
+            Mode::Write,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("'connect_timeout'"), "{}", err.message);
+        let home = Home::new(None, &[]);
+        let err = resolve(
+            args(Some("no-slash")),
+            &home.env(&[]),
+            ConfigSelection::GlobalOnly,
+            Mode::Write,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("must start with '/'"));
+        let env = home.env(&[("ZEBRASTREAM_CONNECT_URL", "ftp://x")]);
+        let err = resolve(
+            args(Some("/a")),
+            &env,
+            ConfigSelection::GlobalOnly,
+            Mode::Write,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("http"), "{}", err.message);
+    }
+
+    #[test]
+    fn env_secrets_keep_their_text() {
+        let home = Home::new(None, &[]);
+        let env = home.env(&[
+            ("ZEBRASTREAM_PASSPHRASE", "0123"),
+            ("ZEBRASTREAM_ACCESS_TOKEN", "007"),
+        ]);
+        let mut a = args(Some("/a"));
+        a.plain = false;
+        let s = resolve(a, &env, ConfigSelection::GlobalOnly, Mode::Write).unwrap();
+        assert_eq!(s.access_token.unwrap().expose_secret(), "007");
+        match s.keys {
+            KeyPlan::Passphrase(keys::PassphraseSource::Given { secret, origin }) => {
+                assert_eq!(secret.expose_secret(), "0123");
+                assert!(origin.contains("ZEBRASTREAM_PASSPHRASE"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_only_settings() {
+        let c = Config::from_yaml_layers(&[(
+            "c.yaml",
+            "content_type: text/csv\nauto_flush_delay: 0\nencryption_mode: age\n",
+        )]);
+        let w = resolve_write(None, None, None, &c).unwrap();
+        assert_eq!(w.content_type.as_deref(), Some("text/csv"));
+        assert_eq!(w.auto_flush_delay, Some(Duration::ZERO));
+        assert_eq!(w.encryption_mode, EncryptionMode::Age);
+        let w = resolve_write(Some("a/b".into()), Some(5), Some("age-rt".into()), &c).unwrap();
+        assert_eq!(w.content_type.as_deref(), Some("a/b"));
+        assert_eq!(w.auto_flush_delay, Some(Duration::from_secs(5)));
+        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        let err = resolve_write(None, None, Some("rot13".into()), &c).unwrap_err();
+        assert!(err.message.contains("invalid encryption_mode 'rot13'"));
+        let w = resolve_write(None, None, None, &Config::default()).unwrap();
+        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+    }
+}

@@ -1,0 +1,117 @@
+//! [`StreamReader`]: the consumer end, a `tokio::io::AsyncRead`.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::{Config, Error};
+use crate::api::ConnectMode;
+use crate::cipher::DecryptingReader;
+
+/// The transport the reader reads from: the download body, or a cipher over it.
+type Transport = Pin<Box<dyn AsyncRead + Send>>;
+
+/// The consumer end of a stream: an [`AsyncRead`] over the bytes the producer
+/// writes.
+///
+/// EOF (`Ok` with nothing read) comes only after the clean end of the HTTP
+/// body (plaintext) or the final authenticated chunk (encrypted; the format,
+/// age-rt or age v1, is detected). A stream that breaks off reads as an error
+/// carrying [`Error::Truncated`] (get it with [`Error::from_io`]); a wrong key
+/// or tampered data is [`Error::Decryption`]. It never looks like a short
+/// success. The network is
+/// read only as fast as the application reads (backpressure reaches the
+/// producer through the relay).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zebrastream::client::Error> {
+/// use tokio::io::AsyncReadExt;
+/// use zebrastream::client::{Config, StreamReader};
+///
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .build()?;
+/// let mut reader = StreamReader::connect(&config).await?;
+/// let mut text = String::new();
+/// reader.read_to_string(&mut text).await?;
+/// # Ok(()) }
+/// ```
+pub struct StreamReader {
+    transport: Transport,
+    content_type: Option<String>,
+    bytes: u64,
+    failed: bool,
+}
+
+impl std::fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("content_type", &self.content_type)
+            .field("bytes", &self.bytes)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamReader {
+    /// Waits for a producer through the Connect API (`mode=await-writer`),
+    /// then starts the download. Returns once the relay sent the response head.
+    pub async fn connect(config: &Config) -> Result<StreamReader, Error> {
+        let api = config.api_client()?;
+        let decryptor = config.encryption.decryptor()?;
+        let data_url = api
+            .connect(
+                &config.stream_path,
+                ConnectMode::AwaitWriter,
+                config.connect_timeout,
+            )
+            .await?;
+        let download = api.download(&data_url).await?;
+        let content_type = download.content_type().map(str::to_owned);
+        let transport: Transport = match decryptor {
+            None => Box::pin(download),
+            Some(decryptor) => Box::pin(DecryptingReader::new(download, decryptor)),
+        };
+        Ok(StreamReader {
+            transport,
+            content_type,
+            bytes: 0,
+            failed: false,
+        })
+    }
+
+    /// The `Content-Type` the producer announced, if the relay forwarded one.
+    pub fn content_type(&self) -> Option<&str> {
+        self.content_type.as_deref()
+    }
+
+    /// Plaintext bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl AsyncRead for StreamReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.failed {
+            return Poll::Ready(Err(Error::Closed.into()));
+        }
+        let before = buf.filled().len();
+        match ready!(self.transport.as_mut().poll_read(cx, buf)) {
+            Ok(()) => {
+                self.bytes += (buf.filled().len() - before) as u64;
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => {
+                self.failed = true;
+                Poll::Ready(Err(Error::from_io_error(e).into()))
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! One-call helpers: [`push`] a source into a stream, [`pull`] a stream into
+//! a destination, and their file variants.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{Config, Error, StreamReader, StreamWriter};
+
+/// The size of the copy buffer (one full age-rt chunk).
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// What a completed transfer moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferReport {
+    /// Plaintext bytes transferred.
+    pub bytes: u64,
+    /// Time from pairing with the peer to the confirmed end of the transfer.
+    pub duration: Duration,
+}
+
+impl TransferReport {
+    /// Average throughput in bytes per second (0 for an instant transfer).
+    pub fn bytes_per_second(&self) -> f64 {
+        let secs = self.duration.as_secs_f64();
+        if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Streams everything `source` yields to the consumer and waits for the
+/// relay's confirmation.
+///
+/// If `source` fails, the upload is aborted (the consumer sees an error) and
+/// the source's error is returned as [`Error::Io`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zebrastream::client::Error> {
+/// use zebrastream::client::{push, Config};
+///
+/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let report = push(&config, &b"hello"[..]).await?;
+/// assert_eq!(report.bytes, 5);
+/// # Ok(()) }
+/// ```
+pub async fn push<R>(config: &Config, mut source: R) -> Result<TransferReport, Error>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut writer = StreamWriter::connect(config).await?;
+    let started = Instant::now();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        // On a source error the writer is dropped here, which aborts the upload.
+        let n = source.read(&mut buf).await.map_err(Error::Io)?;
+        if n == 0 {
+            break;
+        }
+        writer
+            .write_all(&buf[..n])
+            .await
+            .map_err(Error::from_io_error)?;
+    }
+    writer.shutdown().await.map_err(Error::from_io_error)?;
+    Ok(TransferReport {
+        bytes: writer.bytes_written(),
+        duration: started.elapsed(),
+    })
+}
+
+/// Reads the whole stream into `destination` (flushed at the end).
+///
+/// On error, `destination` holds an incomplete prefix of the stream: callers
+/// writing to a file should use [`pull_file`], which only keeps complete streams.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zebrastream::client::Error> {
+/// use zebrastream::client::{pull, Config};
+///
+/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let mut out = Vec::new();
+/// let report = pull(&config, &mut out).await?;
+/// assert_eq!(report.bytes, out.len() as u64);
+/// # Ok(()) }
+/// ```
+pub async fn pull<W>(config: &Config, mut destination: W) -> Result<TransferReport, Error>
+where
+    W: AsyncWrite + Unpin,
+{
+    let mut reader = StreamReader::connect(config).await?;
+    let started = Instant::now();
+    let mut buf = vec![0u8; COPY_BUFFER];
+    loop {
+        let n = reader.read(&mut buf).await.map_err(Error::from_io_error)?;
+        if n == 0 {
+            break;
+        }
+        destination.write_all(&buf[..n]).await.map_err(Error::Io)?;
+    }
+    destination.flush().await.map_err(Error::Io)?;
+    Ok(TransferReport {
+        bytes: reader.bytes_read(),
+        duration: started.elapsed(),
+    })
+}
+
+/// [`push`] with the contents of the file at `path`.
+pub async fn push_file(config: &Config, path: impl AsRef<Path>) -> Result<TransferReport, Error> {
+    let file = tokio::fs::File::open(path).await.map_err(Error::Io)?;
+    push(config, file).await
+}
+
+/// [`pull`] into the file at `path`. The stream is written to a temporary
+/// file in the same directory, which replaces `path` only when the whole
+/// stream arrived; on error `path` is left untouched.
+pub async fn pull_file(config: &Config, path: impl AsRef<Path>) -> Result<TransferReport, Error> {
+    let path = path.as_ref();
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::Io)?;
+    let std_file = temp.as_file().try_clone().map_err(Error::Io)?;
+    let mut file = tokio::fs::File::from_std(std_file);
+    let report = pull(config, &mut file).await?;
+    file.sync_all().await.map_err(Error::Io)?;
+    drop(file);
+    temp.persist(path).map_err(|e| Error::Io(e.error))?;
+    Ok(report)
+}

@@ -1,0 +1,387 @@
+//! [`StreamWriter`]: the producer end, a `tokio::io::AsyncWrite`.
+//!
+//! The writer hands bytes to a background task (the "pump") through a bounded
+//! queue. The pump owns the transport stack (the cipher, if any, over the
+//! upload body), applies the auto-flush policy with its own timer, and watches
+//! the relay's status lines, so a delayed flush happens even while the
+//! application is not polling the writer.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::PollSender;
+
+use super::{AutoFlush, Config, Error};
+use crate::api::{self, ConnectMode, UploadStatus};
+use crate::cipher::EncryptingWriter;
+
+/// The largest piece of one write handed to the pump at a time.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Commands queued between the application and the pump (bounds memory to
+/// `COMMAND_QUEUE × MAX_COMMAND_BYTES`).
+const COMMAND_QUEUE: usize = 4;
+/// How long to wait for the relay's explanation after the upload body closed.
+const STATUS_GRACE: Duration = Duration::from_secs(5);
+
+/// The transport the pump writes into: the upload body, or a cipher over it.
+type Transport = Box<dyn AsyncWrite + Send + Unpin>;
+
+#[derive(Debug)]
+enum Command {
+    Data(Bytes),
+    Flush(oneshot::Sender<()>),
+    Finish(oneshot::Sender<()>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Flush,
+    Finish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// `shutdown()` completed: the relay confirmed the transfer.
+    Finished,
+    /// An error was returned; every further call fails with [`Error::Closed`].
+    Failed,
+}
+
+/// The producer end of a stream: an [`AsyncWrite`] whose bytes reach the
+/// consumer through the relay.
+///
+/// - `write` queues bytes (bounded: it waits when the relay or the consumer
+///   is slow).
+/// - `flush` returns once every byte written so far was handed to the HTTP
+///   connection as an HTTP chunk (plaintext) or an authenticated chunk
+///   (encrypted, age-rt; age v1 has no partial chunks, so there a flush
+///   cannot make a partial 64 KiB chunk readable).
+/// - `shutdown` finishes the stream and returns only after the relay sent
+///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. the consumer received everything.
+///   Any other end is an error ([`Error::PeerDisconnected`],
+///   [`Error::ConnectionLost`], [`Error::Protocol`]).
+/// - Dropping the writer without a successful `shutdown` aborts the upload:
+///   the consumer sees an error, never a short stream.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), zebrastream::client::Error> {
+/// use tokio::io::AsyncWriteExt;
+/// use zebrastream::client::{Config, StreamWriter};
+///
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .build()?;
+/// let mut writer = StreamWriter::connect(&config).await?;
+/// writer.write_all(b"hello, consumer\n").await?;
+/// writer.shutdown().await?; // resolves once the relay confirmed the transfer
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct StreamWriter {
+    commands: PollSender<Command>,
+    pump: Option<JoinHandle<Result<(), Error>>>,
+    pending: Option<(Pending, oneshot::Receiver<()>)>,
+    state: State,
+    bytes: u64,
+}
+
+impl StreamWriter {
+    /// Waits for a consumer through the Connect API (`mode=await-reader`),
+    /// then starts the upload. Returns once both sides are paired and the
+    /// `PUT` is under way.
+    pub async fn connect(config: &Config) -> Result<StreamWriter, Error> {
+        let api = config.api_client()?;
+        // Set the cipher up first (scrypt takes a while), so the consumer does
+        // not wait for it after pairing; a writer asked to encrypt never
+        // falls back to plaintext.
+        let encryptor = config.encryption.encryptor().await?;
+        let data_url = api
+            .connect(
+                &config.stream_path,
+                ConnectMode::AwaitReader,
+                config.connect_timeout,
+            )
+            .await?;
+        let upload = api.upload(
+            &data_url,
+            config.content_type.as_deref(),
+            config.write_buffer_size,
+        )?;
+        let transport: Transport = match encryptor {
+            None => Box::new(upload.sink),
+            Some(encryptor) => Box::new(EncryptingWriter::new(upload.sink, encryptor)),
+        };
+        Ok(Self::start(transport, upload.status, config.auto_flush))
+    }
+
+    fn start(transport: Transport, status: UploadStatus, auto_flush: AutoFlush) -> StreamWriter {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let pump = Pump {
+            transport,
+            status,
+            commands: rx,
+            auto_flush,
+        };
+        StreamWriter {
+            commands: PollSender::new(tx),
+            pump: Some(tokio::spawn(pump.run())),
+            pending: None,
+            state: State::Open,
+            bytes: 0,
+        }
+    }
+
+    /// Plaintext bytes accepted so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    fn check_open(&self) -> io::Result<()> {
+        match self.state {
+            State::Open => Ok(()),
+            State::Finished | State::Failed => Err(Error::Closed.into()),
+        }
+    }
+
+    /// The pump stopped: collect its error and mark the writer failed.
+    fn poll_pump_error(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(pump) = self.pump.as_mut() else {
+            self.state = State::Failed;
+            return Poll::Ready(Error::Closed.into());
+        };
+        let result = ready!(Pin::new(pump).poll(cx));
+        self.pump = None;
+        self.state = State::Failed;
+        let error = match result {
+            Ok(Err(error)) => error,
+            // The pump only ends cleanly after confirming a finish.
+            Ok(Ok(())) => Error::Closed,
+            Err(_) => Error::ConnectionLost(api::Error::TaskFailed {
+                operation: api::Operation::Upload,
+            }),
+        };
+        Poll::Ready(error.into())
+    }
+
+    /// Sends a flush or finish request (once) and waits for its acknowledgement.
+    fn poll_request(&mut self, cx: &mut Context<'_>, kind: Pending) -> Poll<io::Result<()>> {
+        loop {
+            if let Some((pending_kind, ack)) = self.pending.as_mut() {
+                let pending_kind = *pending_kind;
+                let acked = ready!(Pin::new(ack).poll(cx));
+                self.pending = None;
+                if acked.is_err() {
+                    return self.poll_pump_error(cx).map(Err);
+                }
+                if pending_kind == kind {
+                    return Poll::Ready(Ok(()));
+                }
+                // A different request (a flush before a shutdown) completed: send ours.
+                continue;
+            }
+            if ready!(self.commands.poll_reserve(cx)).is_err() {
+                return self.poll_pump_error(cx).map(Err);
+            }
+            let (ack_tx, ack_rx) = oneshot::channel();
+            let command = match kind {
+                Pending::Flush => Command::Flush(ack_tx),
+                Pending::Finish => Command::Finish(ack_tx),
+            };
+            if self.commands.send_item(command).is_err() {
+                return self.poll_pump_error(cx).map(Err);
+            }
+            self.pending = Some((kind, ack_rx));
+        }
+    }
+}
+
+impl AsyncWrite for StreamWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.check_open()?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if ready!(this.commands.poll_reserve(cx)).is_err() {
+            return this.poll_pump_error(cx).map(Err);
+        }
+        let n = buf.len().min(MAX_COMMAND_BYTES);
+        if this
+            .commands
+            .send_item(Command::Data(Bytes::copy_from_slice(&buf[..n])))
+            .is_err()
+        {
+            return this.poll_pump_error(cx).map(Err);
+        }
+        this.bytes += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.check_open()?;
+        this.poll_request(cx, Pending::Flush)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.state == State::Finished {
+            return Poll::Ready(Ok(()));
+        }
+        this.check_open()?;
+        ready!(this.poll_request(cx, Pending::Finish))?;
+        this.state = State::Finished;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        if self.state != State::Finished {
+            if let Some(pump) = self.pump.take() {
+                // Dropping the pump drops the upload body without its end
+                // marker, which aborts the HTTP body: the consumer sees an error.
+                pump.abort();
+            }
+        }
+    }
+}
+
+/// What happened while the pump waited on the transport.
+enum Step {
+    Done,
+    TransportFailed(io::Error),
+    StatusEnded(Result<(), api::Error>),
+}
+
+/// Runs `op` while watching the upload status, so that a relay error ends
+/// the wait at once.
+async fn alongside_status<F>(status: &mut UploadStatus, op: F) -> Step
+where
+    F: Future<Output = io::Result<()>>,
+{
+    tokio::select! {
+        result = op => match result {
+            Ok(()) => Step::Done,
+            Err(e) => Step::TransportFailed(e),
+        },
+        outcome = status => Step::StatusEnded(outcome),
+    }
+}
+
+/// The background task that owns the transport.
+struct Pump {
+    transport: Transport,
+    status: UploadStatus,
+    commands: mpsc::Receiver<Command>,
+    auto_flush: AutoFlush,
+}
+
+impl Pump {
+    async fn run(mut self) -> Result<(), Error> {
+        let mut flush_at: Option<Instant> = None;
+        loop {
+            let command = tokio::select! {
+                outcome = &mut self.status => return Err(early_end(outcome)),
+                _ = sleep_until(flush_at), if flush_at.is_some() => {
+                    flush_at = None;
+                    self.flush().await?;
+                    continue;
+                }
+                command = self.commands.recv() => command,
+            };
+            match command {
+                // The writer was dropped without shutdown: returning drops the
+                // transport, which aborts the upload body.
+                None => return Err(Error::Closed),
+                Some(Command::Data(bytes)) => {
+                    self.write(&bytes).await?;
+                    match self.auto_flush {
+                        AutoFlush::Never => {}
+                        AutoFlush::EveryWrite => self.flush().await?,
+                        AutoFlush::After(delay) => {
+                            flush_at.get_or_insert_with(|| Instant::now() + delay);
+                        }
+                    }
+                }
+                Some(Command::Flush(ack)) => {
+                    self.flush().await?;
+                    flush_at = None;
+                    // The writer may have stopped waiting; nothing to report then.
+                    let _ = ack.send(());
+                }
+                Some(Command::Finish(ack)) => {
+                    self.finish().await?;
+                    let _ = ack.send(());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let step = alongside_status(&mut self.status, self.transport.write_all(bytes)).await;
+        self.interpret(step).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        let step = alongside_status(&mut self.status, self.transport.flush()).await;
+        self.interpret(step).await
+    }
+
+    async fn finish(&mut self) -> Result<(), Error> {
+        let step = alongside_status(&mut self.status, self.transport.shutdown()).await;
+        match step {
+            Step::Done => (&mut self.status).await.map_err(Error::from),
+            // Confirmed while the last bytes were being handed over.
+            Step::StatusEnded(Ok(())) => Ok(()),
+            other => self.interpret(other).await,
+        }
+    }
+
+    /// Turns a transport step into the writer's result. A failed transport is
+    /// usually the symptom of something the relay reports on the status
+    /// channel (e.g. the consumer left), so that report wins if it arrives.
+    async fn interpret(&mut self, step: Step) -> Result<(), Error> {
+        match step {
+            Step::Done => Ok(()),
+            Step::StatusEnded(outcome) => Err(early_end(outcome)),
+            Step::TransportFailed(io_error) => {
+                match tokio::time::timeout(STATUS_GRACE, &mut self.status).await {
+                    Ok(Err(relay_error)) => Err(Error::from(relay_error)),
+                    _ => Err(Error::from_io_error(io_error)),
+                }
+            }
+        }
+    }
+}
+
+/// The relay ended the upload before the writer finished it.
+fn early_end(outcome: Result<(), api::Error>) -> Error {
+    match outcome {
+        Err(error) => Error::from(error),
+        // The status task only reports success after the body ended, which the
+        // pump has not done yet: a relay that confirms early is broken.
+        Ok(()) => Error::Protocol(api::Error::PrematureConfirmation),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,230 @@
+//! Relay settings: where to listen, who may use it, how long requests wait.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tap::ForwardTap;
+
+/// Who may use the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayAuth {
+    /// No authentication at all: any request is allowed. For local demos and
+    /// tests only; binding logs a warning.
+    Open,
+    /// Bearer tokens listed in a TOML or YAML file (format in `docs/relay.md`
+    /// and [`TokenStore`](super::TokenStore)); read once at bind time.
+    TokensFile(PathBuf),
+}
+
+/// Settings for [`Relay::bind`](super::Relay::bind). Start from
+/// [`RelayConfig::default`] or [`RelayConfig::open_loopback`] and adjust with
+/// the builder methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use zebrastream::relay::{RelayAuth, RelayConfig};
+///
+/// let config = RelayConfig::default()
+///     .listen("0.0.0.0:8443".parse().unwrap())
+///     .auth(RelayAuth::TokensFile("/etc/zebrastream/tokens.toml".into()))
+///     .public_url("https://relay.example.org")
+///     .tls("/etc/zebrastream/cert.pem", "/etc/zebrastream/key.pem")
+///     .connect_wait(Duration::from_secs(60), Duration::from_secs(3600))
+///     .max_streams(5_000);
+/// assert_eq!(config.listen_addr().port(), 8443);
+/// ```
+#[derive(Clone)]
+pub struct RelayConfig {
+    pub(crate) listen: SocketAddr,
+    pub(crate) auth: RelayAuth,
+    pub(crate) public_url: Option<String>,
+    pub(crate) connect_wait_default: Duration,
+    pub(crate) connect_wait_max: Duration,
+    pub(crate) data_wait: Duration,
+    pub(crate) max_streams: usize,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
+    pub(crate) tap: Option<Arc<dyn ForwardTap>>,
+}
+
+/// Default Connect wait when the request has no `timeout` parameter.
+pub const DEFAULT_CONNECT_WAIT: Duration = Duration::from_secs(300);
+/// Default upper bound on any Connect wait (the official examples use 3600 s).
+pub const DEFAULT_CONNECT_WAIT_MAX: Duration = Duration::from_secs(3600);
+/// Default time an unpaired Data-API `PUT` or `GET` is held.
+pub const DEFAULT_DATA_WAIT: Duration = Duration::from_secs(300);
+/// Default maximum number of stream paths with a waiter or a transfer.
+pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+
+impl Default for RelayConfig {
+    /// `127.0.0.1:8080`, [`RelayAuth::Open`], plain HTTP, the `DEFAULT_*` limits.
+    fn default() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            auth: RelayAuth::Open,
+            public_url: None,
+            connect_wait_default: DEFAULT_CONNECT_WAIT,
+            connect_wait_max: DEFAULT_CONNECT_WAIT_MAX,
+            data_wait: DEFAULT_DATA_WAIT,
+            max_streams: DEFAULT_MAX_STREAMS,
+            tls_cert: None,
+            tls_key: None,
+            tap: None,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// `127.0.0.1` on a free port chosen by the OS, no authentication: what
+    /// tests and the demo use. Read the port back with
+    /// [`RelayHandle::local_addr`](super::RelayHandle::local_addr).
+    pub fn open_loopback() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            ..RelayConfig::default()
+        }
+    }
+
+    /// The address to listen on (port 0 = any free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Who may use the relay.
+    pub fn auth(mut self, auth: RelayAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The base URL clients reach this relay at (e.g. behind a proxy:
+    /// `https://relay.example.org/zs`). Data URLs handed out by the Connect
+    /// API are `<public url>/data/<stream path>`. Without it, they are built
+    /// from the request's `Host`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Connect-API waits: `default` when the request has no `timeout`
+    /// parameter, and `max`, the cap on any requested `timeout`.
+    pub fn connect_wait(mut self, default: Duration, max: Duration) -> Self {
+        self.connect_wait_default = default;
+        self.connect_wait_max = max;
+        self
+    }
+
+    /// How long a Data-API `PUT` or `GET` waits for its peer before it is
+    /// answered `504 Gateway Timeout`.
+    pub fn data_wait(mut self, wait: Duration) -> Self {
+        self.data_wait = wait;
+        self
+    }
+
+    /// The maximum number of stream paths with a waiter or a transfer at
+    /// once; requests for further paths get `503 Service Unavailable`.
+    pub fn max_streams(mut self, max: usize) -> Self {
+        self.max_streams = max;
+        self
+    }
+
+    /// Serve HTTPS (HTTP/1.1 and h2 via ALPN) with this PEM certificate chain and private key.
+    pub fn tls(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_cert = Some(cert.into());
+        self.tls_key = Some(key.into());
+        self
+    }
+
+    /// Sets the TLS certificate file alone (see [`RelayConfig::tls`]); binding
+    /// fails unless a key is set too.
+    pub fn tls_cert(mut self, cert: impl Into<PathBuf>) -> Self {
+        self.tls_cert = Some(cert.into());
+        self
+    }
+
+    /// Sets the TLS private key file alone (see [`RelayConfig::tls`]).
+    pub fn tls_key(mut self, key: impl Into<PathBuf>) -> Self {
+        self.tls_key = Some(key.into());
+        self
+    }
+
+    /// Calls `tap` on every chunk forwarded from a producer to a consumer.
+    pub fn tap(mut self, tap: Arc<dyn ForwardTap>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// The configured listen address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Checks that the settings fit together.
+    pub(crate) fn validate(&self) -> Result<(), super::Error> {
+        if self.connect_wait_default > self.connect_wait_max {
+            return Err(super::Error::Config(format!(
+                "default connect wait {:?} is above the maximum {:?}",
+                self.connect_wait_default, self.connect_wait_max
+            )));
+        }
+        if self.max_streams == 0 {
+            return Err(super::Error::Config(
+                "max streams must be at least 1".into(),
+            ));
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(super::Error::Config(format!(
+                    "public URL must start with http:// or https://: {url}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("listen", &self.listen)
+            .field("auth", &self.auth)
+            .field("public_url", &self.public_url)
+            .field("connect_wait_default", &self.connect_wait_default)
+            .field("connect_wait_max", &self.connect_wait_max)
+            .field("data_wait", &self.data_wait)
+            .field("max_streams", &self.max_streams)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tap", &self.tap.as_ref().map(|_| "<tap>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_loopback_is_local_and_open() {
+        let c = RelayConfig::open_loopback();
+        assert_eq!(c.listen_addr(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.auth, RelayAuth::Open);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        let c =
+            RelayConfig::default().connect_wait(Duration::from_secs(10), Duration::from_secs(5));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("above the maximum"));
+        let c = RelayConfig::default().public_url("relay.example.org");
+        assert!(c.validate().unwrap_err().to_string().contains("http://"));
+    }
+}

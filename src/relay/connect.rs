@@ -1,0 +1,157 @@
+//! The Connect API: `GET /v0/<path>?mode=await-reader|await-writer[&timeout=N][&redirect=true]`.
+//!
+//! Holds the request until the other side is present, then answers
+//! `200 text/plain` with the data URL (or `307` to it when `redirect=true`).
+//! When the wait expires: `504 Gateway Timeout`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use super::hub::Hub;
+use super::path::StreamPath;
+use super::rendezvous::{ConnectArrival, ConnectMode, Role};
+use super::service::{authorize, data_url, query_param, text, RelayResponse};
+use super::tokens::Access;
+
+/// The Data-API access a role needs.
+pub(crate) fn access_for(role: Role) -> Access {
+    match role {
+        Role::Producer => Access::Write,
+        Role::Consumer => Access::Read,
+    }
+}
+
+/// Parses `timeout=N` (seconds, fractions allowed) and caps it.
+fn wait_for(requested: Option<&str>, default: Duration, max: Duration) -> Result<Duration, String> {
+    let Some(raw) = requested else {
+        return Ok(default);
+    };
+    let secs: f64 = raw
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        .ok_or_else(|| format!("timeout must be a number of seconds, got {raw:?}"))?;
+    Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+}
+
+pub(crate) async fn handle(
+    hub: Arc<Hub>,
+    path: StreamPath,
+    req: Request<Incoming>,
+) -> RelayResponse {
+    let mode = match query_param(&req, "mode")
+        .as_deref()
+        .map(ConnectMode::from_query)
+    {
+        Some(Some(mode)) => mode,
+        Some(None) | None => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "mode must be await-reader (producer) or await-writer (consumer)",
+            )
+        }
+    };
+    if let Err(refused) = authorize(&hub, &req, &path, access_for(mode.role())) {
+        return refused;
+    }
+    let settings = &hub.settings;
+    let wait = match wait_for(
+        query_param(&req, "timeout").as_deref(),
+        settings.connect_wait_default,
+        settings.connect_wait_max,
+    ) {
+        Ok(wait) => wait,
+        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    };
+    let Some(url) = data_url(&hub, &req, &path) else {
+        return text(StatusCode::BAD_REQUEST, "request has no usable Host header");
+    };
+    let redirect = query_param(&req, "redirect").is_some_and(|v| v == "true" || v == "1");
+
+    let (waker, woken) = oneshot::channel();
+    let arrival = hub.table().await_peer(&path, mode, waker);
+    match arrival {
+        ConnectArrival::Ready { wake } => {
+            if let Some(other) = wake {
+                let _ = other.send(());
+            }
+        }
+        ConnectArrival::Busy(_) => {
+            return text(
+                StatusCode::CONFLICT,
+                format!(
+                    "another {} is already waiting on this path",
+                    peer_name(mode)
+                ),
+            )
+        }
+        ConnectArrival::Full(_) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "relay is at its stream limit; retry later",
+            )
+        }
+        ConnectArrival::Waiting(ticket) => {
+            let _guard = hub.wait_guard(&path, ticket);
+            tokio::select! {
+                result = woken => if result.is_err() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down");
+                },
+                _ = tokio::time::sleep(wait) => {
+                    return text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!("no {} arrived within {} s", other_name(mode), wait.as_secs_f64()),
+                    );
+                }
+                _ = hub.shutting_down() => {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down");
+                }
+            }
+        }
+    }
+    tracing::debug!(path = %path, ?mode, "connect answered");
+    if redirect {
+        let mut response = text(StatusCode::TEMPORARY_REDIRECT, &url);
+        if let Ok(location) = HeaderValue::from_str(&url) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    } else {
+        text(StatusCode::OK, url)
+    }
+}
+
+fn peer_name(mode: ConnectMode) -> &'static str {
+    match mode {
+        ConnectMode::AwaitReader => "producer",
+        ConnectMode::AwaitWriter => "consumer",
+    }
+}
+
+fn other_name(mode: ConnectMode) -> &'static str {
+    match mode {
+        ConnectMode::AwaitReader => "consumer",
+        ConnectMode::AwaitWriter => "producer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_parameter() {
+        let (d, m) = (Duration::from_secs(30), Duration::from_secs(100));
+        assert_eq!(wait_for(None, d, m), Ok(d));
+        assert_eq!(wait_for(Some("3"), d, m), Ok(Duration::from_secs(3)));
+        assert_eq!(wait_for(Some("0.5"), d, m), Ok(Duration::from_millis(500)));
+        assert_eq!(wait_for(Some("9999"), d, m), Ok(m), "capped at the maximum");
+        assert!(wait_for(Some("-1"), d, m).unwrap_err().contains("seconds"));
+        assert!(wait_for(Some("soon"), d, m).is_err());
+    }
+}

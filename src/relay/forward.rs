@@ -1,0 +1,328 @@
+//! The two response bodies of a transfer.
+//!
+//! - [`ForwardBody`] is the consumer's `GET` response body. It polls the
+//!   producer's request body directly (no copy, no extra queue), so the
+//!   consumer's TCP window is the producer's: a slow consumer slows the
+//!   producer, and at most one read buffer per side is in flight. It ends
+//!   cleanly only when the upload ended cleanly, and aborts (no chunked
+//!   terminator / `RST_STREAM`) when the upload failed.
+//! - [`StatusLines`] is the producer's `PUT` response body: status lines,
+//!   ending with `[STATE:TRANSFER_SUCCESSFUL]` only once the consumer's body
+//!   ended cleanly.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::oneshot;
+
+use super::hub::PairLease;
+use super::path::StreamPath;
+use super::tap::{ForwardTap, TapVerdict};
+
+/// The error type of the relay's response bodies.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Status line sent as soon as the producer is paired.
+pub const STATE_CONNECTED: &str = "[STATE:CONNECTED]";
+/// Last status line of a complete transfer.
+pub const STATE_TRANSFER_SUCCESSFUL: &str = "[STATE:TRANSFER_SUCCESSFUL]";
+/// Status line sent when the consumer left before the end.
+pub const ERROR_RECEIVER_PREMATURE_DISCONNECT: &str = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]";
+
+/// How a transfer ended, as the producer's status lines report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Upload terminated cleanly and every byte went into the consumer's
+    /// response, which was ended cleanly.
+    Delivered { bytes: u64 },
+    /// The consumer's response was dropped before the end.
+    ConsumerGone { bytes: u64 },
+    /// The upload broke off (no terminator, reset, timeout).
+    ProducerFailed { bytes: u64 },
+}
+
+/// A producer's request body, held while the producer waits for a consumer.
+pub(crate) struct Upload {
+    body: Incoming,
+    /// Chunks read ahead while waiting (see [`Upload::watch`]).
+    stash: VecDeque<Bytes>,
+    /// Bytes in `stash`.
+    stashed: usize,
+    ended: bool,
+}
+
+/// Most bytes read ahead from a producer that waits for its consumer.
+pub const WAITING_READ_AHEAD: usize = 64 * 1024;
+
+impl Upload {
+    pub(crate) fn new(body: Incoming) -> Self {
+        Upload {
+            body,
+            stash: VecDeque::new(),
+            stashed: 0,
+            ended: false,
+        }
+    }
+
+    /// Reads ahead up to [`WAITING_READ_AHEAD`] bytes, and resolves only if
+    /// the upload fails.
+    ///
+    /// HTTP/1.1 notices a vanished client only while the request body is being
+    /// read, so a parked producer is watched this way (and its path freed)
+    /// instead of blocking the path until the wait times out. Past the
+    /// read-ahead limit nothing more is read: backpressure holds the rest,
+    /// and only the wait timeout notices a producer that vanishes then.
+    /// Reading also sends `100 Continue` to a client that asked for it.
+    pub(crate) async fn watch(&mut self) -> hyper::Error {
+        while self.stashed < WAITING_READ_AHEAD && !self.ended {
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        if !data.is_empty() {
+                            self.stashed += data.len();
+                            self.stash.push_back(data);
+                        }
+                    }
+                }
+                None => self.ended = true,
+                Some(Err(e)) => return e,
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// The next non-empty data chunk; `None` at a clean end. Trailers and
+    /// empty frames (h2 sends an empty END_STREAM frame) are skipped.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, hyper::Error>>> {
+        if let Some(stashed) = self.stash.pop_front() {
+            self.stashed -= stashed.len();
+            return Poll::Ready(Some(Ok(stashed)));
+        }
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
+                    _ => continue,
+                },
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// Reads the rest of the upload and throws it away; Ok at a clean end.
+    async fn drain(mut self) -> Result<u64, hyper::Error> {
+        let mut bytes = 0u64;
+        while let Some(chunk) = std::future::poll_fn(|cx| self.poll_chunk(cx)).await {
+            bytes += chunk?.len() as u64;
+        }
+        Ok(bytes)
+    }
+}
+
+/// The consumer's response body: the producer's upload, chunk by chunk.
+pub(crate) struct ForwardBody {
+    upload: Option<Upload>,
+    path: StreamPath,
+    tap: Option<Arc<dyn ForwardTap>>,
+    lease: Option<PairLease>,
+    report: Option<oneshot::Sender<Outcome>>,
+    forwarded: u64,
+}
+
+impl ForwardBody {
+    pub(crate) fn new(
+        upload: Upload,
+        path: StreamPath,
+        tap: Option<Arc<dyn ForwardTap>>,
+        lease: PairLease,
+        report: oneshot::Sender<Outcome>,
+    ) -> Self {
+        ForwardBody {
+            upload: Some(upload),
+            path,
+            tap,
+            lease: Some(lease),
+            report: Some(report),
+            forwarded: 0,
+        }
+    }
+
+    /// Undoes a meeting that was never delivered (the consumer left in
+    /// between): frees the pair and gives the upload back, untouched.
+    pub(crate) fn into_upload(mut self) -> Upload {
+        self.report = None;
+        self.lease = None;
+        self.upload
+            .take()
+            .expect("an undelivered body still holds its upload")
+    }
+
+    /// Ends the transfer: frees the path first (so the same pair can start
+    /// again on it at once), then tells the producer side.
+    fn finish(&mut self, outcome: Outcome) {
+        self.upload = None;
+        self.lease = None;
+        if let Some(report) = self.report.take() {
+            let _ = report.send(outcome);
+        }
+    }
+
+    /// [`TapVerdict::EndStream`]: end the consumer's body cleanly, drain the
+    /// upload in the background and report success to the producer.
+    fn cut(&mut self) {
+        self.lease = None;
+        let (Some(upload), Some(report)) = (self.upload.take(), self.report.take()) else {
+            return;
+        };
+        let sent = self.forwarded;
+        tokio::spawn(async move {
+            let outcome = match upload.drain().await {
+                Ok(_) => Outcome::Delivered { bytes: sent },
+                Err(_) => Outcome::ProducerFailed { bytes: sent },
+            };
+            let _ = report.send(outcome);
+        });
+    }
+}
+
+impl Body for ForwardBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(upload) = this.upload.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let data = match ready!(upload.poll_chunk(cx)) {
+                Some(Ok(data)) => data,
+                Some(Err(e)) => {
+                    let bytes = this.forwarded;
+                    this.finish(Outcome::ProducerFailed { bytes });
+                    // An Err frame makes hyper abort the response: no chunked
+                    // terminator on HTTP/1.1, RST_STREAM on h2.
+                    return Poll::Ready(Some(Err(Box::new(e))));
+                }
+                None => {
+                    let bytes = this.forwarded;
+                    this.finish(Outcome::Delivered { bytes });
+                    return Poll::Ready(None);
+                }
+            };
+            let data = match &this.tap {
+                None => data,
+                Some(tap) => {
+                    let mut chunk = BytesMut::from(data);
+                    match tap.forward(this.path.as_str(), &mut chunk) {
+                        TapVerdict::Forward => chunk.freeze(),
+                        TapVerdict::EndStream => {
+                            this.cut();
+                            return Poll::Ready(None);
+                        }
+                    }
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            this.forwarded += data.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.upload.is_none()
+    }
+}
+
+impl Drop for ForwardBody {
+    fn drop(&mut self) {
+        // Dropped before its end: the consumer's connection went away.
+        if self.report.is_some() {
+            let bytes = self.forwarded;
+            self.finish(Outcome::ConsumerGone { bytes });
+        }
+    }
+}
+
+enum StatusState {
+    Greeting(oneshot::Receiver<Outcome>),
+    Awaiting(oneshot::Receiver<Outcome>),
+    Done,
+}
+
+/// The producer's response body: `[STATE:CONNECTED]`, then one final line.
+pub(crate) struct StatusLines {
+    state: StatusState,
+}
+
+impl StatusLines {
+    pub(crate) fn new(outcome: oneshot::Receiver<Outcome>) -> Self {
+        StatusLines {
+            state: StatusState::Greeting(outcome),
+        }
+    }
+}
+
+fn line(text: &str) -> Frame<Bytes> {
+    Frame::data(Bytes::from(format!("{text}\n")))
+}
+
+impl Body for StatusLines {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match std::mem::replace(&mut this.state, StatusState::Done) {
+            StatusState::Greeting(rx) => {
+                this.state = StatusState::Awaiting(rx);
+                Poll::Ready(Some(Ok(line(STATE_CONNECTED))))
+            }
+            StatusState::Awaiting(mut rx) => match Pin::new(&mut rx).poll(cx) {
+                Poll::Pending => {
+                    this.state = StatusState::Awaiting(rx);
+                    Poll::Pending
+                }
+                Poll::Ready(Ok(Outcome::Delivered { bytes })) => {
+                    tracing::info!(bytes, "transfer complete");
+                    Poll::Ready(Some(Ok(line(STATE_TRANSFER_SUCCESSFUL))))
+                }
+                Poll::Ready(Ok(Outcome::ConsumerGone { bytes })) => {
+                    tracing::info!(bytes, "consumer left before the end");
+                    Poll::Ready(Some(Ok(line(ERROR_RECEIVER_PREMATURE_DISCONNECT))))
+                }
+                Poll::Ready(Ok(Outcome::ProducerFailed { bytes })) => {
+                    tracing::info!(bytes, "upload broke off; consumer aborted");
+                    Poll::Ready(Some(Err("upload ended without its terminator".into())))
+                }
+                Poll::Ready(Err(_)) => {
+                    Poll::Ready(Some(Err("transfer ended without an outcome".into())))
+                }
+            },
+            StatusState::Done => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, StatusState::Done)
+    }
+}

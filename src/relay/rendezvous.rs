@@ -1,0 +1,495 @@
+//! The pairing logic: a plain state machine per stream path, no I/O.
+//!
+//! Each path has two *seats* (producer, consumer) for Data-API requests and
+//! two *waiter* slots for Connect-API requests (one per mode). The HTTP
+//! handlers call the methods below under a lock and act on the answers; the
+//! machine itself never waits, so every rule is unit-tested here without
+//! sockets (in the spirit of rustls' sans-IO core).
+//!
+//! Rules:
+//! - A Data request of one role pairs with a *waiting* Data request of the
+//!   other role; both seats then stay busy until [`Rendezvous::release_pair`].
+//! - A second request of a role whose seat is waiting or busy is refused
+//!   ([`Arrival::Busy`], HTTP 409). The same holds for a second Connect waiter
+//!   of the same mode.
+//! - A Connect waiter is answered as soon as the opposite side is *present*:
+//!   an opposite Connect waiter or a waiting Data request of the opposite role.
+//! - An empty path is forgotten, so the table only holds live paths.
+
+use std::collections::HashMap;
+
+use super::path::StreamPath;
+
+/// The Data-API role of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// `PUT`/`POST`: sends the bytes.
+    Producer,
+    /// `GET`: receives the bytes.
+    Consumer,
+}
+
+/// The Connect-API mode: which side the caller waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectMode {
+    /// `mode=await-reader`: a producer waiting for a consumer.
+    AwaitReader,
+    /// `mode=await-writer`: a consumer waiting for a producer.
+    AwaitWriter,
+}
+
+impl ConnectMode {
+    /// Parses the `mode` query value of the Connect API.
+    pub fn from_query(value: &str) -> Option<Self> {
+        match value {
+            "await-reader" => Some(ConnectMode::AwaitReader),
+            "await-writer" => Some(ConnectMode::AwaitWriter),
+            _ => None,
+        }
+    }
+
+    /// The Data-API role of the caller using this mode.
+    pub(crate) fn role(self) -> Role {
+        match self {
+            ConnectMode::AwaitReader => Role::Producer,
+            ConnectMode::AwaitWriter => Role::Consumer,
+        }
+    }
+}
+
+/// Identifies one waiting request so that only it can withdraw itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+enum Seat<T> {
+    Empty,
+    Waiting(Ticket, T),
+    Busy,
+}
+
+impl<T> Seat<T> {
+    fn is_empty(&self) -> bool {
+        matches!(self, Seat::Empty)
+    }
+}
+
+struct PathState<P, C, W> {
+    producer: Seat<P>,
+    consumer: Seat<C>,
+    await_reader: Option<(Ticket, W)>,
+    await_writer: Option<(Ticket, W)>,
+}
+
+impl<P, C, W> PathState<P, C, W> {
+    fn new() -> Self {
+        PathState {
+            producer: Seat::Empty,
+            consumer: Seat::Empty,
+            await_reader: None,
+            await_writer: None,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.producer.is_empty()
+            && self.consumer.is_empty()
+            && self.await_reader.is_none()
+            && self.await_writer.is_none()
+    }
+}
+
+/// What happened to a Data-API request entering the table.
+#[derive(Debug)]
+pub(crate) enum Arrival<Mine, Theirs, W> {
+    /// The other role was waiting: here is its offer (and ours back). Both
+    /// seats are now busy until [`Rendezvous::release_pair`].
+    Paired { theirs: Theirs, mine: Mine },
+    /// Nobody to pair with yet: the offer is parked under `ticket`. `wake` is
+    /// the opposite Connect waiter, if any, to be told that we are present.
+    Waiting { ticket: Ticket, wake: Option<W> },
+    /// This role is already taken on this path (waiting or transferring).
+    Busy(Mine),
+    /// The relay already tracks its maximum number of streams.
+    Full(Mine),
+}
+
+/// What happened to a Connect-API waiter entering the table.
+#[derive(Debug)]
+pub(crate) enum ConnectArrival<W> {
+    /// The other side is present: answer now, and wake `wake` if set (the
+    /// opposite Connect waiter, which is removed from the table).
+    Ready { wake: Option<W> },
+    /// Parked under `ticket` until woken.
+    Waiting(Ticket),
+    /// A Connect waiter of the same mode is already parked.
+    Busy(W),
+    /// The relay already tracks its maximum number of streams.
+    Full(W),
+}
+
+/// The pairing table: every live path and who is waiting or transferring.
+///
+/// `P` is what a waiting producer leaves for its consumer, `C` what a
+/// waiting consumer leaves for its producer, `W` how a Connect waiter is woken.
+pub(crate) struct Rendezvous<P, C, W> {
+    paths: HashMap<StreamPath, PathState<P, C, W>>,
+    next_ticket: u64,
+    max_paths: usize,
+}
+
+impl<P, C, W> Rendezvous<P, C, W> {
+    /// An empty table that tracks at most `max_paths` paths at once.
+    pub(crate) fn new(max_paths: usize) -> Self {
+        Rendezvous {
+            paths: HashMap::new(),
+            next_ticket: 0,
+            max_paths,
+        }
+    }
+
+    /// Number of paths with at least one waiter or transfer.
+    #[cfg(test)]
+    pub(crate) fn live_paths(&self) -> usize {
+        self.paths.len()
+    }
+
+    fn ticket(&mut self) -> Ticket {
+        self.next_ticket += 1;
+        Ticket(self.next_ticket)
+    }
+
+    /// The state of `path`, created if there is room.
+    fn entry(&mut self, path: &StreamPath) -> Option<&mut PathState<P, C, W>> {
+        if !self.paths.contains_key(path) {
+            if self.paths.len() >= self.max_paths {
+                return None;
+            }
+            self.paths.insert(path.clone(), PathState::new());
+        }
+        self.paths.get_mut(path)
+    }
+
+    fn forget_if_idle(&mut self, path: &StreamPath) {
+        if self.paths.get(path).is_some_and(PathState::is_idle) {
+            self.paths.remove(path);
+        }
+    }
+
+    /// A producer (`PUT`) arrives on `path` carrying `offer`.
+    pub(crate) fn arrive_producer(&mut self, path: &StreamPath, offer: P) -> Arrival<P, C, W> {
+        let ticket = self.ticket();
+        let Some(state) = self.entry(path) else {
+            return Arrival::Full(offer);
+        };
+        if !state.producer.is_empty() {
+            return Arrival::Busy(offer);
+        }
+        if let Seat::Waiting(..) = state.consumer {
+            let Seat::Waiting(_, theirs) = std::mem::replace(&mut state.consumer, Seat::Busy)
+            else {
+                unreachable!("matched just above")
+            };
+            state.producer = Seat::Busy;
+            return Arrival::Paired {
+                theirs,
+                mine: offer,
+            };
+        }
+        state.producer = Seat::Waiting(ticket, offer);
+        let wake = state.await_writer.take().map(|(_, w)| w);
+        Arrival::Waiting { ticket, wake }
+    }
+
+    /// A consumer (`GET`) arrives on `path` carrying `offer`.
+    pub(crate) fn arrive_consumer(&mut self, path: &StreamPath, offer: C) -> Arrival<C, P, W> {
+        let ticket = self.ticket();
+        let Some(state) = self.entry(path) else {
+            return Arrival::Full(offer);
+        };
+        if !state.consumer.is_empty() {
+            return Arrival::Busy(offer);
+        }
+        if let Seat::Waiting(..) = state.producer {
+            let Seat::Waiting(_, theirs) = std::mem::replace(&mut state.producer, Seat::Busy)
+            else {
+                unreachable!("matched just above")
+            };
+            state.consumer = Seat::Busy;
+            return Arrival::Paired {
+                theirs,
+                mine: offer,
+            };
+        }
+        state.consumer = Seat::Waiting(ticket, offer);
+        let wake = state.await_reader.take().map(|(_, w)| w);
+        Arrival::Waiting { ticket, wake }
+    }
+
+    /// A Connect waiter arrives on `path` in `mode`, to be woken through `waker`.
+    pub(crate) fn await_peer(
+        &mut self,
+        path: &StreamPath,
+        mode: ConnectMode,
+        waker: W,
+    ) -> ConnectArrival<W> {
+        let ticket = self.ticket();
+        let Some(state) = self.entry(path) else {
+            return ConnectArrival::Full(waker);
+        };
+        let (mine, theirs, peer_seat_waiting) = match mode {
+            ConnectMode::AwaitReader => (
+                &mut state.await_reader,
+                &mut state.await_writer,
+                matches!(state.consumer, Seat::Waiting(..)),
+            ),
+            ConnectMode::AwaitWriter => (
+                &mut state.await_writer,
+                &mut state.await_reader,
+                matches!(state.producer, Seat::Waiting(..)),
+            ),
+        };
+        if mine.is_some() {
+            return ConnectArrival::Busy(waker);
+        }
+        if let Some((_, wake)) = theirs.take() {
+            // Two Connect waiters of opposite modes meet: both are answered.
+            let answer = ConnectArrival::Ready { wake: Some(wake) };
+            self.forget_if_idle(path);
+            return answer;
+        }
+        if peer_seat_waiting {
+            return ConnectArrival::Ready { wake: None };
+        }
+        *mine = Some((ticket, waker));
+        ConnectArrival::Waiting(ticket)
+    }
+
+    /// A waiting request (Data or Connect) gives up: timeout, shutdown, or its
+    /// client went away. Does nothing if `ticket` is no longer parked (it was
+    /// paired or woken in the meantime).
+    pub(crate) fn withdraw(&mut self, path: &StreamPath, ticket: Ticket) {
+        let Some(state) = self.paths.get_mut(path) else {
+            return;
+        };
+        if matches!(state.producer, Seat::Waiting(t, _) if t == ticket) {
+            state.producer = Seat::Empty;
+        }
+        if matches!(state.consumer, Seat::Waiting(t, _) if t == ticket) {
+            state.consumer = Seat::Empty;
+        }
+        for slot in [&mut state.await_reader, &mut state.await_writer] {
+            if matches!(slot, Some((t, _)) if *t == ticket) {
+                *slot = None;
+            }
+        }
+        self.forget_if_idle(path);
+    }
+
+    /// A transfer on `path` is over (finished, failed, or never started):
+    /// both seats are free again.
+    pub(crate) fn release_pair(&mut self, path: &StreamPath) {
+        if let Some(state) = self.paths.get_mut(path) {
+            if matches!(state.producer, Seat::Busy) {
+                state.producer = Seat::Empty;
+            }
+            if matches!(state.consumer, Seat::Busy) {
+                state.consumer = Seat::Empty;
+            }
+        }
+        self.forget_if_idle(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Table = Rendezvous<&'static str, &'static str, &'static str>;
+
+    fn p(s: &str) -> StreamPath {
+        StreamPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn producer_first_then_consumer_pairs() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "prod"),
+            Arrival::Waiting { wake: None, .. }
+        ));
+        match t.arrive_consumer(&p("/s"), "cons") {
+            Arrival::Paired { theirs, mine } => assert_eq!((theirs, mine), ("prod", "cons")),
+            other => panic!("expected a pair, got {other:?}"),
+        }
+        // Both roles are busy during the transfer.
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "p2"),
+            Arrival::Busy("p2")
+        ));
+        assert!(matches!(
+            t.arrive_consumer(&p("/s"), "c2"),
+            Arrival::Busy("c2")
+        ));
+        t.release_pair(&p("/s"));
+        assert_eq!(t.live_paths(), 0, "an idle path is forgotten");
+    }
+
+    #[test]
+    fn consumer_first_then_producer_pairs() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.arrive_consumer(&p("/s"), "cons"),
+            Arrival::Waiting { .. }
+        ));
+        match t.arrive_producer(&p("/s"), "prod") {
+            Arrival::Paired { theirs, mine } => assert_eq!((theirs, mine), ("cons", "prod")),
+            other => panic!("expected a pair, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn second_waiting_producer_is_busy_and_first_can_withdraw() {
+        let mut t = Table::new(10);
+        let Arrival::Waiting { ticket, .. } = t.arrive_producer(&p("/s"), "one") else {
+            panic!("first producer should wait");
+        };
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "two"),
+            Arrival::Busy("two")
+        ));
+        t.withdraw(&p("/s"), ticket);
+        assert_eq!(t.live_paths(), 0);
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "three"),
+            Arrival::Waiting { .. }
+        ));
+    }
+
+    #[test]
+    fn stale_withdraw_after_pairing_changes_nothing() {
+        let mut t = Table::new(10);
+        let Arrival::Waiting { ticket, .. } = t.arrive_producer(&p("/s"), "prod") else {
+            panic!()
+        };
+        assert!(matches!(
+            t.arrive_consumer(&p("/s"), "cons"),
+            Arrival::Paired { .. }
+        ));
+        t.withdraw(&p("/s"), ticket);
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "p2"),
+            Arrival::Busy(_)
+        ));
+    }
+
+    #[test]
+    fn paths_are_independent() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.arrive_producer(&p("/a"), "a"),
+            Arrival::Waiting { .. }
+        ));
+        assert!(matches!(
+            t.arrive_consumer(&p("/b"), "b"),
+            Arrival::Waiting { .. }
+        ));
+        assert_eq!(t.live_paths(), 2);
+    }
+
+    #[test]
+    fn connect_waiters_of_opposite_modes_meet() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitReader, "w-prod"),
+            ConnectArrival::Waiting(_)
+        ));
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitReader, "again"),
+            ConnectArrival::Busy("again")
+        ));
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitWriter, "w-cons"),
+            ConnectArrival::Ready {
+                wake: Some("w-prod")
+            }
+        ));
+        assert_eq!(t.live_paths(), 0);
+    }
+
+    #[test]
+    fn connect_waiter_is_answered_by_a_waiting_data_request() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.arrive_consumer(&p("/s"), "get"),
+            Arrival::Waiting { .. }
+        ));
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitReader, "w"),
+            ConnectArrival::Ready { wake: None }
+        ));
+        // A waiter of the same side as the waiting request still waits.
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitWriter, "w2"),
+            ConnectArrival::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn data_arrival_wakes_the_opposite_connect_waiter() {
+        let mut t = Table::new(10);
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitWriter, "consumer-waiter"),
+            ConnectArrival::Waiting(_)
+        ));
+        assert!(matches!(
+            t.arrive_producer(&p("/s"), "put"),
+            Arrival::Waiting {
+                wake: Some("consumer-waiter"),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn busy_transfer_does_not_answer_connect_waiters() {
+        let mut t = Table::new(10);
+        t.arrive_producer(&p("/s"), "put");
+        t.arrive_consumer(&p("/s"), "get");
+        assert!(matches!(
+            t.await_peer(&p("/s"), ConnectMode::AwaitWriter, "w"),
+            ConnectArrival::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn full_table_refuses_new_paths_only() {
+        let mut t = Table::new(1);
+        assert!(matches!(
+            t.arrive_producer(&p("/a"), "a"),
+            Arrival::Waiting { .. }
+        ));
+        assert!(matches!(
+            t.arrive_producer(&p("/b"), "b"),
+            Arrival::Full("b")
+        ));
+        assert!(matches!(
+            t.await_peer(&p("/b"), ConnectMode::AwaitReader, "w"),
+            ConnectArrival::Full("w")
+        ));
+        assert!(matches!(
+            t.arrive_consumer(&p("/a"), "a2"),
+            Arrival::Paired { .. }
+        ));
+    }
+
+    #[test]
+    fn connect_waiter_withdraws() {
+        let mut t = Table::new(10);
+        let ConnectArrival::Waiting(ticket) = t.await_peer(&p("/s"), ConnectMode::AwaitReader, "w")
+        else {
+            panic!()
+        };
+        t.withdraw(&p("/s"), ticket);
+        assert_eq!(t.live_paths(), 0);
+    }
+}

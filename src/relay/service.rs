@@ -1,0 +1,216 @@
+//! Request routing, authorization and the small answers shared by the handlers.
+//!
+//! | request | handler |
+//! |---|---|
+//! | `GET /healthz` | `200 ok` |
+//! | `GET /v0/<path>?mode=…` | Connect API ([`super::connect`]) |
+//! | `PUT`/`POST /data/<path>` | producer ([`super::data`]) |
+//! | `GET /data/<path>` | consumer ([`super::data`]) |
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+
+use super::forward::BoxError;
+use super::hub::{Gate, Hub};
+use super::path::StreamPath;
+use super::tokens::{Access, Denied};
+
+/// Every response body the relay sends.
+pub(crate) type RelayBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+/// Every response the relay sends.
+pub(crate) type RelayResponse = Response<RelayBody>;
+
+/// URL prefix of the Connect API.
+pub const CONNECT_PREFIX: &str = "/v0";
+/// URL prefix of the Data API.
+pub const DATA_PREFIX: &str = "/data";
+/// Health check path.
+pub const HEALTH_PATH: &str = "/healthz";
+
+/// A one-line `text/plain` answer (errors name the problem; never a token).
+pub(crate) fn text(status: StatusCode, message: impl std::fmt::Display) -> RelayResponse {
+    let mut response = Response::new(boxed(Full::new(Bytes::from(format!("{message}\n")))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Boxes a body into [`RelayBody`] (spelled out: `.boxed()` is ambiguous with
+/// `futures_util::StreamExt` in scope).
+pub(crate) fn boxed<B>(body: B) -> RelayBody
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    BodyExt::boxed(BodyExt::map_err(body, Into::into))
+}
+
+/// The hyper service: routes one request.
+pub(crate) async fn route(
+    hub: Arc<Hub>,
+    req: Request<Incoming>,
+) -> Result<RelayResponse, Infallible> {
+    let path = req.uri().path().to_owned();
+    let response = if path == HEALTH_PATH {
+        match *req.method() {
+            Method::GET | Method::HEAD => text(StatusCode::OK, "ok"),
+            _ => method_not_allowed("GET"),
+        }
+    } else if let Some(rest) = api_rest(&path, CONNECT_PREFIX) {
+        match StreamPath::parse(rest) {
+            Err(e) => text(StatusCode::BAD_REQUEST, e),
+            Ok(stream) if req.method() == Method::GET => {
+                super::connect::handle(hub, stream, req).await
+            }
+            Ok(_) => method_not_allowed("GET"),
+        }
+    } else if let Some(rest) = api_rest(&path, DATA_PREFIX) {
+        match StreamPath::parse(rest) {
+            Err(e) => text(StatusCode::BAD_REQUEST, e),
+            Ok(stream) => match *req.method() {
+                Method::PUT | Method::POST => super::data::produce(hub, stream, req).await,
+                Method::GET => super::data::consume(hub, stream, req).await,
+                _ => method_not_allowed("GET, PUT, POST"),
+            },
+        }
+    } else {
+        text(
+            StatusCode::NOT_FOUND,
+            format!("not found: use {CONNECT_PREFIX}/<stream path> or {DATA_PREFIX}/<stream path>"),
+        )
+    };
+    Ok(response)
+}
+
+/// `"/v0/a/b"` with prefix `"/v0"` gives `"/a/b"`; a different first segment gives `None`.
+fn api_rest<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+fn method_not_allowed(allow: &'static str) -> RelayResponse {
+    let mut response = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The value of query parameter `name`, percent-decoded.
+pub(crate) fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The bearer token: `Authorization: Bearer <token>`, else `?accesstoken=`.
+fn bearer_token<B>(req: &Request<B>) -> Option<String> {
+    let from_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        })
+        .filter(|t| !t.is_empty());
+    from_header.or_else(|| query_param(req, "accesstoken"))
+}
+
+/// Checks the request's token against the gate; the refusal is a ready answer.
+pub(crate) fn authorize<B>(
+    hub: &Hub,
+    req: &Request<B>,
+    path: &StreamPath,
+    access: Access,
+) -> Result<(), RelayResponse> {
+    let store = match &hub.gate {
+        Gate::Open => return Ok(()),
+        Gate::Tokens(store) => store,
+    };
+    let token = bearer_token(req);
+    store
+        .authorize(token.as_deref(), path, access, SystemTime::now())
+        .map_err(|denied| {
+            tracing::info!(path = %path, reason = %denied, "request refused");
+            let mut response = text(denied.status(), denied);
+            if denied != Denied::Forbidden(access) {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"zebrastream\""),
+                );
+            }
+            response
+        })
+}
+
+/// `<base>/data/<path>`: `base` is the configured public URL, else
+/// `http(s)://<Host>` of the request.
+pub(crate) fn data_url<B>(hub: &Hub, req: &Request<B>, path: &StreamPath) -> Option<String> {
+    let base = match &hub.settings.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let authority = match req.uri().authority() {
+                Some(a) => a.clone(),
+                None => req
+                    .headers()
+                    .get(header::HOST)?
+                    .to_str()
+                    .ok()?
+                    .parse::<http::uri::Authority>()
+                    .ok()?,
+            };
+            let scheme = if hub.settings.tls { "https" } else { "http" };
+            format!("{scheme}://{authority}")
+        }
+    };
+    Some(format!("{base}{DATA_PREFIX}{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_prefix_split() {
+        assert_eq!(api_rest("/v0/a/b", "/v0"), Some("/a/b"));
+        assert_eq!(api_rest("/v0", "/v0"), Some(""));
+        assert_eq!(api_rest("/v00/a", "/v0"), None);
+        assert_eq!(api_rest("/data/a", "/v0"), None);
+    }
+
+    #[test]
+    fn bearer_from_header_or_query() {
+        let req = Request::builder()
+            .uri("/v0/a?mode=await-reader")
+            .header("authorization", "bearer  abc ")
+            .body(())
+            .unwrap();
+        assert_eq!(bearer_token(&req).as_deref(), Some("abc"));
+        let req = Request::builder()
+            .uri("/v0/a?accesstoken=x%2By")
+            .body(())
+            .unwrap();
+        assert_eq!(bearer_token(&req).as_deref(), Some("x+y"));
+        let req = Request::builder().uri("/v0/a").body(()).unwrap();
+        assert_eq!(bearer_token(&req), None);
+    }
+}

@@ -1,0 +1,269 @@
+//! Helpers for the CLI tests: the built binary, run in a sandbox whose HOME
+//! is a temp dir and whose environment holds no `ZEBRASTREAM_*` variables.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The `zebrastream` binary cargo built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zebrastream"))
+}
+
+/// A temp HOME and a clean environment for running CLIs.
+pub struct Sandbox {
+    pub home: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            home: tempfile::tempdir().expect("temp home"),
+        }
+    }
+
+    /// `$HOME`.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `~/.config/zebrastream`.
+    pub fn config_dir(&self) -> PathBuf {
+        self.home().join(".config/zebrastream")
+    }
+
+    /// Writes `~/.config/zebrastream/config.yaml`.
+    pub fn write_global_config(&self, yaml: &str) {
+        std::fs::create_dir_all(self.config_dir()).unwrap();
+        std::fs::write(self.config_dir().join("config.yaml"), yaml).unwrap();
+    }
+
+    /// Writes `~/.config/zebrastream/streams/NAME.yaml`.
+    pub fn write_named_config(&self, name: &str, yaml: &str) {
+        let dir = self.config_dir().join("streams");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.yaml")), yaml).unwrap();
+    }
+
+    /// A file in the sandbox.
+    pub fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.home().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Applies the sandbox environment to a command: only PATH, HOME and
+    /// an XDG_CONFIG_DIRS that points nowhere (so /etc/xdg is not read).
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_DIRS", self.home().join("no-xdg"))
+            .current_dir(self.home());
+    }
+
+    /// Our binary in the sandbox.
+    pub fn zs(&self) -> assert_cmd::Command {
+        let mut cmd = std::process::Command::new(bin());
+        self.apply(&mut cmd);
+        assert_cmd::Command::from_std(cmd)
+    }
+}
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
+
+/// How long any child process may run before the test kills it and fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Deterministic test data (xorshift bytes).
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// An in-process relay on a free loopback port, on its own runtime.
+pub struct TestRelay {
+    rt: tokio::runtime::Runtime,
+    handle: Option<RelayHandle>,
+    /// `http://127.0.0.1:PORT/v0`
+    pub connect_url: String,
+}
+
+impl TestRelay {
+    /// An open relay (no tokens).
+    pub fn open() -> TestRelay {
+        TestRelay::with(RelayConfig::open_loopback())
+    }
+
+    /// A relay with the given settings.
+    pub fn with(config: RelayConfig) -> TestRelay {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.block_on(Relay::bind(config)).expect("relay binds");
+        let connect_url = handle.connect_url();
+        TestRelay {
+            rt,
+            handle: Some(handle),
+            connect_url,
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+        let _ = &self.rt;
+    }
+}
+
+/// A finished child process.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code (None: killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Asserts the exit code, showing stderr if it differs.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit; stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A running child with its output collected in background threads.
+pub struct Proc {
+    child: Child,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    feeder: Option<JoinHandle<()>>,
+}
+
+fn collect<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        buf
+    })
+}
+
+impl Proc {
+    /// Starts `cmd`, feeding `stdin` (then EOF) if given, else an empty stdin.
+    pub fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn");
+        let mut input = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            if let Some(bytes) = stdin {
+                // The child may exit early (that is what some tests check).
+                let _ = input.write_all(&bytes);
+            }
+        });
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Proc {
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            feeder: Some(feeder),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the child now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Waits (at most [`DEADLINE`]) and returns the exit code and output.
+    pub fn finish(mut self) -> Finished {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = self.stderr.take().unwrap().join().unwrap();
+                panic!("process hung; stderr:\n{}", String::from_utf8_lossy(&err));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = self.feeder.take().unwrap().join();
+        Finished {
+            code: status.code(),
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: String::from_utf8_lossy(&self.stderr.take().unwrap().join().unwrap())
+                .into_owned(),
+        }
+    }
+}
+
+impl Sandbox {
+    /// Our binary in the sandbox, as a std command.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        self.apply(&mut cmd);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Starts our binary with `args`, feeding `stdin`.
+    pub fn spawn(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Proc {
+        Proc::spawn(self.cmd(args), stdin)
+    }
+
+    /// Runs a writer and a reader concurrently through `relay` on `path`;
+    /// the connect URL and a timeout are added to both argument lists.
+    pub fn transfer(
+        &self,
+        relay: &TestRelay,
+        path: &str,
+        write_args: &[&str],
+        read_args: &[&str],
+        stdin: &[u8],
+    ) -> (Finished, Finished) {
+        let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", path];
+        let mut w: Vec<&str> = vec!["write"];
+        w.extend_from_slice(&common);
+        w.extend_from_slice(write_args);
+        let mut r: Vec<&str> = vec!["read"];
+        r.extend_from_slice(&common);
+        r.extend_from_slice(read_args);
+        let reader = self.spawn(&r, None);
+        let writer = self.spawn(&w, Some(stdin.to_vec()));
+        let w = writer.finish();
+        let r = reader.finish();
+        (w, r)
+    }
+}

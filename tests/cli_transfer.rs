@@ -1,0 +1,133 @@
+//! write → read through a relay with the built binary: plaintext,
+//! passphrase (age-rt and age v1), X25519 recipients, files in and out.
+
+mod cli_support;
+
+use cli_support::{data, Sandbox, TestRelay};
+
+#[test]
+fn plaintext_with_explicit_plain_on_both_sides() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(300_000, 1);
+    let (w, r) = sb.transfer(&relay, "/t/plain", &["--plain"], &["--plain"], &payload);
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+}
+
+#[test]
+fn read_without_key_passes_plaintext_through() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = b"just text\n".to_vec();
+    let (w, r) = sb.transfer(&relay, "/t/detect", &["--plain"], &[], &payload);
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+}
+
+#[test]
+fn passphrase_file_age_rt_and_age_v1() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let pw = sb.file("pw.txt", b"correct horse battery staple\n");
+    let pw = pw.to_str().unwrap();
+    let payload = data(200_000, 2);
+    for (i, mode) in ["age-rt", "age"].iter().enumerate() {
+        let path = format!("/t/pass/{i}");
+        let (w, r) = sb.transfer(
+            &relay,
+            &path,
+            &["--passphrase-file", pw, "--encryption-mode", mode],
+            &["--passphrase-file", pw],
+            &payload,
+        );
+        w.expect_code(0);
+        r.expect_code(0);
+        assert_eq!(r.stdout, payload, "mode {mode}");
+    }
+}
+
+#[test]
+fn passphrase_from_the_environment() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(10_000, 3);
+    let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", "/t/env"];
+    let mut reader = sb.cmd(&[&["read"][..], &common].concat());
+    reader.env("ZEBRASTREAM_PASSPHRASE", "from the env");
+    let mut writer = sb.cmd(&[&["write"][..], &common].concat());
+    writer.env("ZEBRASTREAM_PASSPHRASE", "from the env");
+    let reader = cli_support::Proc::spawn(reader, None);
+    let writer = cli_support::Proc::spawn(writer, Some(payload.clone()));
+    writer.finish().expect_code(0);
+    let r = reader.finish();
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+}
+
+#[test]
+fn x25519_recipient_and_identity_file_with_files_in_and_out() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let out = sb.zs().args(["keygen", "-o", "id.txt"]).assert().success();
+    let recipient = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let payload = data(500_000, 4);
+    let input = sb.file("input.bin", &payload);
+    let output = sb.home().join("received.bin");
+    let (w, r) = sb.transfer(
+        &relay,
+        "/t/x25519",
+        &["-r", recipient.trim(), input.to_str().unwrap()],
+        &["-i", "id.txt", "-o", output.to_str().unwrap()],
+        b"",
+    );
+    w.expect_code(0);
+    r.expect_code(0);
+    assert!(r.stdout.is_empty());
+    assert_eq!(std::fs::read(&output).unwrap(), payload);
+}
+
+#[test]
+fn producer_and_consumer_commands_on_both_sides() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let out = sb.home().join("consumed.txt");
+    let consumer = format!("cat > {}", out.display());
+    let (w, r) = sb.transfer(
+        &relay,
+        "/t/commands",
+        &["--plain", "--", "sh", "-c", "seq 1 20000"],
+        &["--plain", "--", "sh", "-c", &consumer],
+        b"",
+    );
+    w.expect_code(0);
+    r.expect_code(0);
+    let expected: String = (1..=20000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+}
+
+#[test]
+fn unbuffered_flags_and_auto_flush_still_deliver_everything() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(150_000, 5);
+    let (w, r) = sb.transfer(
+        &relay,
+        "/t/unbuffered",
+        &["-p", "pw", "-u", "-d", "0"],
+        &["-p", "pw", "-u"],
+        &payload,
+    );
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+    // The Python CLI's argv warning, on both sides.
+    for stderr in [&w.stderr, &r.stderr] {
+        assert!(
+            stderr.contains("[WARNING] Using --passphrase is insecure on shared systems. Use ZEBRASTREAM_PASSPHRASE environment variable or config file instead."),
+            "{stderr}"
+        );
+    }
+}
