@@ -27,7 +27,7 @@ fn encrypt(
     let mut enc = Encryptor::with_recipients(format, vec![Box::new(id.to_public())]).unwrap();
     let mut wire = Vec::new();
     let mut rest = data;
-    let mut drain = |enc: &mut Encryptor, wire: &mut Vec<u8>| {
+    let drain = |enc: &mut Encryptor, wire: &mut Vec<u8>| {
         wire.extend_from_slice(enc.output());
         enc.consume(enc.output().len());
     };
