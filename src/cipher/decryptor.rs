@@ -106,7 +106,16 @@ impl<A: ChunkAead> Decryptor<A> {
             start: 0,
             end: 0,
             plain: (0, 0),
-            backup: vec![0u8; ENCRYPTED_CHUNK_SIZE].into_boxed_slice(),
+            // Only backends that clobber the buffer on failure need a backup.
+            backup: vec![
+                0u8;
+                if A::OPEN_PRESERVES_ON_FAILURE {
+                    0
+                } else {
+                    ENCRYPTED_CHUNK_SIZE
+                }
+            ]
+            .into_boxed_slice(),
             header_file_key: None,
             opener: None,
             eof: false,
