@@ -412,7 +412,17 @@ impl<A: ChunkAead> Decryptor<A> {
         let chunk_start = self.start + LEN_PREFIX;
         let chunk = &mut self.buf[chunk_start..chunk_start + sealed_len];
         let opener = self.opener.as_mut().expect("set with the nonce");
-        let (n, last) = opener.open_either(chunk, &mut self.backup)?;
+        let followed = self.end > self.start + frame;
+        let (n, last) = if followed && sealed_len == ENCRYPTED_CHUNK_SIZE {
+            // The bulk-streaming case: a full chunk with bytes after it can
+            // only be valid as a non-final chunk, so one attempt suffices and
+            // the backup copy is skipped. (A full *final* chunk followed by
+            // trailing bytes in the same buffer therefore fails as
+            // ChunkAuthentication instead of TrailingData; still rejected.)
+            (opener.open(chunk, false)?, false)
+        } else {
+            opener.open_either(chunk, &mut self.backup)?
+        };
         self.plain = (chunk_start, chunk_start + n);
         self.start += frame;
         if last {
@@ -737,6 +747,36 @@ mod tests {
             dec(&id).feed(b"-----BEGIN AGE ENCRYPTED FILE-----\n"),
             Err(Error::Unsupported(Unsupported::Armor))
         );
+    }
+
+    #[test]
+    fn zero_copy_input_round_trips() {
+        let (id, r) = x25519();
+        let mut enc = Encryptor::with_recipients(Format::AgeRt, r).unwrap();
+        let mut wire = enc.output().to_vec();
+        enc.consume(wire.len());
+        let space = enc.input_buffer();
+        assert_eq!(space.len(), CHUNK);
+        space[..4].copy_from_slice(b"zero");
+        enc.commit_input(4);
+        assert_eq!(enc.write(b"-copy").unwrap(), 5);
+        enc.finish();
+        assert!(enc.input_buffer().is_empty(), "no input after finish");
+        wire.extend_from_slice(enc.output());
+        enc.consume(enc.output().len());
+        assert!(enc.is_done());
+        let mut d = dec(&id);
+        let mut pos = 0;
+        while pos < wire.len() {
+            let space = d.input_buffer();
+            let n = space.len().min(wire.len() - pos);
+            space[..n].copy_from_slice(&wire[pos..pos + n]);
+            d.commit_input(n).unwrap();
+            pos += n;
+        }
+        assert_eq!(d.plaintext(), b"zero-copy");
+        d.consume_plaintext(9);
+        assert_eq!(d.finish(), Ok(()));
     }
 
     #[test]
