@@ -106,7 +106,16 @@ impl<A: ChunkAead> Decryptor<A> {
             start: 0,
             end: 0,
             plain: (0, 0),
-            backup: vec![0u8; ENCRYPTED_CHUNK_SIZE].into_boxed_slice(),
+            // Only backends that clobber the buffer on failure need a backup.
+            backup: vec![
+                0u8;
+                if A::OPEN_PRESERVES_ON_FAILURE {
+                    0
+                } else {
+                    ENCRYPTED_CHUNK_SIZE
+                }
+            ]
+            .into_boxed_slice(),
             header_file_key: None,
             opener: None,
             eof: false,
@@ -403,7 +412,17 @@ impl<A: ChunkAead> Decryptor<A> {
         let chunk_start = self.start + LEN_PREFIX;
         let chunk = &mut self.buf[chunk_start..chunk_start + sealed_len];
         let opener = self.opener.as_mut().expect("set with the nonce");
-        let (n, last) = opener.open_either(chunk, &mut self.backup)?;
+        let followed = self.end > self.start + frame;
+        let (n, last) = if followed && sealed_len == ENCRYPTED_CHUNK_SIZE {
+            // The bulk-streaming case: a full chunk with bytes after it can
+            // only be valid as a non-final chunk, so one attempt suffices and
+            // the backup copy is skipped. (A full *final* chunk followed by
+            // trailing bytes in the same buffer therefore fails as
+            // ChunkAuthentication instead of TrailingData; still rejected.)
+            (opener.open(chunk, false)?, false)
+        } else {
+            opener.open_either(chunk, &mut self.backup)?
+        };
         self.plain = (chunk_start, chunk_start + n);
         self.start += frame;
         if last {
@@ -544,5 +563,232 @@ impl<A: ChunkAead> fmt::Debug for Decryptor<A> {
             .field("identities", &self.identities.len())
             .field("passphrases", &self.passphrases.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cipher::Encryptor;
+
+    fn x25519() -> (age::x25519::Identity, Vec<Box<dyn age::Recipient + Send>>) {
+        let id = age::x25519::Identity::generate();
+        let r: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(id.to_public())];
+        (id, r)
+    }
+
+    fn dec(id: &age::x25519::Identity) -> Decryptor {
+        Decryptor::with_identities(vec![Box::new(id.clone())])
+    }
+
+    /// Position just after the header's MAC line.
+    fn header_len(wire: &[u8]) -> usize {
+        let mac = wire.windows(4).position(|w| w == b"\n---").unwrap() + 1;
+        mac + wire[mac..].iter().position(|&b| b == b'\n').unwrap() + 1
+    }
+
+    #[test]
+    fn flushed_bytes_are_released_before_the_stream_ends() {
+        let (id, r) = x25519();
+        let mut enc = Encryptor::with_recipients(Format::AgeRt, r).unwrap();
+        let mut d = dec(&id);
+        assert_eq!(enc.write(b"abc").unwrap(), 3);
+        enc.flush();
+        let wire = enc.output().to_vec();
+        enc.consume(wire.len());
+        // Header and nonce came first; the flush then sealed one chunk.
+        let wire2 = enc.output().to_vec();
+        enc.consume(wire2.len());
+        d.feed(&wire).unwrap();
+        d.feed(&wire2).unwrap();
+        assert_eq!(d.plaintext(), b"abc");
+        assert!(!d.is_done());
+        d.consume_plaintext(3);
+        assert_eq!(d.finish(), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn age_v1_flush_seals_nothing_and_full_chunk_is_final() {
+        let (id, r) = x25519();
+        let mut enc = Encryptor::with_recipients(Format::AgeV1, r).unwrap();
+        let preamble = enc.output().len();
+        enc.consume(preamble);
+        let data = vec![1u8; CHUNK];
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let n = enc.write(rest).unwrap();
+            rest = &rest[n..];
+        }
+        enc.flush();
+        assert!(
+            enc.output().is_empty(),
+            "age v1 flush must not seal a chunk"
+        );
+        enc.finish();
+        assert_eq!(
+            enc.output().len(),
+            ENCRYPTED_CHUNK_SIZE,
+            "one full final chunk, no empty one"
+        );
+        assert_eq!(enc.write(b"x"), Err(Error::Finished));
+        let _ = id;
+    }
+
+    const CHUNK: usize = super::super::stream::CHUNK_SIZE;
+
+    #[test]
+    fn header_mac_is_checked_before_any_payload() {
+        let (id, r) = x25519();
+        let mut wire = Encryptor::with_recipients(Format::AgeRt, r)
+            .unwrap()
+            .encrypt_all(b"data")
+            .unwrap();
+        let mac_at = header_len(&wire) - 5;
+        wire[mac_at] = if wire[mac_at] == b'A' { b'B' } else { b'A' };
+        let mut d = dec(&id);
+        assert_eq!(d.feed(&wire), Err(Error::Header(HeaderError::BadMac)));
+        assert!(d.plaintext().is_empty());
+    }
+
+    #[test]
+    fn scrypt_work_factor_is_bounded_and_wrong_passphrase_is_no_match() {
+        let pass = || SecretString::from("pw".to_owned());
+        let wire = Encryptor::with_passphrase_work_factor(Format::AgeRt, pass(), 12)
+            .unwrap()
+            .encrypt_all(b"x")
+            .unwrap();
+        let mut d = Decryptor::with_passphrase(pass()).max_work_factor(10);
+        assert_eq!(
+            d.decrypt_all(&wire),
+            Err(Error::Header(HeaderError::ScryptWorkFactorTooHigh {
+                log_n: 12,
+                max: 10
+            }))
+        );
+        let mut d = Decryptor::with_passphrase(SecretString::from("nope".to_owned()));
+        assert_eq!(d.decrypt_all(&wire), Err(Error::NoMatchingIdentity));
+        let mut d = Decryptor::with_passphrase(pass());
+        assert_eq!(d.decrypt_all(&wire).unwrap(), b"x");
+    }
+
+    #[test]
+    fn bad_chunk_lengths_are_protocol_errors() {
+        let (id, r) = x25519();
+        let wire = Encryptor::with_recipients(Format::AgeRt, r)
+            .unwrap()
+            .encrypt_all(b"")
+            .unwrap();
+        let payload = header_len(&wire) + PAYLOAD_NONCE_SIZE;
+        for len in [0u32, 15, 65553, u32::MAX] {
+            let mut bad = wire[..payload].to_vec();
+            bad.extend_from_slice(&len.to_be_bytes());
+            assert_eq!(
+                dec(&id).feed(&bad),
+                Err(Error::Protocol(ProtocolError::BadChunkLength(len)))
+            );
+        }
+    }
+
+    #[test]
+    fn trailing_data_in_a_later_feed_is_a_protocol_error() {
+        let (id, r) = x25519();
+        let wire = Encryptor::with_recipients(Format::AgeRt, r)
+            .unwrap()
+            .encrypt_all(b"hi")
+            .unwrap();
+        let mut d = dec(&id);
+        d.feed(&wire).unwrap();
+        assert!(d.is_done());
+        assert_eq!(d.plaintext(), b"hi");
+        d.consume_plaintext(2);
+        assert_eq!(
+            d.feed(b"\0"),
+            Err(Error::Protocol(ProtocolError::TrailingData))
+        );
+    }
+
+    #[test]
+    fn garbage_and_oversized_headers_fail_early() {
+        let (id, _) = x25519();
+        assert!(matches!(
+            dec(&id).feed(b"\x00\x01binary"),
+            Err(Error::Header(HeaderError::UnknownIdentifier(_)))
+        ));
+        assert!(matches!(
+            dec(&id).feed(b"age-encryption.org/v1\r\n"),
+            Err(Error::Header(HeaderError::UnknownIdentifier(_)))
+        ));
+        let mut d = dec(&id);
+        d.feed(b"age-encryption.org/v1\n").unwrap();
+        let line = format!("-> grease {}\n\n", "a".repeat(100));
+        let result = (0..1000).try_for_each(|_| d.feed(line.as_bytes()).map(|_| ()));
+        assert_eq!(
+            result,
+            Err(Error::Header(HeaderError::TooLarge {
+                limit: MAX_HEADER_LEN
+            }))
+        );
+    }
+
+    #[test]
+    fn unsupported_recipient_types_are_named() {
+        let (id, _) = x25519();
+        let header = format!(
+            "{AGE_V1_IDENTIFIER}\n-> mlkem768x25519 AAAA\nAAAA\n--- {}\n",
+            "A".repeat(43)
+        );
+        assert_eq!(
+            dec(&id).feed(header.as_bytes()),
+            Err(Error::Unsupported(Unsupported::RecipientType(
+                "mlkem768x25519".into()
+            )))
+        );
+        assert_eq!(
+            dec(&id).feed(b"-----BEGIN AGE ENCRYPTED FILE-----\n"),
+            Err(Error::Unsupported(Unsupported::Armor))
+        );
+    }
+
+    #[test]
+    fn zero_copy_input_round_trips() {
+        let (id, r) = x25519();
+        let mut enc = Encryptor::with_recipients(Format::AgeRt, r).unwrap();
+        let mut wire = enc.output().to_vec();
+        enc.consume(wire.len());
+        let space = enc.input_buffer();
+        assert_eq!(space.len(), CHUNK);
+        space[..4].copy_from_slice(b"zero");
+        enc.commit_input(4);
+        assert_eq!(enc.write(b"-copy").unwrap(), 5);
+        enc.finish();
+        assert!(enc.input_buffer().is_empty(), "no input after finish");
+        wire.extend_from_slice(enc.output());
+        enc.consume(enc.output().len());
+        assert!(enc.is_done());
+        let mut d = dec(&id);
+        let mut pos = 0;
+        while pos < wire.len() {
+            let space = d.input_buffer();
+            let n = space.len().min(wire.len() - pos);
+            space[..n].copy_from_slice(&wire[pos..pos + n]);
+            d.commit_input(n).unwrap();
+            pos += n;
+        }
+        assert_eq!(d.plaintext(), b"zero-copy");
+        d.consume_plaintext(9);
+        assert_eq!(d.finish(), Ok(()));
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let d = Decryptor::with_passphrase(SecretString::from("hunter2".to_owned()));
+        assert!(!format!("{d:?}").contains("hunter2"));
+        let e = Encryptor::with_passphrase_work_factor(
+            Format::AgeRt,
+            SecretString::from("hunter2".to_owned()),
+            10,
+        )
+        .unwrap();
+        assert!(!format!("{e:?}").contains("hunter2"));
     }
 }

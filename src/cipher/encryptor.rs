@@ -197,6 +197,31 @@ impl<A: ChunkAead> Encryptor<A> {
         Ok(n)
     }
 
+    /// Free space in the pending chunk, to produce plaintext in place
+    /// (e.g. `read` into it) without the copy [`write`](Self::write) makes;
+    /// follow with [`commit_input`](Self::commit_input). Empty while output
+    /// is pending, after `finish`, or when the chunk is full: then
+    /// [`flush`](Self::flush) (age-rt), `write` the next bytes, or `finish`.
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        if self.sealed.is_some() || self.request == Request::Finish || self.sealer.is_finished() {
+            return &mut [];
+        }
+        &mut self.chunk[LEN_PREFIX + self.fill..LEN_PREFIX + CHUNK_SIZE]
+    }
+
+    /// Accepts `n` plaintext bytes written at the start of the last
+    /// [`input_buffer`](Self::input_buffer).
+    ///
+    /// # Panics
+    /// If `n` exceeds that buffer's length.
+    pub fn commit_input(&mut self, n: usize) {
+        assert!(
+            n <= self.input_buffer().len(),
+            "committed more than the input buffer"
+        );
+        self.fill += n;
+    }
+
     /// Makes everything written so far decryptable at once: age-rt seals the
     /// pending plaintext as a non-final chunk; age v1 has fixed chunks, so
     /// this does nothing there. Takes effect once pending output is taken.

@@ -218,7 +218,7 @@ mod tests {
             Error::from_io(&e),
             Some(&Error::ChunkAuthentication { index: 7 })
         );
-        let other = io::Error::new(io::ErrorKind::Other, "x");
+        let other = io::Error::other("x");
         assert_eq!(Error::from_io(&other), None);
     }
 

@@ -150,22 +150,26 @@ impl<A: ChunkAead> ChunkOpener<A> {
     }
 
     /// Opens a chunk that may or may not be final (age-rt's dual-flag rule):
-    /// tries the non-final nonce first, then the final one. `backup` (at
-    /// least as long as `chunk`) keeps the ciphertext for the second attempt,
-    /// because a failed attempt may clobber the buffer. Returns the plaintext
+    /// tries the non-final nonce first, then the final one. `backup` keeps
+    /// the ciphertext for the second attempt when the backend clobbers the
+    /// buffer on failure (ring); it must then be at least as long as `chunk`
+    /// (it may be empty for backends that preserve it). Returns the plaintext
     /// length and whether the chunk was final.
     pub fn open_either(
         &mut self,
         chunk: &mut [u8],
         backup: &mut [u8],
     ) -> Result<(usize, bool), Error> {
-        let backup = &mut backup[..chunk.len()];
-        backup.copy_from_slice(chunk);
+        if !A::OPEN_PRESERVES_ON_FAILURE {
+            backup[..chunk.len()].copy_from_slice(chunk);
+        }
         if let Ok(n) = self.try_open(chunk, false) {
             self.advance(false)?;
             return Ok((n, false));
         }
-        chunk.copy_from_slice(backup);
+        if !A::OPEN_PRESERVES_ON_FAILURE {
+            chunk.copy_from_slice(&backup[..chunk.len()]);
+        }
         let n = self.try_open(chunk, true)?;
         self.advance(true)?;
         Ok((n, true))
@@ -207,22 +211,39 @@ mod tests {
         assert_eq!(Nonce::new(0, false).to_bytes(), [0; 12]);
     }
 
-    #[test]
-    fn seal_open_and_dual_flag() {
+    fn seal_open_and_dual_flag<A: ChunkAead>() {
         let key = [3u8; 32];
-        let mut sealer: ChunkSealer = ChunkSealer::new(&key);
-        let mut opener: ChunkOpener = ChunkOpener::new(&key);
+        let mut sealer = ChunkSealer::<A>::new(&key);
+        let mut opener = ChunkOpener::<A>::new(&key);
         let mut c0 = b"hello-----------------".to_vec();
         let mut c1 = b"world-----------------".to_vec();
         sealer.seal(&mut c0, false).unwrap();
         sealer.seal(&mut c1, true).unwrap();
         assert_eq!(sealer.seal(&mut [0u8; 16], false), Err(Error::Finished));
-        let mut backup = vec![0u8; ENCRYPTED_CHUNK_SIZE];
+        // The backup may be empty when the backend keeps the ciphertext.
+        let backup_len = if A::OPEN_PRESERVES_ON_FAILURE {
+            0
+        } else {
+            ENCRYPTED_CHUNK_SIZE
+        };
+        let mut backup = vec![0u8; backup_len];
         assert_eq!(opener.open_either(&mut c0, &mut backup), Ok((6, false)));
         assert_eq!(&c0[..5], b"hello");
         assert_eq!(opener.open_either(&mut c1, &mut backup), Ok((6, true)));
         assert_eq!(&c1[..5], b"world");
         assert!(opener.is_finished());
+    }
+
+    #[cfg(feature = "ring")]
+    #[test]
+    fn ring_seal_open_and_dual_flag() {
+        seal_open_and_dual_flag::<crate::cipher::aead::RingAead>();
+    }
+
+    #[cfg(feature = "rustcrypto")]
+    #[test]
+    fn rustcrypto_seal_open_and_dual_flag() {
+        seal_open_and_dual_flag::<crate::cipher::aead::RustCryptoAead>();
     }
 
     #[test]

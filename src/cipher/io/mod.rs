@@ -153,3 +153,84 @@ fn input_buffer<A: ChunkAead>(dec: &mut Decryptor<A>) -> io::Result<&mut [u8]> {
     }
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::cipher::{Error, Format};
+
+    fn pair(format: Format) -> (Encryptor, Decryptor) {
+        let id = age::x25519::Identity::generate();
+        let enc = Encryptor::with_recipients(format, vec![Box::new(id.to_public())]).unwrap();
+        (enc, Decryptor::with_identities(vec![Box::new(id)]))
+    }
+
+    #[tokio::test]
+    async fn poll_flush_makes_bytes_readable_before_shutdown() {
+        let (enc, dec) = pair(Format::AgeRt);
+        // A small pipe: backpressure between writer and reader.
+        let (a, b) = tokio::io::duplex(1024);
+        let mut writer = EncryptingWriter::new(a, enc);
+        let mut reader = DecryptingReader::new(b, dec);
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+        let reading = tokio::spawn(async move {
+            let mut first = [0u8; 5];
+            reader.read_exact(&mut first).await.unwrap();
+            first_tx.send(first).unwrap();
+            let mut rest = Vec::new();
+            reader.read_to_end(&mut rest).await.unwrap();
+            rest
+        });
+        writer.write_all(b"hello").await.unwrap();
+        writer.flush().await.unwrap();
+        // The reader gets "hello" while the stream is still open.
+        let first = tokio::time::timeout(std::time::Duration::from_secs(10), first_rx)
+            .await
+            .expect("flushed bytes did not reach the reader")
+            .unwrap();
+        writer.write_all(&vec![7u8; 200_000]).await.unwrap();
+        writer.shutdown().await.unwrap();
+        let rest = reading.await.unwrap();
+        assert_eq!(&first, b"hello");
+        assert_eq!(rest, vec![7u8; 200_000]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_dropped_without_shutdown_reads_as_truncated() {
+        let (enc, dec) = pair(Format::AgeRt);
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut writer = EncryptingWriter::new(a, enc);
+        writer.write_all(b"partial").await.unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        let mut reader = DecryptingReader::new(b, dec);
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(Error::from_io(&err), Some(&Error::Truncated));
+        // Flushed, authenticated bytes were delivered; nothing else.
+        assert_eq!(out, b"partial");
+    }
+
+    #[test]
+    fn blocking_tamper_is_invalid_data() {
+        use std::io::{Read, Write};
+        let (enc, dec) = pair(Format::AgeV1);
+        let mut w = EncryptingWriter::new(Vec::new(), enc);
+        Write::write_all(&mut w, &[3u8; 100_000]).unwrap();
+        let mut wire = w.finish().unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        let mut out = Vec::new();
+        let mut reader = DecryptingReader::new(&wire[..], dec);
+        let err = Read::read_to_end(&mut reader, &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            Error::from_io(&err),
+            Some(&Error::ChunkAuthentication { index: 1 })
+        );
+        assert_eq!(out.len(), 65536, "only the authenticated first chunk");
+    }
+}
