@@ -54,7 +54,10 @@ pub use forward::{
 };
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
 pub use rendezvous::{ConnectMode, Presence, StreamStatus};
-pub use server::{H2_MAX_HEADER_LIST, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF, TLS_HANDSHAKE_TIMEOUT};
+pub use server::{
+    H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF,
+    TLS_HANDSHAKE_TIMEOUT,
+};
 pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH};
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
 pub use tokens::{Access, Denied, TokenStore};
