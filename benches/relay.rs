@@ -334,7 +334,9 @@ fn socat_transfer(bytes: u64) -> f64 {
     let put = shell(&format!(
         "head -c {bytes} /dev/zero | socat -u -b 131072 - TCP:127.0.0.1:{p1},{retry}"
     ));
-    let get = shell(&format!("socat -u -b 131072 TCP:127.0.0.1:{p2},{retry} - | wc -c"));
+    let get = shell(&format!(
+        "socat -u -b 131072 TCP:127.0.0.1:{p2},{retry} - | wc -c"
+    ));
     let got = get.wait_with_output().unwrap();
     let elapsed = start.elapsed().as_secs_f64();
     put.wait_with_output().unwrap();
