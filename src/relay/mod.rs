@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside: [`rendezvous`] pairs requests (a plain state machine, no I/O),
+//! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
 //! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
 //! bodies, `server` accepts connections, [`tap`] lets tests watch the bytes.
 
@@ -29,7 +29,7 @@ mod error;
 mod forward;
 mod hub;
 mod path;
-pub mod rendezvous;
+mod rendezvous;
 mod server;
 mod service;
 pub mod tap;
@@ -49,8 +49,8 @@ pub use config::{
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
 pub use forward::{
-    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED, STATE_TRANSFER_SUCCESSFUL,
-    WAITING_READ_AHEAD,
+    CONSUMER_GONE_LINGER, ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED,
+    STATE_TRANSFER_SUCCESSFUL, WAITING_READ_AHEAD,
 };
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
 pub use rendezvous::{ConnectMode, Presence, StreamStatus};
