@@ -108,21 +108,22 @@ async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Balanc
         .stdin(Stdio::null())
         .spawn()
         .expect("start nginx");
-    let url = format!("http://127.0.0.1:{port}");
+    // Owned by the Balancer at once, so nginx is stopped on every path out.
+    let balancer = Balancer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+        if let Ok(r) = client.get(format!("{}/healthz", balancer.url)).send().await {
             if r.status().is_success() {
-                return Balancer {
-                    child,
-                    url,
-                    _dir: dir,
-                };
+                return balancer;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(balancer._dir.path().join("error.log")).unwrap_or_default();
     panic!("nginx did not come up: {log}");
 }
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::cipher::{DecryptingReader, Format};
-use crate::client::{self, StreamReader};
+use zebrastream::cipher::{DecryptingReader, Format};
+use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Sink};
@@ -44,7 +44,12 @@ pub struct ReadArgs {
     #[arg(short = 'u', long = "unbuffered-output")]
     unbuffered_output: bool,
     /// Write to FILE instead of stdout (it appears only when complete)
-    #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "command")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "command"
+    )]
     output: Option<PathBuf>,
     /// Consumer command and arguments (after --): the stream goes to its stdin
     #[arg(last = true, value_name = "COMMAND")]
@@ -190,7 +195,9 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
 /// age-rt or age v1 header line. Returns the bytes read (to be replayed) and
 /// the format found. Stops at the first byte that rules both out, so a live
 /// plaintext stream is not held back.
-async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
+async fn sniff_format<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> io::Result<(Vec<u8>, Option<Format>)> {
     let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
         .into_iter()
         .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
@@ -226,10 +233,14 @@ mod tests {
         assert_eq!(f, Some(Format::AgeRt));
         assert!(rt.as_bytes().starts_with(&head));
         let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
-        assert_eq!(sniff_format(&mut v1.as_bytes()).await.unwrap().1, Some(Format::AgeV1));
-        // Plaintext: decided at the first byte that matches no header.
+        assert_eq!(
+            sniff_format(&mut v1.as_bytes()).await.unwrap().1,
+            Some(Format::AgeV1)
+        );
+        // Plaintext: decided by the first read that matches no header; what
+        // was read is handed back for replay.
         let (head, f) = sniff_format(&mut &b"hello world"[..]).await.unwrap();
-        assert_eq!((head.as_slice(), f), (&b"h"[..], None));
+        assert_eq!((head.as_slice(), f), (&b"hello world"[..], None));
         // A plaintext prefix of a header, then EOF.
         let (head, f) = sniff_format(&mut &b"age-enc"[..]).await.unwrap();
         assert_eq!((head.as_slice(), f), (&b"age-enc"[..], None));

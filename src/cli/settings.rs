@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use zebrastream::cipher::Format;
 
 use super::config::{Config, ConfigError, ConfigSelection};
 use super::keys::{self, KeyFlags, KeyPlan, Role};
@@ -18,29 +19,29 @@ pub struct StreamArgs {
     /// Stream path, e.g. /org/team/feed (optional if set in the config)
     #[arg(short = 's', long = "stream-path", value_name = "PATH")]
     pub stream_path: Option<String>,
-    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0/]
+    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0]
     #[arg(short = 'U', long = "connect-url", value_name = "URL")]
     pub connect_url: Option<String>,
     /// Give up if the peer has not connected after this many seconds
     #[arg(short = 't', long = "connect-timeout", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Access token (insecure in argv: prefer ZEBRASTREAM_ACCESS_TOKEN or a config file)
-    #[arg(
-        short = 'a',
-        long = "access-token",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub access_token: Option<String>,
+    #[arg(short = 'a', long = "access-token", value_name = "TOKEN", value_parser = secret_arg)]
+    pub access_token: Option<SecretString>,
     /// Passphrase (insecure in argv: prefer --passphrase-file, ZEBRASTREAM_PASSPHRASE or the prompt)
-    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE")]
-    pub passphrase: Option<String>,
+    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE", value_parser = secret_arg)]
+    pub passphrase: Option<SecretString>,
     /// Read the passphrase from the first line of FILE
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Explicitly transfer without encryption (overrides keys from config/env)
     #[arg(long)]
     pub plain: bool,
+}
+
+/// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
+fn secret_arg(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// Which subcommand is resolving its settings (the config's `mode`).
@@ -58,26 +59,6 @@ impl Mode {
         match self {
             Mode::Write => "write",
             Mode::Read => "read",
-        }
-    }
-}
-
-/// The payload format when encrypting (`--encryption-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncryptionMode {
-    /// age-rt v0.2: variable chunks, flushable (the default).
-    AgeRt,
-    /// Standard age v1: fixed 64 KiB chunks.
-    Age,
-}
-
-impl EncryptionMode {
-    /// Parses `age-rt` or `age`, the Python CLI's values.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "age-rt" => Some(EncryptionMode::AgeRt),
-            "age" => Some(EncryptionMode::Age),
-            _ => None,
         }
     }
 }
@@ -109,7 +90,7 @@ pub struct WriteSettings {
     /// Flush buffered data at most this long after the first unflushed write.
     pub auto_flush_delay: Option<Duration>,
     /// age-rt or age v1 when encrypting.
-    pub encryption_mode: EncryptionMode,
+    pub encryption_mode: Format,
 }
 
 /// The per-subcommand flags that take part in resolution.
@@ -168,11 +149,12 @@ pub fn resolve_stream(
         )));
     }
 
-    if args.access_token.as_deref().is_some_and(|t| !t.is_empty()) {
+    let flag_token = args.access_token.filter(|t| !t.expose_secret().is_empty());
+    if flag_token.is_some() {
         warn_secret_in_argv("--access-token", "ZEBRASTREAM_ACCESS_TOKEN");
     }
-    let access_token = match args.access_token {
-        Some(t) if !t.is_empty() => Some(SecretString::from(t)),
+    let access_token = match flag_token {
+        Some(t) => Some(t),
         _ => config
             .secret("access_token")
             .map_err(config_failure)?
@@ -222,11 +204,15 @@ pub fn resolve_stream(
             .map_err(config_failure)?
             .is_some_and(|s| s.value);
 
-    if args.passphrase.as_deref().is_some_and(|p| !p.is_empty()) {
+    if args
+        .passphrase
+        .as_ref()
+        .is_some_and(|p| !p.expose_secret().is_empty())
+    {
         warn_secret_in_argv("--passphrase", "ZEBRASTREAM_PASSPHRASE");
     }
     let key_flags = KeyFlags {
-        passphrase: args.passphrase.map(SecretString::from),
+        passphrase: args.passphrase,
         passphrase_env: None,
         passphrase_file: args.passphrase_file,
         recipients: extra.recipients,
@@ -280,8 +266,8 @@ pub fn resolve_write(
         },
     };
     let encryption_mode = match mode_text {
-        None => EncryptionMode::AgeRt,
-        Some(text) => EncryptionMode::parse(&text).ok_or_else(|| {
+        None => Format::AgeRt,
+        Some(text) => text.parse::<Format>().map_err(|_| {
             Failure::usage(format!(
                 "invalid encryption_mode '{text}' from {origin}. Must be 'age-rt' or 'age'."
             ))
@@ -576,14 +562,14 @@ mod tests {
         let w = resolve_write(None, None, None, &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("text/csv"));
         assert_eq!(w.auto_flush_delay, Some(Duration::ZERO));
-        assert_eq!(w.encryption_mode, EncryptionMode::Age);
+        assert_eq!(w.encryption_mode, Format::AgeV1);
         let w = resolve_write(Some("a/b".into()), Some(5), Some("age-rt".into()), &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("a/b"));
         assert_eq!(w.auto_flush_delay, Some(Duration::from_secs(5)));
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
         let err = resolve_write(None, None, Some("rot13".into()), &c).unwrap_err();
         assert!(err.message.contains("invalid encryption_mode 'rot13'"));
         let w = resolve_write(None, None, None, &Config::default()).unwrap();
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
     }
 }

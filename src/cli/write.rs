@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::{self, AutoFlush, StreamWriter};
+use zebrastream::client::{self, AutoFlush, StreamWriter};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Source};
@@ -97,9 +97,14 @@ pub fn run(
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let key = SealingKey::from_plan(stream.keys, &subject)?;
-    let encryption = super::key_material::client_sealing(key, write.encryption_mode.into(), &subject)?;
+    let encryption = super::key_material::client_sealing(key, write.encryption_mode);
     let mut builder = client::Config::builder(subject.clone()).encryption(encryption);
-    builder = super::client_common(builder, &stream.connect_url, stream.connect_timeout, stream.access_token);
+    builder = super::client_common(
+        builder,
+        &stream.connect_url,
+        stream.connect_timeout,
+        stream.access_token,
+    );
     if let Some(content_type) = write.content_type {
         builder = builder.content_type(content_type);
     }
