@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
@@ -36,14 +37,26 @@ pub const STATE_TRANSFER_SUCCESSFUL: &str = "[STATE:TRANSFER_SUCCESSFUL]";
 /// Status line sent when the consumer left before the end.
 pub const ERROR_RECEIVER_PREMATURE_DISCONNECT: &str = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]";
 
+/// How long the rest of an upload is still read (and discarded) after its
+/// consumer left, while `[ERROR:RECEIVER_PREMATURE_DISCONNECT]` goes out.
+///
+/// Closing a connection whose request body is still arriving makes the
+/// kernel send a reset, which can destroy the status line before the producer
+/// reads it; reading on for a moment lets the producer see the line and stop.
+pub const CONSUMER_GONE_LINGER: Duration = Duration::from_secs(2);
+
 /// How a transfer ended, as the producer's status lines report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Outcome {
     /// Upload terminated cleanly and every byte went into the consumer's
     /// response, which was ended cleanly.
     Delivered { bytes: u64 },
-    /// The consumer's response was dropped before the end.
-    ConsumerGone { bytes: u64 },
+    /// The consumer's response was dropped before the end. `drained` fires
+    /// once the rest of the upload was read or [`CONSUMER_GONE_LINGER`] passed.
+    ConsumerGone {
+        bytes: u64,
+        drained: oneshot::Receiver<()>,
+    },
     /// The upload broke off (no terminator, reset, timeout).
     ProducerFailed { bytes: u64 },
 }
@@ -271,16 +284,29 @@ impl Body for ForwardBody {
 impl Drop for ForwardBody {
     fn drop(&mut self) {
         // Dropped before its end: the consumer's connection went away.
-        if self.report.is_some() {
-            let bytes = self.forwarded;
-            self.finish(Outcome::ConsumerGone { bytes });
+        if self.report.is_none() {
+            return;
         }
+        let (done, drained) = oneshot::channel();
+        if let (Some(upload), Ok(runtime)) =
+            (self.upload.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(CONSUMER_GONE_LINGER, upload.drain()).await;
+                let _ = done.send(());
+            });
+        }
+        // Without a runtime `done` is dropped here, which ends the linger at once.
+        let bytes = self.forwarded;
+        self.finish(Outcome::ConsumerGone { bytes, drained });
     }
 }
 
 enum StatusState {
     Greeting(oneshot::Receiver<Outcome>),
     Awaiting(oneshot::Receiver<Outcome>),
+    /// The error line went out; the response ends once the upload is drained.
+    Lingering(oneshot::Receiver<()>),
     Done,
 }
 
@@ -324,8 +350,9 @@ impl Body for StatusLines {
                     tracing::info!(bytes, "transfer complete");
                     Poll::Ready(Some(Ok(line(STATE_TRANSFER_SUCCESSFUL))))
                 }
-                Poll::Ready(Ok(Outcome::ConsumerGone { bytes })) => {
+                Poll::Ready(Ok(Outcome::ConsumerGone { bytes, drained })) => {
                     tracing::info!(bytes, "consumer left before the end");
+                    this.state = StatusState::Lingering(drained);
                     Poll::Ready(Some(Ok(line(ERROR_RECEIVER_PREMATURE_DISCONNECT))))
                 }
                 Poll::Ready(Ok(Outcome::ProducerFailed { bytes })) => {
@@ -335,6 +362,13 @@ impl Body for StatusLines {
                 Poll::Ready(Err(_)) => {
                     Poll::Ready(Some(Err("transfer ended without an outcome".into())))
                 }
+            },
+            StatusState::Lingering(mut drained) => match Pin::new(&mut drained).poll(cx) {
+                Poll::Pending => {
+                    this.state = StatusState::Lingering(drained);
+                    Poll::Pending
+                }
+                Poll::Ready(_) => Poll::Ready(None),
             },
             StatusState::Done => Poll::Ready(None),
         }

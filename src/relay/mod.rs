@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside: [`rendezvous`] pairs requests (a plain state machine, no I/O),
+//! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
 //! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
 //! bodies, `server` accepts connections, [`tap`] lets tests watch the bytes.
 
@@ -29,7 +29,7 @@ mod error;
 mod forward;
 mod hub;
 mod path;
-pub mod rendezvous;
+mod rendezvous;
 mod server;
 mod service;
 pub mod tap;
@@ -49,12 +49,15 @@ pub use config::{
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
 pub use forward::{
-    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED, STATE_TRANSFER_SUCCESSFUL,
-    WAITING_READ_AHEAD,
+    CONSUMER_GONE_LINGER, ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED,
+    STATE_TRANSFER_SUCCESSFUL, WAITING_READ_AHEAD,
 };
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
 pub use rendezvous::{ConnectMode, Presence, StreamStatus};
-pub use server::{H2_MAX_HEADER_LIST, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF, TLS_HANDSHAKE_TIMEOUT};
+pub use server::{
+    H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF,
+    TLS_HANDSHAKE_TIMEOUT,
+};
 pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH};
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
 pub use tokens::{Access, Denied, TokenStore};

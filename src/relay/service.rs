@@ -57,7 +57,9 @@ where
     BodyExt::boxed(BodyExt::map_err(body, Into::into))
 }
 
-/// The hyper service: routes one request.
+/// The hyper service: routes one request. Each handler future is boxed so
+/// that an idle connection carries only the small routing future, not the
+/// largest handler's state (it matters with thousands of waiting clients).
 pub(crate) async fn route(
     hub: Arc<Hub>,
     req: Request<Incoming>,
@@ -72,7 +74,7 @@ pub(crate) async fn route(
         match StreamPath::parse(rest) {
             Err(e) => text(StatusCode::BAD_REQUEST, e),
             Ok(stream) if req.method() == Method::GET => {
-                super::connect::handle(hub, stream, req).await
+                Box::pin(super::connect::handle(hub, stream, req)).await
             }
             Ok(_) => method_not_allowed("GET"),
         }
@@ -80,8 +82,10 @@ pub(crate) async fn route(
         match StreamPath::parse(rest) {
             Err(e) => text(StatusCode::BAD_REQUEST, e),
             Ok(stream) => match *req.method() {
-                Method::PUT | Method::POST => super::data::produce(hub, stream, req).await,
-                Method::GET => super::data::consume(hub, stream, req).await,
+                Method::PUT | Method::POST => {
+                    Box::pin(super::data::produce(hub, stream, req)).await
+                }
+                Method::GET => Box::pin(super::data::consume(hub, stream, req)).await,
                 _ => method_not_allowed("GET, PUT, POST"),
             },
         }
