@@ -373,6 +373,9 @@ mod tests {
             passphrase: None,
             passphrase_file: None,
             plain: true,
+            ticket: None,
+            ticket_file: None,
+            forward_secrecy: false,
         }
     }
 
