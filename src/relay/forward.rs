@@ -24,6 +24,7 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use super::hub::PairLease;
+use super::metrics::TransferEnd;
 use super::path::StreamPath;
 use super::tap::{ForwardTap, TapVerdict};
 
@@ -199,7 +200,13 @@ impl ForwardBody {
     /// again on it at once), then tells the producer side.
     fn finish(&mut self, outcome: Outcome) {
         self.upload = None;
-        self.lease = None;
+        if let Some(lease) = self.lease.take() {
+            lease.ended(match outcome {
+                Outcome::Delivered { .. } => TransferEnd::Delivered,
+                Outcome::ConsumerGone { .. } => TransferEnd::ConsumerGone,
+                Outcome::ProducerFailed { .. } => TransferEnd::ProducerFailed,
+            });
+        }
         if let Some(report) = self.report.take() {
             let _ = report.send(outcome);
         }
@@ -208,7 +215,9 @@ impl ForwardBody {
     /// [`TapVerdict::EndStream`]: end the consumer's body cleanly, drain the
     /// upload in the background and report success to the producer.
     fn cut(&mut self) {
-        self.lease = None;
+        if let Some(lease) = self.lease.take() {
+            lease.ended(TransferEnd::EndedByTap);
+        }
         let (Some(upload), Some(report)) = (self.upload.take(), self.report.take()) else {
             return;
         };
@@ -272,6 +281,9 @@ impl Body for ForwardBody {
                 continue;
             }
             this.forwarded += data.len() as u64;
+            if let Some(lease) = &this.lease {
+                lease.forwarded(data.len());
+            }
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
     }

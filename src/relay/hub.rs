@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue};
 use tokio::sync::{oneshot, watch};
 
 use super::forward::ForwardBody;
+use super::metrics::{Metrics, TransferEnd};
 use super::path::StreamPath;
 use super::rendezvous::{Rendezvous, Ticket};
 use super::tap::ForwardTap;
@@ -50,6 +51,7 @@ pub(crate) struct Hub {
     pub(crate) gate: Gate,
     pub(crate) settings: Settings,
     pub(crate) tap: Option<Arc<dyn ForwardTap>>,
+    pub(crate) metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -73,6 +75,7 @@ impl Hub {
             gate,
             settings,
             tap,
+            metrics: Metrics::default(),
             shutdown,
         }
     }
@@ -93,6 +96,7 @@ impl Hub {
 
     /// Takes responsibility for freeing both seats of the pair just formed on `path`.
     pub(crate) fn lease(self: &Arc<Self>, path: &StreamPath) -> PairLease {
+        self.metrics.active(1);
         PairLease {
             hub: Arc::clone(self),
             path: path.clone(),
@@ -101,6 +105,7 @@ impl Hub {
 
     /// Withdraws `ticket` from the table when dropped (a no-op once it was paired).
     pub(crate) fn wait_guard(self: &Arc<Self>, path: &StreamPath, ticket: Ticket) -> WaitGuard {
+        self.metrics.waiting(1);
         WaitGuard {
             hub: Arc::clone(self),
             path: path.clone(),
@@ -115,9 +120,22 @@ pub(crate) struct PairLease {
     path: StreamPath,
 }
 
+impl PairLease {
+    /// Counts bytes forwarded on this transfer.
+    pub(crate) fn forwarded(&self, bytes: usize) {
+        self.hub.metrics.forwarded(bytes);
+    }
+
+    /// Counts how this transfer ended.
+    pub(crate) fn ended(&self, end: TransferEnd) {
+        self.hub.metrics.transfer_ended(end);
+    }
+}
+
 impl Drop for PairLease {
     fn drop(&mut self) {
         self.hub.table().release_pair(&self.path);
+        self.hub.metrics.active(-1);
     }
 }
 
@@ -131,5 +149,6 @@ pub(crate) struct WaitGuard {
 impl Drop for WaitGuard {
     fn drop(&mut self) {
         self.hub.table().withdraw(&self.path, self.ticket);
+        self.hub.metrics.waiting(-1);
     }
 }

@@ -28,6 +28,7 @@ mod data;
 mod error;
 mod forward;
 mod hub;
+mod metrics;
 mod path;
 mod rendezvous;
 mod server;

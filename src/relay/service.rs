@@ -3,6 +3,7 @@
 //! | request | handler |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` |
+//! | `GET /metrics` | counters in the Prometheus text format |
 //! | `GET /v0/<path>?mode=…` | Connect API ([`super::connect`]) |
 //! | `PUT`/`POST /data/<path>` | producer ([`super::data`]) |
 //! | `GET /data/<path>` | consumer ([`super::data`]) |
@@ -32,6 +33,8 @@ pub const CONNECT_PREFIX: &str = "/v0";
 pub const DATA_PREFIX: &str = "/data";
 /// Health check path.
 pub const HEALTH_PATH: &str = "/healthz";
+/// Prometheus metrics path.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// A one-line `text/plain` answer (errors name the problem; never a token).
 pub(crate) fn text(status: StatusCode, message: impl std::fmt::Display) -> RelayResponse {
@@ -65,9 +68,15 @@ pub(crate) async fn route(
     req: Request<Incoming>,
 ) -> Result<RelayResponse, Infallible> {
     let path = req.uri().path().to_owned();
+    let counters = Arc::clone(&hub);
     let response = if path == HEALTH_PATH {
         match *req.method() {
             Method::GET | Method::HEAD => text(StatusCode::OK, "ok"),
+            _ => method_not_allowed("GET"),
+        }
+    } else if path == METRICS_PATH {
+        match *req.method() {
+            Method::GET => metrics_response(&hub),
             _ => method_not_allowed("GET"),
         }
     } else if let Some(rest) = api_rest(&path, CONNECT_PREFIX) {
@@ -95,7 +104,18 @@ pub(crate) async fn route(
             format!("not found: use {CONNECT_PREFIX}/<stream path> or {DATA_PREFIX}/<stream path>"),
         )
     };
+    counters.metrics.responded(response.status());
     Ok(response)
+}
+
+/// `GET /metrics`: counts only (no paths, tokens or payload), so it needs no token.
+fn metrics_response(hub: &Hub) -> RelayResponse {
+    let mut response = Response::new(boxed(Full::new(Bytes::from(hub.metrics.render()))));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// `"/v0/a/b"` with prefix `"/v0"` gives `"/a/b"`; a different first segment gives `None`.
