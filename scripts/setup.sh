@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently:
 #   - a Python venv (.venv) with the official client zebrastream-io 0.5.4 and age-rt 0.2.2
-#   - Debian's `age`, curl, socat (benches, fault proxies)
+#   - Debian's `age`, curl, socat (benches), nginx (scale-out test)
 #   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
 # Safe to run repeatedly; each step is skipped when its result is already there.
 set -euo pipefail
@@ -14,6 +14,8 @@ need_apt=()
 command -v age >/dev/null 2>&1 || need_apt+=(age)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+# nginx: the load balancer of the scale-out test (deploy/nginx.conf).
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then

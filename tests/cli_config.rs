@@ -5,9 +5,13 @@ mod cli_support;
 
 use cli_support::{data, Proc, Sandbox, TestRelay};
 
-/// A connect URL nobody listens on: the run fails with exit 1 and names
-/// the stream path it resolved, which is what these tests look at.
-const DEAD_URL: &str = "http://127.0.0.1:9/v0";
+/// A connect URL that answers 404: the run fails at once with exit 1 and
+/// names the stream path it resolved, which is what these tests look at.
+fn dead_url() -> String {
+    // Leaked so the server outlives the test body; it is a tiny thread.
+    let server = Box::leak(Box::new(cli_support::NotARelay::start()));
+    server.url.clone()
+}
 
 fn resolved_path(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
     let mut cmd = sb.cmd(args);
@@ -32,7 +36,8 @@ fn resolved_path(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> String {
 fn stream_path_precedence_global_named_env_flag() {
     let sb = Sandbox::new();
     sb.write_global_config(&format!(
-        "connect_url: {DEAD_URL}\nstream_path: /global\nplain: true\n"
+        "connect_url: {}\nstream_path: /global\nplain: true\n",
+        dead_url()
     ));
     sb.write_named_config("trial", "mode: write\nstream_path: /named\n");
     let explicit = sb.file("explicit.yaml", b"mode: write\nstream_path: /explicit\n");
@@ -72,7 +77,7 @@ fn mode_is_required_with_a_selected_config() {
     let sb = Sandbox::new();
     sb.write_named_config(
         "nomode",
-        &format!("stream_path: /x\nconnect_url: {DEAD_URL}\n"),
+        &format!("stream_path: /x\nconnect_url: {}\n", dead_url()),
     );
     let out = sb.spawn(&["-n", "nomode", "read"], None).finish();
     out.expect_code(2);

@@ -47,23 +47,18 @@ fn saboteur_relay(at: u64, cut: bool) -> TestRelay {
 }
 
 #[test]
-fn exit_1_when_the_relay_is_unreachable() {
+fn exit_1_when_the_connect_url_is_not_a_relay() {
     let sb = Sandbox::new();
+    let server = cli_support::NotARelay::start();
     let out = sb
         .spawn(
-            &[
-                "write",
-                "--plain",
-                "-U",
-                "http://127.0.0.1:9/v0",
-                "-s",
-                "/t/x",
-            ],
+            &["write", "--plain", "-U", &server.url, "-s", "/t/x"],
             Some(b"x".to_vec()),
         )
         .finish();
     out.expect_code(1);
-    assert!(out.stderr.contains("/t/x"), "{}", out.stderr);
+    assert!(out.stderr.contains("zebrastream: /t/x: "), "{}", out.stderr);
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
 }
 
 #[test]
@@ -256,4 +251,61 @@ fn exit_9_when_a_malicious_relay_cuts_the_stream_cleanly() {
     r.expect_code(9);
     assert!(r.stderr.contains("truncated"), "{}", r.stderr);
     assert!(!out.exists(), "a partial output file was left behind");
+}
+
+#[test]
+fn sigterm_aborts_cleanly_and_leaves_no_partial_file() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let url = relay.connect_url.as_str();
+    let common = ["-U", url, "-t", "30", "-s", "/t/signal", "--plain"];
+    let reader = sb.spawn(&[&["read"][..], &common, &["-o", "out.bin"]].concat(), None);
+    let writer = sb.spawn(
+        &[
+            &["write"][..],
+            &common,
+            &["--", "sh", "-c", "head -c 1000000 /dev/zero; exec sleep 60"],
+        ]
+        .concat(),
+        None,
+    );
+    // Wait until the reader has written part of the stream to its temp file
+    // (the writer hands data on in 256 KiB pieces without auto-flush).
+    let started = std::time::Instant::now();
+    loop {
+        let partial = std::fs::read_dir(sb.home()).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().starts_with(".zebrastream-")
+                && e.metadata().unwrap().len() > 0
+        });
+        if partial {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the reader never received data"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let term = |pid: u32| {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    term(reader.id());
+    let r = reader.finish();
+    r.expect_code(1);
+    assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
+    let leftovers: Vec<_> = std::fs::read_dir(sb.home())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".zebrastream-") || n == "out.bin")
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+    term(writer.id());
+    let w = writer.finish();
+    w.expect_code(1);
+    assert!(w.stderr.contains("interrupted by SIGTERM"), "{}", w.stderr);
 }

@@ -131,3 +131,34 @@ fn unbuffered_flags_and_auto_flush_still_deliver_everything() {
         );
     }
 }
+
+#[test]
+fn through_the_zebrastream_relay_command_plaintext_passphrase_and_x25519() {
+    let sb = Sandbox::new();
+    let relay = cli_support::RelayProcess::start(&sb);
+    let url = relay.connect_url.as_str();
+    let out = sb.zs().args(["keygen", "-o", "id.txt"]).assert().success();
+    let recipient = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let payload = data(400_000, 6);
+    let cases: [(&str, Vec<&str>, Vec<&str>); 3] = [
+        ("/t/cmd/plain", vec!["--plain"], vec!["--plain"]),
+        ("/t/cmd/pass", vec!["-p=relay pw"], vec!["-p=relay pw"]),
+        (
+            "/t/cmd/x25519",
+            vec!["-r", recipient.trim()],
+            vec!["-i", "id.txt"],
+        ),
+    ];
+    for (path, wkeys, rkeys) in cases {
+        let common = ["-U", url, "-t", "30", "-s", path];
+        let reader = sb.spawn(&[&["read"][..], &common, &rkeys].concat(), None);
+        let writer = sb.spawn(
+            &[&["write"][..], &common, &wkeys].concat(),
+            Some(payload.clone()),
+        );
+        writer.finish().expect_code(0);
+        let r = reader.finish();
+        r.expect_code(0);
+        assert_eq!(r.stdout, payload, "{path}");
+    }
+}

@@ -7,7 +7,7 @@ mod cli_support;
 use std::time::Duration;
 
 use cli_support::{data, Proc, Sandbox, TestRelay};
-use expectrl::{Eof, Session, WaitStatus};
+use expectrl::{Eof, Regex, Session, WaitStatus};
 
 /// Starts our binary on a pseudo-terminal.
 fn on_tty(sb: &Sandbox, args: &[&str]) -> Session {
@@ -24,6 +24,15 @@ fn until(session: &mut Session, needle: &str) -> String {
         .expect(needle)
         .unwrap_or_else(|e| panic!("did not see {needle:?}: {e}"));
     String::from_utf8_lossy(found.before()).into_owned() + needle
+}
+
+/// Everything printed until a match of the regular expression `pattern`.
+fn until_match(session: &mut Session, pattern: &str) -> String {
+    let found = session
+        .expect(Regex(pattern))
+        .unwrap_or_else(|e| panic!("did not see /{pattern}/: {e}"));
+    let matched: Vec<u8> = found.matches().flat_map(|m| m.to_vec()).collect();
+    String::from_utf8_lossy(found.before()).into_owned() + &String::from_utf8_lossy(&matched)
 }
 
 fn until_eof(session: &mut Session) -> String {
@@ -48,6 +57,8 @@ fn typed_passphrase_is_confirmed_and_never_echoed() {
     s.send_line("typed secret 42").unwrap();
     seen += &until(&mut s, "Confirm passphrase: ");
     s.send_line("typed secret 42").unwrap();
+    // The progress line (stderr is a terminal) comes after the second answer.
+    seen += &until_match(&mut s, r"encrypted [0-9.]+ KiB");
     seen += &until_eof(&mut s);
     assert_eq!(exit_code(&s), 0, "{seen}");
     assert!(
@@ -64,6 +75,31 @@ fn typed_passphrase_is_confirmed_and_never_echoed() {
 }
 
 #[test]
+fn decrypt_asks_once_and_a_wrong_answer_is_exit_8() {
+    let sb = Sandbox::new();
+    let plain = data(20_000, 35);
+    let mut cmd = sb.cmd(&["encrypt", "-o", "c.age"]);
+    cmd.env("ZEBRASTREAM_PASSPHRASE", "right");
+    let out = Proc::spawn(cmd, Some(plain.clone())).finish();
+    out.expect_code(0);
+    // The right passphrase, asked once (no confirmation when decrypting).
+    let mut s = on_tty(&sb, &["decrypt", "-o", "p.bin", "c.age"]);
+    until(&mut s, "Passphrase for c.age: ");
+    s.send_line("right").unwrap();
+    until_match(&mut s, r"decrypted [0-9.]+ KiB");
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0);
+    assert_eq!(std::fs::read(sb.home().join("p.bin")).unwrap(), plain);
+    // A wrong one.
+    let mut s = on_tty(&sb, &["decrypt", "-o", "q.bin", "c.age"]);
+    until(&mut s, "Passphrase for c.age: ");
+    s.send_line("wrong").unwrap();
+    until(&mut s, "wrong passphrase or key");
+    assert_eq!(exit_code(&s), 8);
+    assert!(!sb.home().join("q.bin").exists());
+}
+
+#[test]
 fn mismatched_confirmation_fails_and_writes_nothing() {
     let sb = Sandbox::new();
     sb.file("in.bin", b"data");
@@ -72,12 +108,10 @@ fn mismatched_confirmation_fails_and_writes_nothing() {
     s.send_line("first").unwrap();
     until(&mut s, "Confirm passphrase: ");
     s.send_line("second").unwrap();
-    let rest = until_eof(&mut s);
+    until(&mut s, "did not match");
     assert_eq!(exit_code(&s), 2);
-    assert!(rest.contains("did not match"), "{rest}");
     assert!(!sb.home().join("out.age").exists());
 }
-
 #[test]
 fn write_prompts_on_a_terminal_and_shows_progress_there() {
     let sb = Sandbox::new();
@@ -107,13 +141,15 @@ fn write_prompts_on_a_terminal_and_shows_progress_there() {
     let mut reader = sb.cmd(&["read", "-U", url, "-t", "60", "-s", "/t/tty"]);
     reader.env("ZEBRASTREAM_PASSPHRASE", "tty pass");
     let r = Proc::spawn(reader, None).finish();
-    let rest = until_eof(&mut s);
-    assert_eq!(exit_code(&s), 0, "{rest}");
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
-    // The final progress line: bytes sent.
-    assert!(rest.contains("sent"), "{rest:?}");
-    assert!(rest.contains("KiB") || rest.contains("MiB"), "{rest:?}");
+    // The final progress line: bytes sent, rate, elapsed.
+    let rest = until_match(
+        &mut s,
+        r"sent 29[0-9.]+ KiB \([0-9.]+ [KMG]?i?B/s\) in 00:00:[0-9]{2}",
+    );
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0, "{rest}");
 }
 
 #[test]
@@ -126,4 +162,40 @@ fn no_progress_or_prompt_in_a_pipe() {
     r.expect_code(0);
     assert_eq!(w.stderr, "", "stderr of write in a pipe");
     assert_eq!(r.stderr, "", "stderr of read in a pipe");
+}
+
+#[test]
+fn read_without_a_key_asks_for_the_passphrase_of_an_encrypted_stream() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let payload = data(200_000, 34);
+    let url = relay.connect_url.as_str();
+    let mut s = on_tty(
+        &sb,
+        &[
+            "read",
+            "-U",
+            url,
+            "-t",
+            "60",
+            "-s",
+            "/t/ttyread",
+            "-o",
+            "out.bin",
+        ],
+    );
+    // The reader waits first; its spinner says for whom.
+    until(&mut s, "waiting for writer");
+    let mut writer = sb.cmd(&["write", "-U", url, "-t", "60", "-s", "/t/ttyread"]);
+    writer.env("ZEBRASTREAM_PASSPHRASE", "asked later");
+    let writer = Proc::spawn(writer, Some(payload.clone()));
+    // The stream turns out to be encrypted: the passphrase is asked once (no confirmation).
+    until(&mut s, "Passphrase for /t/ttyread: ");
+    s.send_line("asked later").unwrap();
+    let rest = until_match(&mut s, r"received 19[0-9.]+ KiB");
+    assert!(!rest.contains("asked later"), "echoed: {rest:?}");
+    until_eof(&mut s);
+    assert_eq!(exit_code(&s), 0, "{rest}");
+    writer.finish().expect_code(0);
+    assert_eq!(std::fs::read(sb.home().join("out.bin")).unwrap(), payload);
 }

@@ -571,9 +571,8 @@ async fn abort_kills_both_sides_mid_stream() {
         Ok(resp) => resp.text().await,
         Err(e) => Err(e),
     };
-    match status {
-        Ok(text) => panic!("producer saw a clean status body: {text:?}"),
-        Err(_) => {}
+    if let Ok(text) = status {
+        panic!("producer saw a clean status body: {text:?}");
     }
 }
 
@@ -604,4 +603,45 @@ async fn graceful_shutdown_finishes_transfers_and_releases_waiters() {
         .await
         .expect("shutdown completes once the transfer is done")
         .unwrap();
+}
+
+#[tokio::test]
+async fn post_uploads_and_connect_redirect_on_request() {
+    let relay = relay().await;
+    let url = relay.data_url("/post");
+    let consumer = tokio::spawn(get_all(url.clone()));
+    let resp = client().post(&url).body("posted").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .ends_with(&format!("{STATE_TRANSFER_SUCCESSFUL}\n")));
+    assert_eq!(consumer.await.unwrap().1.unwrap(), b"posted");
+
+    // redirect=true: 307 to the data URL instead of the URL as text.
+    let no_follow = reqwest::Client::builder()
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let waiter = tokio::spawn(
+        client()
+            .get(format!("{}/redir?mode=await-writer", relay.connect_url()))
+            .send(),
+    );
+    let r = no_follow
+        .get(format!(
+            "{}/redir?mode=await-reader&redirect=true",
+            relay.connect_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        relay.data_url("/redir")
+    );
+    assert_eq!(waiter.await.unwrap().unwrap().status(), 200);
 }

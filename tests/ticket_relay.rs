@@ -121,7 +121,7 @@ async fn ticket_stream_relay_sees_no_plaintext_secret_or_key_in_bytes_or_logs() 
     let secrets: Vec<Vec<u8>> = vec![
         MARKER.to_vec(),
         ticket_text.expose_secret().as_bytes().to_vec(),
-        ticket_text.expose_secret()[3..40].as_bytes().to_vec(),
+        ticket_text.expose_secret().as_bytes()[3..40].to_vec(),
         ticket_secret(&reader_ticket).to_vec(),
         stream_key(&ticket_secret(&reader_ticket)).to_vec(),
     ];
@@ -212,7 +212,7 @@ async fn third_party_with_only_what_the_relay_saw_cannot_decrypt() {
 fn ticket_secret(ticket: &Ticket) -> [u8; 32] {
     let text = ticket.to_secret_string();
     let raw = data_encoding::BASE32_DNSSEC
-        .decode(text.expose_secret()[3..].as_bytes())
+        .decode(&text.expose_secret().as_bytes()[3..])
         .unwrap();
     raw[1..33].try_into().unwrap()
 }
@@ -227,7 +227,7 @@ fn ticket_text_with_secret(ticket: &Ticket, secret: &[u8; 32]) -> String {
     use sha2::Digest;
     let text = ticket.to_secret_string();
     let mut raw = data_encoding::BASE32_DNSSEC
-        .decode(text.expose_secret()[3..].as_bytes())
+        .decode(&text.expose_secret().as_bytes()[3..])
         .unwrap();
     raw.truncate(raw.len() - 4);
     raw[1..33].copy_from_slice(secret);

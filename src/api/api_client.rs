@@ -18,15 +18,15 @@ const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cheap to clone (the connection pool is shared).
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), zebrastream::api::Error> {
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use tokio::io::AsyncWriteExt;
 /// use zebrastream::api::{ApiClient, ConnectMode};
 ///
 /// let api = ApiClient::builder("http://127.0.0.1:8080/v0").build()?;
 /// let data_url = api.connect("/demo/stream", ConnectMode::AwaitReader, None).await?;
 /// let mut upload = api.upload(&data_url, Some("text/plain"), 64 * 1024)?;
-/// upload.sink.write_all(b"hello\n").await.map_err(|_| zebrastream::api::Error::UploadClosed)?;
-/// upload.sink.shutdown().await.map_err(|_| zebrastream::api::Error::UploadClosed)?;
+/// upload.sink.write_all(b"hello\n").await?;
+/// upload.sink.shutdown().await?; // ends the body with its terminator
 /// upload.status.await?; // the relay confirmed the transfer
 /// # Ok(()) }
 /// ```

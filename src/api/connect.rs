@@ -30,15 +30,27 @@ impl ConnectMode {
     }
 }
 
-/// Parses and checks a Connect API base URL (absolute `http` or `https`).
+/// Parses and checks a Connect API base URL (absolute `http` or `https`,
+/// without credentials: the access token is the only secret sent).
 pub fn parse_connect_url(url: &str) -> Result<Url, Error> {
+    // A URL with an `@` may carry credentials: never echo it in an error.
+    let shown = if url.contains('@') {
+        "[REDACTED]".to_owned()
+    } else {
+        url.to_owned()
+    };
     let invalid = |reason: String| Error::InvalidConnectUrl {
-        url: url.to_owned(),
+        url: shown.clone(),
         reason,
     };
     let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https".into()));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(invalid(
+            "it must not contain credentials (use the access token)".into(),
+        ));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(invalid("it must not have a query or fragment".into()));
@@ -196,6 +208,9 @@ mod tests {
                 Err(Error::InvalidConnectUrl { .. })
             ));
         }
+        let err = parse_connect_url("https://user:hunter2@relay.example/v0").unwrap_err();
+        assert!(matches!(err, Error::InvalidConnectUrl { .. }));
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

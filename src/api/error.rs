@@ -139,11 +139,34 @@ pub enum Error {
     },
 }
 
+/// True when a rustls error is somewhere in the error's source chain.
+fn is_tls_failure(error: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps: look inside explicitly
+        // (the TLS connector nests the rustls error in two io::Errors).
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    false
+}
+
 impl Error {
-    /// True when retrying the Connect call may help (connection errors and 5xx).
+    /// True when retrying the Connect call may help (connection errors and
+    /// 5xx). A TLS failure (untrusted or mismatched certificate) is not
+    /// transient and is reported at once.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Network { source, .. } => source.is_connect() || source.is_request(),
+            Error::Network { source, .. } => {
+                (source.is_connect() || source.is_request()) && !is_tls_failure(source)
+            }
             Error::Status { status, .. } => (500..600).contains(status),
             _ => false,
         }

@@ -189,6 +189,37 @@ mod tests {
             .is_none());
     }
 
+    proptest::proptest! {
+        /// Whatever the policy and the attempt durations, a run of quick
+        /// failures never spends more than its budget, and every delay stays
+        /// within `[base/2, base]`.
+        #[test]
+        fn runs_respect_budget_and_bounds(
+            initial_ms in 1u64..2_000,
+            max_ms in 1u64..20_000,
+            budget_ms in 0u64..120_000,
+            attempts_ms in proptest::collection::vec(0u64..5_000, 1..40),
+            seed in proptest::num::u64::ANY,
+        ) {
+            let policy = RetryPolicy::default()
+                .initial_delay(Duration::from_millis(initial_ms))
+                .max_delay(Duration::from_millis(max_ms))
+                .budget(Duration::from_millis(budget_ms));
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut run = policy.start();
+            let mut spent = Duration::ZERO;
+            for took in attempts_ms {
+                let took = Duration::from_millis(took);
+                let retry = run.retries();
+                let Some(delay) = run.next_delay(took, &mut rng) else { break };
+                let base = policy.base_delay(retry);
+                proptest::prop_assert!(delay >= base / 2 && delay <= base);
+                spent += took + delay;
+                proptest::prop_assert!(spent <= policy.budget_duration());
+            }
+        }
+    }
+
     #[test]
     fn a_long_attempt_resets_the_run() {
         let p = RetryPolicy::default().budget(Duration::from_secs(1));

@@ -77,6 +77,19 @@ pub enum StatusLineError {
 /// Splits the status channel into [`StatusLine`]s (`\n` or `\r\n` terminated;
 /// a last line without terminator is also returned). Invalid UTF-8 is
 /// replaced, never fatal.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use tokio_util::codec::Decoder;
+/// use zebrastream::api::{StatusLine, StatusLineCodec};
+///
+/// let mut codec = StatusLineCodec::default();
+/// let mut buf = BytesMut::from(&b"[STATE:CONNECTED]\r\n[STATE:TRANSFER_SUCC"[..]);
+/// assert_eq!(codec.decode(&mut buf).unwrap(), Some(StatusLine::State("CONNECTED".into())));
+/// assert_eq!(codec.decode(&mut buf).unwrap(), None); // needs more bytes
+/// buf.extend_from_slice(b"ESSFUL]\n");
+/// assert!(codec.decode(&mut buf).unwrap().unwrap().is_success());
+/// ```
 #[derive(Debug)]
 pub struct StatusLineCodec {
     max_len: usize,
@@ -226,6 +239,31 @@ mod tests {
             decode_all(&[&with_newline]),
             Err(StatusLineError::TooLong { .. })
         ));
+    }
+
+    proptest::proptest! {
+        /// Decoding does not depend on where the body is split into chunks.
+        #[test]
+        fn chunk_boundaries_do_not_matter(
+            lines in proptest::collection::vec("[A-Z_:\\[\\] ]{0,40}", 0..8),
+            cuts in proptest::collection::vec(0usize..400, 0..6),
+            crlf in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text: String = lines.iter().map(|l| format!("{l}{eol}")).collect();
+            let bytes = text.as_bytes();
+            let whole = decode_all(&[bytes]).unwrap();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                pieces.push(&bytes[start..cut]);
+                start = cut;
+            }
+            pieces.push(&bytes[start..]);
+            proptest::prop_assert_eq!(decode_all(&pieces).unwrap(), whole);
+        }
     }
 
     #[test]

@@ -305,6 +305,11 @@ async fn watch_status(
             },
         })?;
         tracing::debug!(%line, "relay status");
+        // The body's end marker is taken before the terminator goes on the
+        // wire, so a relay that saw the whole upload always finds it set.
+        if line.is_success() && !progress.finished.load(Ordering::Acquire) {
+            return Err(Error::PrematureConfirmation);
+        }
         if let StatusLine::Error(name) = &line {
             // An error line is authoritative, whatever follows.
             return Err(if name == RECEIVER_PREMATURE_DISCONNECT {
@@ -316,13 +321,7 @@ async fn watch_status(
         last = Some(line);
     }
     match last {
-        Some(line) if line.is_success() => {
-            if progress.finished.load(Ordering::Acquire) {
-                Ok(())
-            } else {
-                Err(Error::PrematureConfirmation)
-            }
-        }
+        Some(line) if line.is_success() => Ok(()),
         other => Err(Error::Unconfirmed {
             last_line: other.map(|l| l.to_string()),
         }),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use crate::cipher::{DecryptingReader, EncryptingWriter, Format};
+use zebrastream::cipher::{DecryptingReader, EncryptingWriter, Format};
 
 use super::config::{Config, Environment};
 use super::endpoint::{pump, PumpError, Sink, Source};
@@ -21,7 +21,11 @@ use super::{CmdResult, ExitKind, Failure};
 #[derive(Debug, Args)]
 pub struct PassphraseArgs {
     /// Read the passphrase from environment variable VAR
-    #[arg(long = "passphrase-env", value_name = "VAR", conflicts_with = "passphrase_file")]
+    #[arg(
+        long = "passphrase-env",
+        value_name = "VAR",
+        conflicts_with = "passphrase_file"
+    )]
     passphrase_env: Option<String>,
     /// Read the passphrase from the first line of FILE
     #[arg(long = "passphrase-file", value_name = "FILE")]
@@ -110,7 +114,13 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
         ..KeyFlags::default()
     };
     let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
-    let plan = keys::plan(Role::Encrypt, flags, &config, passphrase::can_prompt(), &subject)?;
+    let plan = keys::plan(
+        Role::Encrypt,
+        flags,
+        &config,
+        passphrase::can_prompt(),
+        &subject,
+    )?;
     let key = SealingKey::from_plan(plan, &subject)?
         .ok_or_else(|| Failure::usage("encrypt needs a key"))?;
     let encryptor = key.encryptor(args.format, &subject)?;
@@ -122,7 +132,10 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
         let mut writer = EncryptingWriter::new(sink.writer(), encryptor);
         let pumped = pump(source.reader(), &mut writer, &progress, false).await;
         let result = match pumped {
-            Ok(_) => writer.shutdown().await.map_err(|e| output_failure(&subject, e)),
+            Ok(_) => writer
+                .shutdown()
+                .await
+                .map_err(|e| output_failure(&subject, e)),
             Err(PumpError::Read(e)) => Err(Failure::new(
                 ExitKind::Other,
                 format!("{subject}: cannot read input: {e}"),
@@ -155,7 +168,13 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
         ..KeyFlags::default()
     };
     let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
-    let plan = keys::plan(Role::Decrypt, flags, &config, passphrase::can_prompt(), &subject)?;
+    let plan = keys::plan(
+        Role::Decrypt,
+        flags,
+        &config,
+        passphrase::can_prompt(),
+        &subject,
+    )?;
     let key = match OpeningPlan::from_plan(plan, &subject)? {
         OpeningPlan::Key(key) => key,
         OpeningPlan::Plain | OpeningPlan::Detect { .. } => {
@@ -189,5 +208,8 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
 }
 
 fn output_failure(subject: &str, e: std::io::Error) -> Failure {
-    Failure::new(ExitKind::Other, format!("{subject}: cannot write output: {e}"))
+    Failure::new(
+        ExitKind::Other,
+        format!("{subject}: cannot write output: {e}"),
+    )
 }

@@ -11,9 +11,9 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cipher::Format;
-use crate::client::{self, StreamReader, StreamWriter};
-use crate::relay::{ForwardTap, Relay, RelayConfig, TapVerdict};
+use zebrastream::cipher::Format;
+use zebrastream::client::{self, StreamReader, StreamWriter};
+use zebrastream::relay::{ForwardTap, Relay, RelayConfig, TapVerdict};
 
 use super::errors::{client_failure, io_failure, Side};
 use super::key_material::{self, OpeningKey, SealingKey};
@@ -69,7 +69,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("unknown size unit '{other}': use B, KiB, MiB, GiB, KB, MB or GB")),
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}': use B, KiB, MiB, GiB, KB, MB or GB"
+            ))
+        }
     };
     number
         .checked_mul(multiplier)
@@ -104,7 +108,8 @@ impl PlaintextScan {
 
 impl ForwardTap for PlaintextScan {
     fn forward(&self, _path: &str, chunk: &mut BytesMut) -> TapVerdict {
-        self.forwarded.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.forwarded
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         self.scan(chunk);
         TapVerdict::Forward
     }
@@ -149,7 +154,12 @@ async fn demo(size: u64, format: Format) -> CmdResult {
     let scan = Arc::new(PlaintextScan::default());
     let relay = Relay::bind(RelayConfig::open_loopback().tap(scan.clone()))
         .await
-        .map_err(|e| Failure::new(ExitKind::Other, format!("demo: cannot start the relay: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                ExitKind::Other,
+                format!("demo: cannot start the relay: {e}"),
+            )
+        })?;
     let connect_url = relay.connect_url();
     println!("relay     in-process on {connect_url} (loopback only)");
 
@@ -159,8 +169,7 @@ async fn demo(size: u64, format: Format) -> CmdResult {
     let seal = key_material::client_sealing(
         Some(SealingKey::Recipients(vec![Box::new(recipient)])),
         format,
-        DEMO_PATH,
-    )?;
+    );
     let open = key_material::client_opening(OpeningKey::Identities(vec![Box::new(identity)]));
     let config = |encryption: client::Encryption| {
         client::Config::builder(DEMO_PATH)
@@ -186,7 +195,10 @@ async fn demo(size: u64, format: Format) -> CmdResult {
 
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let forwarded = scan.forwarded.load(Ordering::Relaxed);
-    println!("sent      {sent} bytes ({:.1} MiB) of generated data, encrypted", mib(sent));
+    println!(
+        "sent      {sent} bytes ({:.1} MiB) of generated data, encrypted",
+        mib(sent)
+    );
     println!(
         "received  {received} bytes, decrypted; SHA-256 {}",
         to_hex(&received_hash)
@@ -194,7 +206,11 @@ async fn demo(size: u64, format: Format) -> CmdResult {
     println!(
         "relay     forwarded {forwarded} bytes ({:.1} MiB); plaintext block marker seen: {}",
         mib(forwarded),
-        if scan.marker_seen.load(Ordering::Relaxed) { "YES" } else { "never" }
+        if scan.marker_seen.load(Ordering::Relaxed) {
+            "YES"
+        } else {
+            "never"
+        }
     );
     println!(
         "time      {:.2} s, {:.0} MiB/s end to end (encrypt + relay + decrypt + verify)",
@@ -281,7 +297,7 @@ mod tests {
     #[test]
     fn marker_found_across_chunk_boundaries() {
         let scan = PlaintextScan::default();
-        let mut data = vec![0u8; 100];
+        let mut data = [0u8; 100];
         data[40..72].copy_from_slice(MARKER);
         scan.scan(&data[..50]);
         assert!(!scan.marker_seen.load(Ordering::Relaxed));

@@ -3,8 +3,8 @@
 
 use std::io;
 
-use crate::cipher;
-use crate::client;
+use zebrastream::cipher;
+use zebrastream::client;
 
 use super::{ExitKind, Failure};
 
@@ -63,7 +63,7 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
         E::Auth { status } => (
             ExitKind::Auth,
             format!(
-                "the relay refused the access token (HTTP {status}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (tokens are for read or for write)"
+                "the relay refused the access token (HTTP {status}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (a token is for read or for write, on a path)"
             ),
         ),
         E::ConnectTimeout(after) => (
@@ -79,10 +79,13 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
         ),
         E::Truncated => (
             ExitKind::Truncated,
-            String::from("truncated: the stream was cut off before its end; the data received is incomplete"),
+            String::from(
+                "truncated: the stream was cut off before its end; the data received is incomplete",
+            ),
         ),
+        E::Decryption(e) | E::Encryption(e) => return cipher_failure(subject, e),
         E::InvalidConfig(why) => (ExitKind::Usage, why.clone()),
-        E::Io(e) => return io_failure(subject, side, clone_io(e)),
+        E::Io(e) => return io_failure(subject, side, copy_io(e)),
         other => (ExitKind::Other, other.to_string()),
     };
     Failure::new(kind, format!("{subject}: {what}"))
@@ -100,8 +103,9 @@ pub fn io_failure(subject: &str, side: Side, error: io::Error) -> Failure {
     Failure::new(ExitKind::Other, format!("{subject}: {error}"))
 }
 
-/// `io::Error` is not `Clone`; keep kind, message and any typed inner error's text.
-fn clone_io(e: &io::Error) -> io::Error {
+/// `io::Error` is not `Clone`: a copy with the same kind, the typed cipher
+/// error if there is one, and the message otherwise.
+fn copy_io(e: &io::Error) -> io::Error {
     if let Some(inner) = cipher::Error::from_io(e) {
         return inner.clone().into();
     }
@@ -111,19 +115,33 @@ fn clone_io(e: &io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn exit_codes_follow_the_error_class() {
         let s = "/trial";
         let c = |e: client::Error| client_failure(s, Side::Producer, &e).kind;
         assert_eq!(c(client::Error::Auth { status: 401 }), ExitKind::Auth);
-        assert_eq!(c(client::Error::ConnectTimeout(Duration::from_secs(2))), ExitKind::ConnectTimeout);
-        assert_eq!(c(client::Error::PeerDisconnected), ExitKind::PeerDisconnected);
+        assert_eq!(
+            c(client::Error::ConnectTimeout(
+                std::time::Duration::from_secs(2)
+            )),
+            ExitKind::ConnectTimeout
+        );
+        assert_eq!(
+            c(client::Error::PeerDisconnected),
+            ExitKind::PeerDisconnected
+        );
         assert_eq!(c(client::Error::Truncated), ExitKind::Truncated);
+        assert_eq!(
+            c(client::Error::Decryption(cipher::Error::NoMatchingIdentity)),
+            ExitKind::Decryption
+        );
         let k = |e: cipher::Error| cipher_failure(s, &e).kind;
         assert_eq!(k(cipher::Error::NoMatchingIdentity), ExitKind::Decryption);
-        assert_eq!(k(cipher::Error::ChunkAuthentication { index: 3 }), ExitKind::Decryption);
+        assert_eq!(
+            k(cipher::Error::ChunkAuthentication { index: 3 }),
+            ExitKind::Decryption
+        );
         assert_eq!(k(cipher::Error::Truncated), ExitKind::Truncated);
         // Through io::Error, as the adapters deliver them.
         let io: io::Error = cipher::Error::Truncated.into();
@@ -131,7 +149,11 @@ mod tests {
         let io: io::Error = client::Error::PeerDisconnected.into();
         let f = io_failure(s, Side::Consumer, io);
         assert_eq!(f.kind, ExitKind::PeerDisconnected);
-        assert!(f.message.starts_with("/trial: the writer disconnected"), "{}", f.message);
+        assert!(
+            f.message.starts_with("/trial: the writer disconnected"),
+            "{}",
+            f.message
+        );
         let f = io_failure(s, Side::Consumer, io::Error::other("disk full"));
         assert_eq!(f.kind, ExitKind::Other);
     }

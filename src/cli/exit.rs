@@ -6,7 +6,6 @@ use std::process::ExitCode;
 /// What a failed command exits with. The numbers are part of the CLI contract
 /// (documented in the README and `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)]
 pub enum ExitKind {
     /// 1: any failure not listed below.
     Other = 1,
@@ -47,7 +46,6 @@ impl Failure {
     }
 
     /// A usage error (exit code 2).
-    #[allow(dead_code)]
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ExitKind::Usage, message)
     }

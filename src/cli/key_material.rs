@@ -2,9 +2,10 @@
 //! recipients and identity files. All of it happens before any connection
 //! is made, so a typo fails fast and nobody is kept waiting.
 
-use crate::cipher::keys::{self, BoxedIdentity, BoxedRecipient};
-use crate::cipher::{Decryptor, Encryptor, Format};
 use secrecy::SecretString;
+use zebrastream::cipher::keys::{self, BoxedIdentity, BoxedRecipient};
+use zebrastream::cipher::{Decryptor, Encryptor, Format};
+use zebrastream::client::Encryption;
 
 use super::errors::cipher_failure;
 use super::keys::{KeyPlan, PassphraseSource};
@@ -114,7 +115,26 @@ impl OpeningPlan {
     }
 }
 
+/// The client library's setting for a writer: plaintext (`None`), a
+/// passphrase or recipients, producing `format`.
+pub fn client_sealing(key: Option<SealingKey>, format: Format) -> Encryption {
+    match key {
+        None => Encryption::Plain,
+        Some(SealingKey::Passphrase(passphrase)) => Encryption::Passphrase { passphrase, format },
+        Some(SealingKey::Recipients(recipients)) => Encryption::recipients(recipients, format),
+    }
+}
+
+/// The client library's setting for a reader with a known key.
+pub fn client_opening(key: OpeningKey) -> Encryption {
+    match key {
+        OpeningKey::Passphrase(passphrase) => Encryption::passphrase(passphrase),
+        OpeningKey::Identities(identities) => Encryption::identities(identities),
+    }
+}
+
 /// Asks for the passphrase of a stream found to be encrypted (read without a key).
 pub fn prompt_for_detected(subject: &str) -> Result<OpeningKey, Failure> {
-    passphrase::obtain(PassphraseSource::Prompt { confirm: false }, subject).map(OpeningKey::Passphrase)
+    passphrase::obtain(PassphraseSource::Prompt { confirm: false }, subject)
+        .map(OpeningKey::Passphrase)
 }

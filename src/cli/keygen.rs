@@ -48,7 +48,7 @@ pub fn run(args: KeygenArgs) -> CmdResult {
 }
 
 /// Creates `path` with mode 0600 and writes `bytes`; refuses to replace a file.
-fn write_new_private_file(path: &std::path::Path, bytes: &[u8]) -> CmdResult {
+pub fn write_new_private_file(path: &std::path::Path, bytes: &[u8]) -> CmdResult {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -291,6 +291,43 @@ pub fn plan(
     no_key(role, can_prompt, subject)
 }
 
+/// The key decision when a ticket addresses and keys the stream: the ticket
+/// is the key; `-r`/`-R` (write) or `-i` (read) add more recipients or
+/// identities. A passphrase or `--plain` contradicts the ticket, and forward
+/// secrecy encrypts to the reader's one-time key only, so it takes no extras.
+pub fn plan_with_ticket(
+    role: Role,
+    flags: KeyFlags,
+    forward_secrecy: bool,
+    subject: &str,
+) -> Result<KeyPlan, Failure> {
+    if flags.plain {
+        return Err(Failure::usage(format!(
+            "{subject}: --plain contradicts the ticket, which always encrypts"
+        )));
+    }
+    let kinds = explicit_kinds(role, &flags);
+    if kinds.iter().any(|k| k.contains("passphrase")) {
+        return Err(Failure::usage(format!(
+            "{subject}: a ticket cannot be combined with a passphrase (age allows a passphrase only alone); add -r/-i keys instead"
+        )));
+    }
+    if forward_secrecy && !kinds.is_empty() {
+        return Err(Failure::usage(format!(
+            "{subject}: --forward-secrecy encrypts to the reader's one-time key only; it cannot add {}",
+            kinds.join(" and ")
+        )));
+    }
+    Ok(if role.seals() {
+        KeyPlan::Recipients {
+            keys: flags.recipients,
+            files: flags.recipients_files,
+        }
+    } else {
+        KeyPlan::Identities(flags.identities)
+    })
+}
+
 /// The kinds of key given by flags, for messages (`-p`, `-r/-R`, …).
 fn explicit_kinds(role: Role, flags: &KeyFlags) -> Vec<&'static str> {
     let mut kinds = Vec::new();

@@ -91,21 +91,30 @@ impl Verbosity {
 
 /// Installs the stderr subscriber. `RUST_LOG`, when set, overrides the level.
 pub fn init(level: Level) {
+    init_with(level, &[]);
+}
+
+/// Like [`init`], with extra `target=level` directives (e.g. to quiet a
+/// module whose warnings do not apply to this command).
+pub fn init_with(level: Level, extra_directives: &[&str]) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| {
             // Our own events at the chosen level; dependencies' chatter only from warn up.
             let others = level.min(Level::Warn).directive();
-            tracing_subscriber::EnvFilter::new(format!(
-                "{others},zebrastream={}",
-                level.directive()
-            ))
+            let mut directives = format!("{others},zebrastream={}", level.directive());
+            for extra in extra_directives {
+                directives.push(',');
+                directives.push_str(extra);
+            }
+            tracing_subscriber::EnvFilter::new(directives)
         });
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above a drawn progress bar, not through it.
+        .with_writer(|| super::progress::LogWriter)
         .event_format(PythonStyle)
         .try_init();
 }

@@ -8,16 +8,24 @@
 
 mod completions;
 mod config;
+mod crypt;
+mod demo;
 mod endpoint;
+mod errors;
 mod exit;
+mod key_material;
 mod keygen;
 mod keys;
 mod logging;
 mod output;
 mod passphrase;
 mod progress;
+mod read;
+mod relay;
 mod settings;
 mod shell_words;
+mod ticket;
+mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +34,9 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CmdResult, ExitKind, Failure};
 
+/// How long `write`/`read` keep retrying an unreachable relay or a 5xx answer.
+const CONNECT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Text after the subcommand list in `zebrastream --help`.
 const MAIN_AFTER_HELP: &str = "\
 Examples:
@@ -33,6 +44,9 @@ Examples:
   zebrastream read -s /hospital/trial-42 --passphrase-file key.txt | psql
   zebrastream keygen -o partner.key        # then: write -r age1…, read -i partner.key
   zebrastream demo                         # encrypted transfer through a local relay
+  zebrastream relay --tokens tokens.toml   # run your own relay (see relay --help)
+  zebrastream ticket new --relay URL/v0 --path /team -o t.txt
+  zebrastream write --ticket-file t.txt < data   # relay, path and key in one string
 
 Settings come from flags, then ZEBRASTREAM_* environment variables, then the
 config file (-f FILE or -n NAME = ~/.config/zebrastream/streams/NAME.yaml),
@@ -54,6 +68,7 @@ struct Cli {
 
 /// Options every subcommand accepts (before or after the subcommand name).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 struct GlobalArgs {
     /// Named configuration from ~/.config/zebrastream/streams/NAME.yaml
     #[arg(short = 'n', long = "config-name", value_name = "NAME", global = true)]
@@ -75,10 +90,24 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send stdin, a file, or a producer command's output to a stream (encrypted)
+    Write(write::WriteArgs),
+    /// Receive a stream into stdout, a file, or a consumer command (decrypted, authenticated)
+    Read(read::ReadArgs),
+    /// Encrypt a file or stdin (age-rt or age v1), like `age -e`
+    Encrypt(crypt::EncryptArgs),
+    /// Decrypt and authenticate a file or stdin (format detected), like `age -d`
+    Decrypt(crypt::DecryptArgs),
     /// Generate an age X25519 identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions(completions::CompletionsArgs),
+    /// Run an encrypted transfer through an in-process loopback relay and verify it
+    Demo(demo::DemoArgs),
+    /// Run a relay serving the Connect and Data APIs
+    Relay(relay::RelayArgs),
+    /// Make or inspect a ticket: one string with relay URL, stream path and key
+    Ticket(ticket::TicketArgs),
 }
 
 /// Parse the command line, run the subcommand, and map its outcome to an exit code.
@@ -110,11 +139,161 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> CmdResult {
     let verbosity =
         logging::Verbosity::from_flags(cli.global.log_level, cli.global.quiet, cli.global.verbose);
-    logging::init(verbosity.flag_level().unwrap_or(logging::Level::Warn));
+    let env = config::Environment::from_process();
+    let quiet = verbosity.quiet();
+    // The commands without config files log at the flags' level (default warn).
+    let flag_level = verbosity.flag_level().unwrap_or(logging::Level::Warn);
     match cli.command {
-        Command::Keygen(args) => keygen::run(args),
+        Command::Write(args) => {
+            let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
+            write::run(args, &config, &selection, quiet)
+        }
+        Command::Read(args) => {
+            let (config, selection) = load_stream_config(&cli.global, verbosity, &env)?;
+            read::run(args, &config, &selection, quiet)
+        }
+        Command::Encrypt(args) => {
+            logging::init(flag_level);
+            crypt::run_encrypt(args, &env, quiet)
+        }
+        Command::Decrypt(args) => {
+            logging::init(flag_level);
+            crypt::run_decrypt(args, &env, quiet)
+        }
+        Command::Demo(args) => {
+            // The demo's relay is open on purpose (loopback only): its
+            // "no authentication" warning does not apply here (-v shows it).
+            let quiet_relay: &[&str] = if flag_level <= logging::Level::Warn {
+                &["zebrastream::relay=error"]
+            } else {
+                &[]
+            };
+            logging::init_with(flag_level, quiet_relay);
+            demo::run(args)
+        }
+        Command::Keygen(args) => {
+            logging::init(flag_level);
+            keygen::run(args)
+        }
         Command::Completions(args) => completions::run(args, Cli::command_for_completions()),
+        Command::Relay(args) => {
+            logging::init(flag_level);
+            relay::run(args)
+        }
+        Command::Ticket(args) => {
+            logging::init(flag_level);
+            ticket::run(
+                args,
+                &config::Config::load(&config::ConfigSelection::from_flags(None, None), &env)
+                    .map_err(|e| Failure::usage(e.to_string()))?,
+            )
+        }
     }
+}
+
+/// Loads the config for `write`/`read` and starts logging at the level from
+/// the flags, else the config's `log_level`, else `warn`.
+fn load_stream_config(
+    global: &GlobalArgs,
+    verbosity: logging::Verbosity,
+    env: &config::Environment,
+) -> Result<(config::Config, config::ConfigSelection), Failure> {
+    let selection =
+        config::ConfigSelection::from_flags(global.config_file.clone(), global.config_name.clone());
+    let loaded = config::Config::load(&selection, env).map_err(|e| Failure::usage(e.to_string()));
+    let from_config = match (&loaded, verbosity.flag_level()) {
+        (Ok(config), None) => match config.string("log_level") {
+            Ok(Some(s)) => Some(logging::parse_level(&s.value).map_err(|why| {
+                Failure::usage(format!("config key 'log_level' from {}: {why}", s.origin))
+            })),
+            Ok(None) => None,
+            Err(e) => Some(Err(Failure::usage(e.to_string()))),
+        },
+        _ => None,
+    };
+    let level = match from_config {
+        Some(Ok(level)) => level,
+        Some(Err(failure)) => {
+            logging::init(logging::Level::Warn);
+            return Err(failure);
+        }
+        None => verbosity.flag_level().unwrap_or(logging::Level::Warn),
+    };
+    logging::init(level);
+    Ok((loaded?, selection))
+}
+
+/// The connection settings `write`, `read` share on the client config.
+fn client_common(
+    mut builder: zebrastream::client::ConfigBuilder,
+    connect_url: &Option<String>,
+    connect_timeout: Option<std::time::Duration>,
+    access_token: Option<secrecy::SecretString>,
+) -> zebrastream::client::ConfigBuilder {
+    if let Some(url) = connect_url {
+        builder = builder.connect_url(url.clone());
+    }
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    // Unreachable relays and 5xx answers are retried briefly, then reported
+    // (the Python CLI fails at once; a short budget rides out a relay restart).
+    builder = builder.retry(zebrastream::api::RetryPolicy::default().budget(CONNECT_RETRY_BUDGET));
+    match access_token {
+        Some(token) => builder.access_token(token),
+        None => builder.no_access_token(),
+    }
+}
+
+/// Runs `future` to completion on a multi-threaded tokio runtime.
+fn block_on<F: std::future::Future<Output = CmdResult>>(future: F) -> CmdResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                ExitKind::Other,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = future => result,
+            // Dropping the command's future on Ctrl-C/SIGTERM runs the cleanup
+            // a signal would skip: an upload is aborted (never finished), a
+            // consumer is killed, an unfinished -o file is removed.
+            signal = interrupted() => Err(Failure::new(
+                ExitKind::Other,
+                format!("interrupted by {signal}; the transfer was aborted"),
+            )),
+        }
+    });
+    // A blocking stdin read may still be pending on the runtime's thread pool;
+    // do not wait for input that may never come.
+    runtime.shutdown_background();
+    result
+}
+
+/// Resolves with the signal's name on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+/// If a handler cannot be installed, that signal keeps its default action.
+async fn interrupted() -> &'static str {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = ctrl_c => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    ctrl_c.await;
+    "Ctrl-C"
 }
 
 impl Cli {

@@ -77,7 +77,7 @@ fn prompt(subject: &str, confirm: bool) -> Result<SecretString, Failure> {
         if first.expose_secret() != second.expose_secret() {
             return Err(Failure::new(
                 ExitKind::Usage,
-                format!("{subject}: the passphrases did not match; nothing was sent"),
+                format!("{subject}: the passphrases did not match"),
             ));
         }
     }

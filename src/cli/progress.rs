@@ -2,10 +2,15 @@
 //! rate and elapsed time. Drawn only when stderr is a terminal (and not
 //! `-q`); otherwise every call is a no-op and nothing is printed.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The bar currently drawn on stderr, if any, so log lines can be printed
+/// above it instead of through it (see [`LogWriter`]).
+static DRAWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// How often the spinner redraws while nothing else happens.
 const TICK: Duration = Duration::from_millis(120);
@@ -24,9 +29,11 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         };
-        Progress {
-            bar: ProgressBar::with_draw_target(None, target),
+        let bar = ProgressBar::with_draw_target(None, target);
+        if visible {
+            *DRAWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         }
+        Progress { bar }
     }
 
     /// True when something is drawn.
@@ -64,6 +71,7 @@ impl Progress {
     }
 
     /// Bytes counted so far.
+    #[cfg(test)]
     pub fn bytes(&self) -> u64 {
         self.bar.position()
     }
@@ -78,5 +86,30 @@ impl Progress {
     /// Removes the display (on failure, before the error line is printed).
     pub fn clear(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        DRAWN.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// stderr for log lines: while a bar is drawn, the bar is lifted for the
+/// line and redrawn below it. Used as the `tracing` writer.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = DRAWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

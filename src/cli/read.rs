@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::cipher::{DecryptingReader, Format};
-use crate::client::{self, StreamReader};
+use zebrastream::cipher::{DecryptingReader, Format};
+use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Sink};
 use super::errors::{client_failure, io_failure, Side};
-use super::key_material::{self, OpeningPlan};
+use super::key_material::{self, OpeningKey, OpeningPlan};
 use super::passphrase;
 use super::progress::Progress;
 use super::settings::{self, ModeFlags, StreamArgs};
@@ -44,7 +44,12 @@ pub struct ReadArgs {
     #[arg(short = 'u', long = "unbuffered-output")]
     unbuffered_output: bool,
     /// Write to FILE instead of stdout (it appears only when complete)
-    #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "command")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "command"
+    )]
     output: Option<PathBuf>,
     /// Consumer command and arguments (after --): the stream goes to its stdin
     #[arg(last = true, value_name = "COMMAND")]
@@ -76,20 +81,30 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
-    let (encryption, detect) = match plan {
-        OpeningPlan::Plain => (client::Encryption::Plain, None),
-        OpeningPlan::Detect { can_prompt } => (client::Encryption::Plain, Some(can_prompt)),
-        OpeningPlan::Key(key) => (key_material::client_opening(key), None),
+    let (encryption, detect) = match (&stream.ticket, plan) {
+        (Some(ticket), OpeningPlan::Key(OpeningKey::Identities(extra))) => {
+            (ticket.reader_encryption(extra), None)
+        }
+        (Some(ticket), _) => (ticket.reader_encryption(Vec::new()), None),
+        (None, OpeningPlan::Plain) => (client::Encryption::Plain, None),
+        (None, OpeningPlan::Detect { can_prompt }) => (client::Encryption::Plain, Some(can_prompt)),
+        (None, OpeningPlan::Key(key)) => (key_material::client_opening(key), None),
     };
-    let builder = client::Config::builder(subject.clone()).encryption(encryption);
-    let client_config = super::client_common(
-        builder,
-        &stream.connect_url,
+    let (connect_url, connect_timeout, access_token) = (
+        stream.connect_url,
         stream.connect_timeout,
         stream.access_token,
-    )
-    .build()
-    .map_err(|e| client_failure(&subject, Side::Consumer, &e))?;
+    );
+    let config_subject = subject.clone();
+    let make_config = move |encryption: client::Encryption| {
+        let builder = client::Config::builder(config_subject.clone()).encryption(encryption);
+        super::client_common(builder, &connect_url, connect_timeout, access_token.clone())
+            .build()
+            .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
+    };
+    let client_config = make_config(encryption)?;
+    // With forward secrecy, the reader first publishes a one-time key.
+    let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
     let unbuffered = stream.unbuffered;
 
     super::block_on(async move {
@@ -101,6 +116,16 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         };
         let progress = Progress::for_stderr(quiet);
         progress.waiting(format!("{subject}: waiting for writer…"));
+        let client_config = match &forward_secret {
+            None => client_config,
+            Some(ticket) => match ticket.forward_secret_reader().await {
+                Ok(encryption) => make_config(encryption)?,
+                Err(e) => {
+                    progress.clear();
+                    return Err(client_failure(&subject, Side::Consumer, &e));
+                }
+            },
+        };
         let connected = StreamReader::connect(&client_config).await;
         let mut reader = match connected {
             Ok(r) => r,
@@ -190,7 +215,9 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
 /// age-rt or age v1 header line. Returns the bytes read (to be replayed) and
 /// the format found. Stops at the first byte that rules both out, so a live
 /// plaintext stream is not held back.
-async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<(Vec<u8>, Option<Format>)> {
+async fn sniff_format<R: AsyncRead + Unpin>(
+    reader: &mut R,
+) -> io::Result<(Vec<u8>, Option<Format>)> {
     let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
         .into_iter()
         .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
@@ -226,10 +253,14 @@ mod tests {
         assert_eq!(f, Some(Format::AgeRt));
         assert!(rt.as_bytes().starts_with(&head));
         let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
-        assert_eq!(sniff_format(&mut v1.as_bytes()).await.unwrap().1, Some(Format::AgeV1));
-        // Plaintext: decided at the first byte that matches no header.
+        assert_eq!(
+            sniff_format(&mut v1.as_bytes()).await.unwrap().1,
+            Some(Format::AgeV1)
+        );
+        // Plaintext: decided by the first read that matches no header; what
+        // was read is handed back for replay.
         let (head, f) = sniff_format(&mut &b"hello world"[..]).await.unwrap();
-        assert_eq!((head.as_slice(), f), (&b"h"[..], None));
+        assert_eq!((head.as_slice(), f), (&b"hello world"[..], None));
         // A plaintext prefix of a header, then EOF.
         let (head, f) = sniff_format(&mut &b"age-enc"[..]).await.unwrap();
         assert_eq!((head.as_slice(), f), (&b"age-enc"[..], None));

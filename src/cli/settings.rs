@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use zebrastream::cipher::Format;
+use zebrastream::ticket::Ticket;
 
 use super::config::{Config, ConfigError, ConfigSelection};
 use super::keys::{self, KeyFlags, KeyPlan, Role};
@@ -18,29 +20,38 @@ pub struct StreamArgs {
     /// Stream path, e.g. /org/team/feed (optional if set in the config)
     #[arg(short = 's', long = "stream-path", value_name = "PATH")]
     pub stream_path: Option<String>,
-    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0/]
+    /// Override the Connect API URL [default: https://connect.zebrastream.io/v0]
     #[arg(short = 'U', long = "connect-url", value_name = "URL")]
     pub connect_url: Option<String>,
     /// Give up if the peer has not connected after this many seconds
     #[arg(short = 't', long = "connect-timeout", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Access token (insecure in argv: prefer ZEBRASTREAM_ACCESS_TOKEN or a config file)
-    #[arg(
-        short = 'a',
-        long = "access-token",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub access_token: Option<String>,
+    #[arg(short = 'a', long = "access-token", value_name = "TOKEN", value_parser = secret_arg)]
+    pub access_token: Option<SecretString>,
     /// Passphrase (insecure in argv: prefer --passphrase-file, ZEBRASTREAM_PASSPHRASE or the prompt)
-    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE")]
-    pub passphrase: Option<String>,
+    #[arg(short = 'p', long = "passphrase", value_name = "PASSPHRASE", value_parser = secret_arg)]
+    pub passphrase: Option<SecretString>,
     /// Read the passphrase from the first line of FILE
     #[arg(long = "passphrase-file", value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Explicitly transfer without encryption (overrides keys from config/env)
     #[arg(long)]
     pub plain: bool,
+    /// Ticket (zs1…) carrying relay URL, stream path and key (insecure in argv: prefer ZEBRASTREAM_TICKET or --ticket-file)
+    #[arg(long = "ticket", value_name = "TICKET", value_parser = secret_arg)]
+    pub ticket: Option<SecretString>,
+    /// Read the ticket from the first line of FILE
+    #[arg(long = "ticket-file", value_name = "FILE", conflicts_with = "ticket")]
+    pub ticket_file: Option<PathBuf>,
+    /// With a ticket: encrypt to a one-time key of the reader's, so a ticket leaked later reveals nothing (both sides must give it and be online together)
+    #[arg(long = "forward-secrecy")]
+    pub forward_secrecy: bool,
+}
+
+/// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
+fn secret_arg(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(text))
 }
 
 /// Which subcommand is resolving its settings (the config's `mode`).
@@ -62,26 +73,6 @@ impl Mode {
     }
 }
 
-/// The payload format when encrypting (`--encryption-mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EncryptionMode {
-    /// age-rt v0.2: variable chunks, flushable (the default).
-    AgeRt,
-    /// Standard age v1: fixed 64 KiB chunks.
-    Age,
-}
-
-impl EncryptionMode {
-    /// Parses `age-rt` or `age`, the Python CLI's values.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "age-rt" => Some(EncryptionMode::AgeRt),
-            "age" => Some(EncryptionMode::Age),
-            _ => None,
-        }
-    }
-}
-
 /// Everything `write`/`read` needs, resolved.
 #[derive(Debug)]
 pub struct StreamSettings {
@@ -97,8 +88,12 @@ pub struct StreamSettings {
     pub command: Vec<String>,
     /// `-u` or `unbuffered_input`/`unbuffered_output`.
     pub unbuffered: bool,
-    /// The key decision ([`keys::plan`]).
+    /// The key decision ([`keys::plan`]); with a ticket, only the extra keys.
     pub keys: KeyPlan,
+    /// The ticket, when the stream is addressed and keyed by one.
+    pub ticket: Option<Ticket>,
+    /// `--forward-secrecy` (needs a ticket).
+    pub forward_secrecy: bool,
 }
 
 /// Settings only `write` has.
@@ -109,7 +104,7 @@ pub struct WriteSettings {
     /// Flush buffered data at most this long after the first unflushed write.
     pub auto_flush_delay: Option<Duration>,
     /// age-rt or age v1 when encrypting.
-    pub encryption_mode: EncryptionMode,
+    pub encryption_mode: Format,
 }
 
 /// The per-subcommand flags that take part in resolution.
@@ -150,9 +145,21 @@ pub fn resolve_stream(
         .check_mode(selection, mode.as_str())
         .map_err(config_failure)?;
 
-    let stream_path = match args.stream_path {
-        Some(p) => p,
-        None => config
+    let ticket = resolve_ticket(args.ticket, args.ticket_file.as_deref(), config)?;
+    if args.forward_secrecy && ticket.is_none() {
+        return Err(Failure::usage(
+            "--forward-secrecy needs a ticket (--ticket, --ticket-file or ZEBRASTREAM_TICKET)",
+        ));
+    }
+    let stream_path = match (args.stream_path, &ticket) {
+        (Some(_), Some(_)) => {
+            return Err(Failure::usage(
+                "-s/--stream-path contradicts the ticket, which carries the stream path; give one of them",
+            ))
+        }
+        (None, Some(ticket)) => ticket.stream_path(),
+        (Some(p), None) => p,
+        (None, None) => config
             .string("stream_path")
             .map_err(config_failure)?
             .map(|s| s.value)
@@ -168,15 +175,17 @@ pub fn resolve_stream(
         )));
     }
 
-    if args.access_token.as_deref().is_some_and(|t| !t.is_empty()) {
+    let flag_token = args.access_token.filter(|t| !t.expose_secret().is_empty());
+    if flag_token.is_some() {
         warn_secret_in_argv("--access-token", "ZEBRASTREAM_ACCESS_TOKEN");
     }
-    let access_token = match args.access_token {
-        Some(t) if !t.is_empty() => Some(SecretString::from(t)),
+    let access_token = match flag_token {
+        Some(t) => Some(t),
         _ => config
             .secret("access_token")
             .map_err(config_failure)?
-            .map(|s| s.value),
+            .map(|s| s.value)
+            .or_else(|| ticket.as_ref().and_then(|t| t.access_token().cloned())),
     };
     if access_token.is_none() {
         tracing::info!(
@@ -184,9 +193,10 @@ pub fn resolve_stream(
         );
     }
 
-    let connect_url = match args.connect_url {
-        Some(u) => Some(u),
-        None => config
+    let connect_url = match (args.connect_url, &ticket) {
+        (Some(u), _) => Some(u),
+        (None, Some(ticket)) => Some(ticket.connect_url().to_owned()),
+        (None, None) => config
             .string("connect_url")
             .map_err(config_failure)?
             .map(|s| s.value),
@@ -222,11 +232,15 @@ pub fn resolve_stream(
             .map_err(config_failure)?
             .is_some_and(|s| s.value);
 
-    if args.passphrase.as_deref().is_some_and(|p| !p.is_empty()) {
+    if args
+        .passphrase
+        .as_ref()
+        .is_some_and(|p| !p.expose_secret().is_empty())
+    {
         warn_secret_in_argv("--passphrase", "ZEBRASTREAM_PASSPHRASE");
     }
     let key_flags = KeyFlags {
-        passphrase: args.passphrase.map(SecretString::from),
+        passphrase: args.passphrase,
         passphrase_env: None,
         passphrase_file: args.passphrase_file,
         recipients: extra.recipients,
@@ -238,7 +252,10 @@ pub fn resolve_stream(
         Mode::Write => Role::Write,
         Mode::Read => Role::Read,
     };
-    let keys = keys::plan(role, key_flags, config, can_prompt, &stream_path)?;
+    let keys = match ticket {
+        Some(_) => keys::plan_with_ticket(role, key_flags, args.forward_secrecy, &stream_path)?,
+        None => keys::plan(role, key_flags, config, can_prompt, &stream_path)?,
+    };
 
     Ok(StreamSettings {
         stream_path,
@@ -248,7 +265,40 @@ pub fn resolve_stream(
         command,
         unbuffered,
         keys,
+        ticket,
+        forward_secrecy: args.forward_secrecy,
     })
+}
+
+/// The ticket from `--ticket` (warned about: argv is visible to other local
+/// users), `--ticket-file`, or `ZEBRASTREAM_TICKET` / the config's `ticket`.
+pub fn resolve_ticket(
+    flag: Option<SecretString>,
+    file: Option<&std::path::Path>,
+    config: &Config,
+) -> Result<Option<Ticket>, Failure> {
+    let (text, origin) = if let Some(text) = flag {
+        warn_secret_in_argv("--ticket", "ZEBRASTREAM_TICKET");
+        (text, String::from("--ticket"))
+    } else if let Some(path) = file {
+        let content = std::fs::read_to_string(path).map_err(|e| {
+            Failure::usage(format!("cannot read ticket file {}: {e}", path.display()))
+        })?;
+        let first = content.lines().next().unwrap_or_default().to_owned();
+        (
+            SecretString::from(first),
+            format!("ticket file {}", path.display()),
+        )
+    } else {
+        match config.secret("ticket").map_err(config_failure)? {
+            Some(s) => (s.value, s.origin.to_string()),
+            None => return Ok(None),
+        }
+    };
+    // The error names the problem, never the ticket text.
+    Ticket::parse(text.expose_secret())
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("{origin}: {e}")))
 }
 
 /// Resolves the settings only `write` has.
@@ -280,8 +330,8 @@ pub fn resolve_write(
         },
     };
     let encryption_mode = match mode_text {
-        None => EncryptionMode::AgeRt,
-        Some(text) => EncryptionMode::parse(&text).ok_or_else(|| {
+        None => Format::AgeRt,
+        Some(text) => text.parse::<Format>().map_err(|_| {
             Failure::usage(format!(
                 "invalid encryption_mode '{text}' from {origin}. Must be 'age-rt' or 'age'."
             ))
@@ -323,6 +373,9 @@ mod tests {
             passphrase: None,
             passphrase_file: None,
             plain: true,
+            ticket: None,
+            ticket_file: None,
+            forward_secrecy: false,
         }
     }
 
@@ -576,14 +629,14 @@ mod tests {
         let w = resolve_write(None, None, None, &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("text/csv"));
         assert_eq!(w.auto_flush_delay, Some(Duration::ZERO));
-        assert_eq!(w.encryption_mode, EncryptionMode::Age);
+        assert_eq!(w.encryption_mode, Format::AgeV1);
         let w = resolve_write(Some("a/b".into()), Some(5), Some("age-rt".into()), &c).unwrap();
         assert_eq!(w.content_type.as_deref(), Some("a/b"));
         assert_eq!(w.auto_flush_delay, Some(Duration::from_secs(5)));
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
         let err = resolve_write(None, None, Some("rot13".into()), &c).unwrap_err();
         assert!(err.message.contains("invalid encryption_mode 'rot13'"));
         let w = resolve_write(None, None, None, &Config::default()).unwrap();
-        assert_eq!(w.encryption_mode, EncryptionMode::AgeRt);
+        assert_eq!(w.encryption_mode, Format::AgeRt);
     }
 }

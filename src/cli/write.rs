@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::{self, AutoFlush, StreamWriter};
+use zebrastream::client::{self, AutoFlush, StreamWriter};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, PumpError, Source};
@@ -97,20 +97,44 @@ pub fn run(
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let key = SealingKey::from_plan(stream.keys, &subject)?;
-    let encryption = super::key_material::client_sealing(key, write.encryption_mode.into(), &subject)?;
-    let mut builder = client::Config::builder(subject.clone()).encryption(encryption);
-    builder = super::client_common(builder, &stream.connect_url, stream.connect_timeout, stream.access_token);
-    if let Some(content_type) = write.content_type {
-        builder = builder.content_type(content_type);
-    }
-    builder = builder.auto_flush(match write.auto_flush_delay {
+    let format = write.encryption_mode;
+    let encryption = match &stream.ticket {
+        None => super::key_material::client_sealing(key, format),
+        Some(ticket) => {
+            let extra = match key {
+                Some(SealingKey::Recipients(recipients)) => recipients,
+                _ => Vec::new(),
+            };
+            ticket.writer_encryption(extra, format)
+        }
+    };
+    let (connect_url, connect_timeout, access_token) = (
+        stream.connect_url,
+        stream.connect_timeout,
+        stream.access_token,
+    );
+    let content_type = write.content_type;
+    let auto_flush = match write.auto_flush_delay {
         None => AutoFlush::Never,
         Some(d) if d.is_zero() => AutoFlush::EveryWrite,
         Some(d) => AutoFlush::After(d),
-    });
-    let client_config = builder
-        .build()
-        .map_err(|e| client_failure(&subject, Side::Producer, &e))?;
+    };
+    let config_subject = subject.clone();
+    let make_config = move |encryption: client::Encryption| {
+        let mut builder = client::Config::builder(config_subject.clone()).encryption(encryption);
+        builder =
+            super::client_common(builder, &connect_url, connect_timeout, access_token.clone());
+        if let Some(content_type) = &content_type {
+            builder = builder.content_type(content_type.clone());
+        }
+        builder
+            .auto_flush(auto_flush)
+            .build()
+            .map_err(|e| client_failure(&config_subject, Side::Producer, &e))
+    };
+    let client_config = make_config(encryption)?;
+    // With forward secrecy the key is the reader's one-time key, fetched once paired.
+    let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
     let unbuffered = stream.unbuffered;
 
     super::block_on(async move {
@@ -122,6 +146,16 @@ pub fn run(
         };
         let progress = Progress::for_stderr(quiet);
         progress.waiting(format!("{subject}: waiting for reader…"));
+        let client_config = match &forward_secret {
+            None => client_config,
+            Some(ticket) => match ticket.forward_secret_writer(format).await {
+                Ok(encryption) => make_config(encryption)?,
+                Err(e) => {
+                    progress.clear();
+                    return Err(client_failure(&subject, Side::Producer, &e));
+                }
+            },
+        };
         let connected = StreamWriter::connect(&client_config).await;
         let mut writer = match connected {
             Ok(w) => w,

@@ -18,6 +18,23 @@ pub const MAX_WRITE_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 
 /// When a [`StreamWriter`](super::StreamWriter) pushes buffered bytes out on
 /// its own (in addition to explicit `flush()` calls).
+///
+/// The official client's `auto_flush_delay` maps as `None` → `Never`,
+/// `0` → `EveryWrite`, `N` → `After(N s)`:
+///
+/// ```
+/// use std::time::Duration;
+/// use zebrastream::client::AutoFlush;
+///
+/// fn from_official(delay_secs: Option<u64>) -> AutoFlush {
+///     match delay_secs {
+///         None => AutoFlush::Never,
+///         Some(0) => AutoFlush::EveryWrite,
+///         Some(n) => AutoFlush::After(Duration::from_secs(n)),
+///     }
+/// }
+/// assert_eq!(from_official(Some(0)), AutoFlush::EveryWrite);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AutoFlush {
     /// Only on `flush()`, a full write buffer, and `shutdown()` (the official client's `None`).

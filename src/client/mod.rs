@@ -22,3 +22,23 @@ pub use error::Error;
 pub use reader::StreamReader;
 pub use transfer::{pull, pull_file, push, push_file, TransferReport};
 pub use writer::StreamWriter;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_static<T: Send + 'static>() {}
+    fn send_sync_static<T: Send + Sync + 'static>() {}
+
+    /// Streams can move into spawned tasks; configurations can be shared.
+    #[test]
+    fn thread_safety() {
+        send_static::<StreamWriter>();
+        send_static::<StreamReader>();
+        send_static::<blocking::Writer>();
+        send_static::<blocking::Reader>();
+        send_sync_static::<Config>();
+        send_sync_static::<Encryption>();
+        send_sync_static::<Error>();
+    }
+}

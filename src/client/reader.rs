@@ -6,7 +6,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{Config, Error};
+use super::{Config, Encryption, Error};
 use crate::api::ConnectMode;
 use crate::cipher::DecryptingReader;
 
@@ -40,6 +40,9 @@ type Transport = Pin<Box<dyn AsyncRead + Send>>;
 /// ```
 pub struct StreamReader {
     transport: Transport,
+    /// The passphrase header is not parsed yet: its scrypt work (about half a
+    /// second) runs in the next reads, off the async worker if possible.
+    header_pending: bool,
     content_type: Option<String>,
     bytes: u64,
     failed: bool,
@@ -61,6 +64,7 @@ impl StreamReader {
     pub async fn connect(config: &Config) -> Result<StreamReader, Error> {
         let api = config.api_client()?;
         let decryptor = config.encryption.decryptor()?;
+        let header_pending = matches!(config.encryption, Encryption::Passphrase { .. });
         let data_url = api
             .connect(
                 &config.stream_path,
@@ -76,6 +80,7 @@ impl StreamReader {
         };
         Ok(StreamReader {
             transport,
+            header_pending,
             content_type,
             bytes: 0,
             failed: false,
@@ -103,7 +108,15 @@ impl AsyncRead for StreamReader {
             return Poll::Ready(Err(Error::Closed.into()));
         }
         let before = buf.filled().len();
-        match ready!(self.transport.as_mut().poll_read(cx, buf)) {
+        let result = if self.header_pending && can_block_in_place() {
+            // Moves this worker's other tasks elsewhere while scrypt runs.
+            tokio::task::block_in_place(|| self.transport.as_mut().poll_read(cx, buf))
+        } else {
+            self.transport.as_mut().poll_read(cx, buf)
+        };
+        // The first completed read is past the header (or failed on it).
+        self.header_pending &= result.is_pending();
+        match ready!(result) {
             Ok(()) => {
                 self.bytes += (buf.filled().len() - before) as u64;
                 Poll::Ready(Ok(()))
@@ -114,4 +127,10 @@ impl AsyncRead for StreamReader {
             }
         }
     }
+}
+
+/// `block_in_place` is allowed on a multi-thread runtime only.
+fn can_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

@@ -12,6 +12,14 @@ use super::{Config, Error, StreamReader, StreamWriter};
 const COPY_BUFFER: usize = 64 * 1024;
 
 /// What a completed transfer moved.
+///
+/// ```
+/// use std::time::Duration;
+/// use zebrastream::client::TransferReport;
+///
+/// let report = TransferReport { bytes: 1 << 20, duration: Duration::from_millis(500) };
+/// assert_eq!(report.bytes_per_second(), 2.0 * 1024.0 * 1024.0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransferReport {
     /// Plaintext bytes transferred.

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,10 +23,12 @@ use super::{AutoFlush, Config, Error};
 use crate::api::{self, ConnectMode, UploadStatus};
 use crate::cipher::EncryptingWriter;
 
-/// The largest piece of one write handed to the pump at a time.
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// The largest piece of data handed to the pump in one command. Without
+/// auto-flush, writes are gathered up to this size first: one hand-over (a
+/// cross-thread wake-up) per 256 KiB instead of one per write.
+const MAX_COMMAND_BYTES: usize = 256 * 1024;
 /// Commands queued between the application and the pump (bounds memory to
-/// `COMMAND_QUEUE × MAX_COMMAND_BYTES`).
+/// `(COMMAND_QUEUE + 1) × MAX_COMMAND_BYTES`).
 const COMMAND_QUEUE: usize = 4;
 /// How long to wait for the relay's explanation after the upload body closed.
 const STATUS_GRACE: Duration = Duration::from_secs(5);
@@ -60,13 +62,16 @@ enum State {
 /// consumer through the relay.
 ///
 /// - `write` queues bytes (bounded: it waits when the relay or the consumer
-///   is slow).
+///   is slow). Without auto-flush, writes are gathered into 256 KiB pieces
+///   before they are handed to the background task.
 /// - `flush` returns once every byte written so far was handed to the HTTP
 ///   connection as an HTTP chunk (plaintext) or an authenticated chunk
 ///   (encrypted, age-rt; age v1 has no partial chunks, so there a flush
 ///   cannot make a partial 64 KiB chunk readable).
 /// - `shutdown` finishes the stream and returns only after the relay sent
-///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. the consumer received everything.
+///   `[STATE:TRANSFER_SUCCESSFUL]`, i.e. it delivered every byte to the
+///   consumer's connection (not a proof that the consumer decrypted or
+///   processed them).
 ///   Any other end is an error ([`Error::PeerDisconnected`],
 ///   [`Error::ConnectionLost`], [`Error::Protocol`]).
 /// - Dropping the writer without a successful `shutdown` aborts the upload:
@@ -88,6 +93,10 @@ enum State {
 #[derive(Debug)]
 pub struct StreamWriter {
     commands: PollSender<Command>,
+    /// Bytes gathered for the next data command (only with `AutoFlush::Never`).
+    gathered: BytesMut,
+    /// Whether writes are gathered (no auto-flush: nothing is due before a flush).
+    gather: bool,
     pump: Option<JoinHandle<Result<(), Error>>>,
     pending: Option<(Pending, oneshot::Receiver<()>)>,
     state: State,
@@ -133,6 +142,8 @@ impl StreamWriter {
         };
         StreamWriter {
             commands: PollSender::new(tx),
+            gathered: BytesMut::new(),
+            gather: auto_flush == AutoFlush::Never,
             pump: Some(tokio::spawn(pump.run())),
             pending: None,
             state: State::Open,
@@ -172,6 +183,32 @@ impl StreamWriter {
         Poll::Ready(error.into())
     }
 
+    /// Reserves a slot in the command queue, or reports why the pump stopped.
+    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match ready!(self.commands.poll_reserve(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => self.poll_pump_error(cx).map(Err),
+        }
+    }
+
+    /// Sends `command` into the slot reserved by [`Self::poll_slot`].
+    fn send_reserved(&mut self, cx: &mut Context<'_>, command: Command) -> Poll<io::Result<()>> {
+        match self.commands.send_item(command) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(_) => self.poll_pump_error(cx).map(Err),
+        }
+    }
+
+    /// Hands the gathered bytes (if any) to the pump.
+    fn poll_send_gathered(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.gathered.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(self.poll_slot(cx))?;
+        let data = self.gathered.split().freeze();
+        self.send_reserved(cx, Command::Data(data))
+    }
+
     /// Sends a flush or finish request (once) and waits for its acknowledgement.
     fn poll_request(&mut self, cx: &mut Context<'_>, kind: Pending) -> Poll<io::Result<()>> {
         loop {
@@ -188,17 +225,15 @@ impl StreamWriter {
                 // A different request (a flush before a shutdown) completed: send ours.
                 continue;
             }
-            if ready!(self.commands.poll_reserve(cx)).is_err() {
-                return self.poll_pump_error(cx).map(Err);
-            }
+            // Bytes written before the request go out before it.
+            ready!(self.poll_send_gathered(cx))?;
+            ready!(self.poll_slot(cx))?;
             let (ack_tx, ack_rx) = oneshot::channel();
             let command = match kind {
                 Pending::Flush => Command::Flush(ack_tx),
                 Pending::Finish => Command::Finish(ack_tx),
             };
-            if self.commands.send_item(command).is_err() {
-                return self.poll_pump_error(cx).map(Err);
-            }
+            ready!(self.send_reserved(cx, command))?;
             self.pending = Some((kind, ack_rx));
         }
     }
@@ -215,17 +250,27 @@ impl AsyncWrite for StreamWriter {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if ready!(this.commands.poll_reserve(cx)).is_err() {
-            return this.poll_pump_error(cx).map(Err);
+        if this.gather {
+            // The pump stopped (e.g. the consumer left): report it now rather
+            // than after another 256 KiB were gathered.
+            let pump_gone = this.commands.get_ref().is_none_or(|tx| tx.is_closed());
+            if pump_gone {
+                return this.poll_pump_error(cx).map(Err);
+            }
+            if this.gathered.len() >= MAX_COMMAND_BYTES {
+                ready!(this.poll_send_gathered(cx))?;
+            }
+            if this.gathered.capacity() == 0 {
+                this.gathered.reserve(MAX_COMMAND_BYTES);
+            }
+            let n = buf.len().min(MAX_COMMAND_BYTES - this.gathered.len());
+            this.gathered.extend_from_slice(&buf[..n]);
+            this.bytes += n as u64;
+            return Poll::Ready(Ok(n));
         }
+        ready!(this.poll_slot(cx))?;
         let n = buf.len().min(MAX_COMMAND_BYTES);
-        if this
-            .commands
-            .send_item(Command::Data(Bytes::copy_from_slice(&buf[..n])))
-            .is_err()
-        {
-            return this.poll_pump_error(cx).map(Err);
-        }
+        ready!(this.send_reserved(cx, Command::Data(Bytes::copy_from_slice(&buf[..n]))))?;
         this.bytes += n as u64;
         Poll::Ready(Ok(n))
     }
@@ -383,5 +428,128 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::api::test_server::{respond, serve, streaming};
+
+    /// How the scripted data endpoint answers the `PUT`.
+    #[derive(Clone, Copy)]
+    enum Script {
+        /// Sends these lines at once, before reading the body.
+        LinesAtOnce(&'static str),
+        /// Reads the whole body, then sends these lines.
+        LinesAfterBody(&'static str),
+        /// Answers with this status.
+        Status(u16),
+    }
+
+    async fn writer_against(script: Script) -> StreamWriter {
+        let (base, _server) = serve(move |req| async move {
+            if req.method() == hyper::Method::GET {
+                return respond(200, "/data/s\n");
+            }
+            match script {
+                Script::Status(status) => respond(status, "no"),
+                Script::LinesAtOnce(lines) => {
+                    let (tx, response) = streaming(200);
+                    tokio::spawn(async move {
+                        let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                        // Keep reading so the client's writes do not fail first.
+                        let _ = req.into_body().collect().await;
+                    });
+                    response
+                }
+                Script::LinesAfterBody(lines) => {
+                    let (tx, response) = streaming(200);
+                    tokio::spawn(async move {
+                        if req.into_body().collect().await.is_ok() {
+                            let _ = tx.send(Ok(Frame::data(Bytes::from(lines)))).await;
+                        }
+                    });
+                    response
+                }
+            }
+        })
+        .await;
+        std::mem::forget(_server);
+        let config = Config::builder("/s")
+            .connect_url(format!("{base}/v0"))
+            .no_access_token()
+            .build()
+            .unwrap();
+        StreamWriter::connect(&config).await.unwrap()
+    }
+
+    /// Writes a little, then shuts down; returns the first error.
+    async fn run(mut writer: StreamWriter) -> Error {
+        let result = async {
+            for _ in 0..50 {
+                writer.write_all(b"data").await?;
+                writer.flush().await?;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            writer.shutdown().await
+        }
+        .await;
+        Error::from(result.expect_err("the writer must fail"))
+    }
+
+    #[tokio::test]
+    async fn early_confirmation_is_a_protocol_error() {
+        let writer = writer_against(Script::LinesAtOnce("[STATE:TRANSFER_SUCCESSFUL]\n")).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(err, Error::Protocol(api::Error::PrematureConfirmation)),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_error_line_is_a_protocol_error() {
+        let writer = writer_against(Script::LinesAtOnce("[ERROR:QUOTA_EXCEEDED]\n")).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(&err, Error::Protocol(api::Error::RelayReported(name)) if name == "QUOTA_EXCEEDED"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_confirmation_fails_the_shutdown() {
+        let mut writer = writer_against(Script::LinesAfterBody("[STATE:CONNECTED]\n")).await;
+        writer.write_all(b"data").await.unwrap();
+        let err = Error::from(writer.shutdown().await.unwrap_err());
+        assert!(
+            matches!(
+                &err,
+                Error::Protocol(api::Error::Unconfirmed { last_line: Some(l) }) if l == "[STATE:CONNECTED]"
+            ),
+            "{err:?}"
+        );
+        // Failed once, closed for good.
+        let again = Error::from(writer.write_all(b"x").await.unwrap_err());
+        assert!(matches!(again, Error::Closed), "{again:?}");
+    }
+
+    #[tokio::test]
+    async fn refused_upload_is_reported() {
+        let writer = writer_against(Script::Status(500)).await;
+        let err = run(writer).await;
+        assert!(
+            matches!(err, Error::Connect(api::Error::Status { status: 500, .. })),
+            "{err:?}"
+        );
+        let writer = writer_against(Script::Status(403)).await;
+        let err = run(writer).await;
+        assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::hub::Hub;
 use super::path::StreamPath;
 use super::rendezvous::{ConnectArrival, ConnectMode, Role};
-use super::service::{authorize, data_url, query_param, text, RelayResponse};
+use super::service::{data_url, query_param, refusal, text, RelayResponse};
 use super::tokens::Access;
 
 /// The Data-API access a role needs.
@@ -56,7 +56,7 @@ pub(crate) async fn handle(
             )
         }
     };
-    if let Err(refused) = authorize(&hub, &req, &path, access_for(mode.role())) {
+    if let Some(refused) = refusal(&hub, &req, &path, access_for(mode.role())) {
         return refused;
     }
     let settings = &hub.settings;

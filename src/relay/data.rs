@@ -15,7 +15,7 @@ use super::forward::{ForwardBody, StatusLines, Upload};
 use super::hub::{Hub, Meeting};
 use super::path::StreamPath;
 use super::rendezvous::{Arrival, Role};
-use super::service::{authorize, boxed, text, RelayResponse};
+use super::service::{boxed, refusal, text, RelayResponse};
 
 /// Producer headers passed on to the consumer. Nothing else passes: in
 /// particular not `Content-Length` or `Content-Encoding` (the consumer's
@@ -64,7 +64,7 @@ pub(crate) async fn produce(
     path: StreamPath,
     req: Request<Incoming>,
 ) -> RelayResponse {
-    if let Err(refused) = authorize(&hub, &req, &path, access_for(Role::Producer)) {
+    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Producer)) {
         return refused;
     }
     let headers: Vec<(HeaderName, HeaderValue)> = FORWARDED_HEADERS
@@ -101,13 +101,31 @@ pub(crate) async fn produce(
             }
         };
         let (report, outcome) = oneshot::channel();
-        let body = ForwardBody::new(upload, path.clone(), hub.tap.clone(), lease, report);
+        let (flowing, started) = oneshot::channel();
+        let body = ForwardBody::new(
+            upload,
+            path.clone(),
+            hub.tap.clone(),
+            lease,
+            report,
+            flowing,
+        );
         let meeting = Meeting {
             headers: headers.clone(),
             body,
         };
         match consumer.send(meeting) {
             Ok(()) => {
+                // The consumer's connection now reads the upload. Answer the
+                // producer only once bytes flow: reading the body sends
+                // `100 Continue`, which hyper can do only before the final
+                // response head (curl would otherwise first wait out its
+                // expect timeout). An Err means the body is gone already;
+                // the status lines then tell how.
+                tokio::select! {
+                    _ = started => {}
+                    _ = hub.shutting_down() => {}
+                }
                 tracing::info!(path = %path, "transfer started");
                 let mut response = Response::new(boxed(StatusLines::new(outcome)));
                 response.headers_mut().insert(
@@ -133,7 +151,7 @@ pub(crate) async fn consume(
     path: StreamPath,
     req: Request<Incoming>,
 ) -> RelayResponse {
-    if let Err(refused) = authorize(&hub, &req, &path, access_for(Role::Consumer)) {
+    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Consumer)) {
         return refused;
     }
     drop(req);

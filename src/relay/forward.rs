@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
@@ -36,14 +37,26 @@ pub const STATE_TRANSFER_SUCCESSFUL: &str = "[STATE:TRANSFER_SUCCESSFUL]";
 /// Status line sent when the consumer left before the end.
 pub const ERROR_RECEIVER_PREMATURE_DISCONNECT: &str = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]";
 
+/// How long the rest of an upload is still read (and discarded) after its
+/// consumer left, while `[ERROR:RECEIVER_PREMATURE_DISCONNECT]` goes out.
+///
+/// Closing a connection whose request body is still arriving makes the
+/// kernel send a reset, which can destroy the status line before the producer
+/// reads it; reading on for a moment lets the producer see the line and stop.
+pub const CONSUMER_GONE_LINGER: Duration = Duration::from_secs(2);
+
 /// How a transfer ended, as the producer's status lines report it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Outcome {
     /// Upload terminated cleanly and every byte went into the consumer's
     /// response, which was ended cleanly.
     Delivered { bytes: u64 },
-    /// The consumer's response was dropped before the end.
-    ConsumerGone { bytes: u64 },
+    /// The consumer's response was dropped before the end. `drained` fires
+    /// once the rest of the upload was read or [`CONSUMER_GONE_LINGER`] passed.
+    ConsumerGone {
+        bytes: u64,
+        drained: oneshot::Receiver<()>,
+    },
     /// The upload broke off (no terminator, reset, timeout).
     ProducerFailed { bytes: u64 },
 }
@@ -81,7 +94,16 @@ impl Upload {
     /// and only the wait timeout notices a producer that vanishes then.
     /// Reading also sends `100 Continue` to a client that asked for it.
     pub(crate) async fn watch(&mut self) -> hyper::Error {
-        while self.stashed < WAITING_READ_AHEAD && !self.ended {
+        if let Err(e) = self.read_ahead(WAITING_READ_AHEAD).await {
+            return e;
+        }
+        std::future::pending().await
+    }
+
+    /// Reads chunks into the stash until it holds `limit` bytes or the upload
+    /// ended. Cancel-safe: a chunk is either stashed or still in hyper.
+    async fn read_ahead(&mut self, limit: usize) -> Result<(), hyper::Error> {
+        while self.stashed < limit && !self.ended {
             match self.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -92,10 +114,10 @@ impl Upload {
                     }
                 }
                 None => self.ended = true,
-                Some(Err(e)) => return e,
+                Some(Err(e)) => return Err(e),
             }
         }
-        std::future::pending().await
+        Ok(())
     }
 
     /// The next non-empty data chunk; `None` at a clean end. Trailers and
@@ -137,6 +159,8 @@ pub(crate) struct ForwardBody {
     tap: Option<Arc<dyn ForwardTap>>,
     lease: Option<PairLease>,
     report: Option<oneshot::Sender<Outcome>>,
+    /// Fired once the upload yields its first chunk, its end or an error.
+    flowing: Option<oneshot::Sender<()>>,
     forwarded: u64,
 }
 
@@ -147,6 +171,7 @@ impl ForwardBody {
         tap: Option<Arc<dyn ForwardTap>>,
         lease: PairLease,
         report: oneshot::Sender<Outcome>,
+        flowing: oneshot::Sender<()>,
     ) -> Self {
         ForwardBody {
             upload: Some(upload),
@@ -154,6 +179,7 @@ impl ForwardBody {
             tap,
             lease: Some(lease),
             report: Some(report),
+            flowing: Some(flowing),
             forwarded: 0,
         }
     }
@@ -162,6 +188,7 @@ impl ForwardBody {
     /// between): frees the pair and gives the upload back, untouched.
     pub(crate) fn into_upload(mut self) -> Upload {
         self.report = None;
+        self.flowing = None;
         self.lease = None;
         self.upload
             .take()
@@ -209,7 +236,11 @@ impl Body for ForwardBody {
             let Some(upload) = this.upload.as_mut() else {
                 return Poll::Ready(None);
             };
-            let data = match ready!(upload.poll_chunk(cx)) {
+            let next = ready!(upload.poll_chunk(cx));
+            if let Some(flowing) = this.flowing.take() {
+                let _ = flowing.send(());
+            }
+            let data = match next {
                 Some(Ok(data)) => data,
                 Some(Err(e)) => {
                     let bytes = this.forwarded;
@@ -253,16 +284,29 @@ impl Body for ForwardBody {
 impl Drop for ForwardBody {
     fn drop(&mut self) {
         // Dropped before its end: the consumer's connection went away.
-        if self.report.is_some() {
-            let bytes = self.forwarded;
-            self.finish(Outcome::ConsumerGone { bytes });
+        if self.report.is_none() {
+            return;
         }
+        let (done, drained) = oneshot::channel();
+        if let (Some(upload), Ok(runtime)) =
+            (self.upload.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(CONSUMER_GONE_LINGER, upload.drain()).await;
+                let _ = done.send(());
+            });
+        }
+        // Without a runtime `done` is dropped here, which ends the linger at once.
+        let bytes = self.forwarded;
+        self.finish(Outcome::ConsumerGone { bytes, drained });
     }
 }
 
 enum StatusState {
     Greeting(oneshot::Receiver<Outcome>),
     Awaiting(oneshot::Receiver<Outcome>),
+    /// The error line went out; the response ends once the upload is drained.
+    Lingering(oneshot::Receiver<()>),
     Done,
 }
 
@@ -306,8 +350,9 @@ impl Body for StatusLines {
                     tracing::info!(bytes, "transfer complete");
                     Poll::Ready(Some(Ok(line(STATE_TRANSFER_SUCCESSFUL))))
                 }
-                Poll::Ready(Ok(Outcome::ConsumerGone { bytes })) => {
+                Poll::Ready(Ok(Outcome::ConsumerGone { bytes, drained })) => {
                     tracing::info!(bytes, "consumer left before the end");
+                    this.state = StatusState::Lingering(drained);
                     Poll::Ready(Some(Ok(line(ERROR_RECEIVER_PREMATURE_DISCONNECT))))
                 }
                 Poll::Ready(Ok(Outcome::ProducerFailed { bytes })) => {
@@ -317,6 +362,13 @@ impl Body for StatusLines {
                 Poll::Ready(Err(_)) => {
                     Poll::Ready(Some(Err("transfer ended without an outcome".into())))
                 }
+            },
+            StatusState::Lingering(mut drained) => match Pin::new(&mut drained).poll(cx) {
+                Poll::Pending => {
+                    this.state = StatusState::Lingering(drained);
+                    Poll::Pending
+                }
+                Poll::Ready(_) => Poll::Ready(None),
             },
             StatusState::Done => Poll::Ready(None),
         }

@@ -53,6 +53,13 @@ pub(crate) struct Hub {
     shutdown: watch::Receiver<bool>,
 }
 
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens and live offers are not for printing.
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
 impl Hub {
     pub(crate) fn new(
         max_streams: usize,

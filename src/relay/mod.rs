@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside: [`rendezvous`] pairs requests (a plain state machine, no I/O),
+//! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
 //! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
 //! bodies, `server` accepts connections, [`tap`] lets tests watch the bytes.
 
@@ -29,7 +29,7 @@ mod error;
 mod forward;
 mod hub;
 mod path;
-pub mod rendezvous;
+mod rendezvous;
 mod server;
 mod service;
 pub mod tap;
@@ -49,12 +49,15 @@ pub use config::{
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
 pub use forward::{
-    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED, STATE_TRANSFER_SUCCESSFUL,
-    WAITING_READ_AHEAD,
+    CONSUMER_GONE_LINGER, ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED,
+    STATE_TRANSFER_SUCCESSFUL, WAITING_READ_AHEAD,
 };
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
-pub use rendezvous::ConnectMode;
-pub use server::{H2_MAX_HEADER_LIST, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF, TLS_HANDSHAKE_TIMEOUT};
+pub use rendezvous::{ConnectMode, Presence, StreamStatus};
+pub use server::{
+    H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF,
+    TLS_HANDSHAKE_TIMEOUT,
+};
 pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH};
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
 pub use tokens::{Access, Denied, TokenStore};
@@ -128,8 +131,14 @@ impl Relay {
             None => format!("{scheme}://{local_addr}"),
         };
         tracing::info!(%local_addr, %base_url, "relay listening");
-        let task = tokio::spawn(server::accept_loop(listener, hub, tls, shutdown_rx));
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            Arc::clone(&hub),
+            tls,
+            shutdown_rx,
+        ));
         Ok(RelayHandle {
+            hub,
             local_addr,
             base_url,
             shutdown: shutdown_tx,
@@ -141,6 +150,7 @@ impl Relay {
 /// A running relay. Dropping the handle kills the relay like [`RelayHandle::abort`].
 #[derive(Debug)]
 pub struct RelayHandle {
+    hub: Arc<Hub>,
     local_addr: SocketAddr,
     base_url: String,
     shutdown: watch::Sender<bool>,
@@ -169,6 +179,16 @@ impl RelayHandle {
     pub fn data_url(&self, path: &str) -> String {
         let path = path.trim_start_matches('/');
         format!("{}{DATA_PREFIX}/{path}", self.base_url)
+    }
+
+    /// Who is waiting or transferring on a stream path (`/a/b`), e.g. to
+    /// show a dashboard or to order clients in a test. An invalid path reads
+    /// as nobody there.
+    pub fn stream_status(&self, path: &str) -> StreamStatus {
+        match StreamPath::parse(path) {
+            Ok(path) => self.hub.table().status(&path),
+            Err(_) => StreamStatus::default(),
+        }
     }
 
     /// Graceful shutdown: stops accepting connections, answers every waiting

@@ -127,6 +127,38 @@ pub(crate) enum ConnectArrival<W> {
     Full(W),
 }
 
+/// Where one side of a stream stands, as reported by [`StreamStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Presence {
+    /// Nobody of this side is here.
+    #[default]
+    Absent,
+    /// A Connect-API waiter of this side is parked.
+    Connecting,
+    /// A Data-API request of this side waits for its peer.
+    Waiting,
+    /// A transfer is running.
+    Transferring,
+}
+
+/// A snapshot of one stream path: who is waiting or transferring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamStatus {
+    /// The producer side (`PUT`/`POST`, `mode=await-reader`).
+    pub producer: Presence,
+    /// The consumer side (`GET`, `mode=await-writer`).
+    pub consumer: Presence,
+}
+
+fn presence<T, W>(seat: &Seat<T>, waiter: &Option<(Ticket, W)>) -> Presence {
+    match seat {
+        Seat::Busy => Presence::Transferring,
+        Seat::Waiting(..) => Presence::Waiting,
+        Seat::Empty if waiter.is_some() => Presence::Connecting,
+        Seat::Empty => Presence::Absent,
+    }
+}
+
 /// The pairing table: every live path and who is waiting or transferring.
 ///
 /// `P` is what a waiting producer leaves for its consumer, `C` what a
@@ -151,6 +183,17 @@ impl<P, C, W> Rendezvous<P, C, W> {
     #[cfg(test)]
     pub(crate) fn live_paths(&self) -> usize {
         self.paths.len()
+    }
+
+    /// Who is on `path` right now.
+    pub(crate) fn status(&self, path: &StreamPath) -> StreamStatus {
+        self.paths
+            .get(path)
+            .map(|state| StreamStatus {
+                producer: presence(&state.producer, &state.await_reader),
+                consumer: presence(&state.consumer, &state.await_writer),
+            })
+            .unwrap_or_default()
     }
 
     fn ticket(&mut self) -> Ticket {
@@ -480,6 +523,28 @@ mod tests {
             t.arrive_consumer(&p("/a"), "a2"),
             Arrival::Paired { .. }
         ));
+    }
+
+    #[test]
+    fn status_reports_each_side() {
+        let mut t = Table::new(10);
+        assert_eq!(t.status(&p("/s")), StreamStatus::default());
+        t.await_peer(&p("/s"), ConnectMode::AwaitWriter, "w");
+        t.arrive_producer(&p("/s"), "put");
+        assert_eq!(t.status(&p("/s")).producer, Presence::Waiting);
+        assert_eq!(
+            t.status(&p("/s")).consumer,
+            Presence::Absent,
+            "the waiter was woken"
+        );
+        t.arrive_consumer(&p("/s"), "get");
+        let both = t.status(&p("/s"));
+        assert_eq!(
+            (both.producer, both.consumer),
+            (Presence::Transferring, Presence::Transferring)
+        );
+        t.await_peer(&p("/t"), ConnectMode::AwaitReader, "w");
+        assert_eq!(t.status(&p("/t")).producer, Presence::Connecting);
     }
 
     #[test]

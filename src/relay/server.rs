@@ -21,6 +21,12 @@ use super::service::route;
 /// Largest HTTP/1.1 read buffer per connection: bounds request heads and the
 /// size of each chunk read from a producer (and so the bytes in flight).
 pub const HTTP1_MAX_BUF: usize = 64 * 1024;
+/// h2 flow-control window per stream: bounds the bytes of one upload that
+/// may sit in the relay's receive buffers (and, as the send-buffer cap, in
+/// its send buffers).
+pub const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// h2 flow-control window per connection (shared by its streams).
+pub const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Largest request header list accepted over h2.
 pub const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 /// Time allowed to send a complete request head.
@@ -82,6 +88,9 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(H2_MAX_HEADER_LIST)
+        .initial_stream_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .max_send_buf_size(H2_STREAM_WINDOW as usize)
         .keep_alive_interval(Duration::from_secs(30));
     builder
 }

@@ -57,7 +57,9 @@ where
     BodyExt::boxed(BodyExt::map_err(body, Into::into))
 }
 
-/// The hyper service: routes one request.
+/// The hyper service: routes one request. Each handler future is boxed so
+/// that an idle connection carries only the small routing future, not the
+/// largest handler's state (it matters with thousands of waiting clients).
 pub(crate) async fn route(
     hub: Arc<Hub>,
     req: Request<Incoming>,
@@ -72,7 +74,7 @@ pub(crate) async fn route(
         match StreamPath::parse(rest) {
             Err(e) => text(StatusCode::BAD_REQUEST, e),
             Ok(stream) if req.method() == Method::GET => {
-                super::connect::handle(hub, stream, req).await
+                Box::pin(super::connect::handle(hub, stream, req)).await
             }
             Ok(_) => method_not_allowed("GET"),
         }
@@ -80,8 +82,10 @@ pub(crate) async fn route(
         match StreamPath::parse(rest) {
             Err(e) => text(StatusCode::BAD_REQUEST, e),
             Ok(stream) => match *req.method() {
-                Method::PUT | Method::POST => super::data::produce(hub, stream, req).await,
-                Method::GET => super::data::consume(hub, stream, req).await,
+                Method::PUT | Method::POST => {
+                    Box::pin(super::data::produce(hub, stream, req)).await
+                }
+                Method::GET => Box::pin(super::data::consume(hub, stream, req)).await,
                 _ => method_not_allowed("GET, PUT, POST"),
             },
         }
@@ -135,21 +139,23 @@ fn bearer_token<B>(req: &Request<B>) -> Option<String> {
     from_header.or_else(|| query_param(req, "accesstoken"))
 }
 
-/// Checks the request's token against the gate; the refusal is a ready answer.
-pub(crate) fn authorize<B>(
+/// Checks the request's token against the gate: `None` when allowed, else
+/// the ready refusal (401 or 403).
+pub(crate) fn refusal<B>(
     hub: &Hub,
     req: &Request<B>,
     path: &StreamPath,
     access: Access,
-) -> Result<(), RelayResponse> {
+) -> Option<RelayResponse> {
     let store = match &hub.gate {
-        Gate::Open => return Ok(()),
+        Gate::Open => return None,
         Gate::Tokens(store) => store,
     };
     let token = bearer_token(req);
     store
         .authorize(token.as_deref(), path, access, SystemTime::now())
-        .map_err(|denied| {
+        .err()
+        .map(|denied| {
             tracing::info!(path = %path, reason = %denied, "request refused");
             let mut response = text(denied.status(), denied);
             if denied != Denied::Forbidden(access) {

@@ -267,3 +267,76 @@ impl Sandbox {
         (w, r)
     }
 }
+
+/// A loopback HTTP server that answers every request `404 Not Found`: a
+/// wrong connect URL, which fails at once (no retries) with exit code 1.
+pub struct NotARelay {
+    /// `http://127.0.0.1:PORT/v0`
+    pub url: String,
+}
+
+impl NotARelay {
+    pub fn start() -> NotARelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v0", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        NotARelay { url }
+    }
+}
+
+/// `zebrastream relay --open` as a separate process on a free port.
+pub struct RelayProcess {
+    child: Child,
+    /// The connect URL it printed.
+    pub connect_url: String,
+}
+
+impl RelayProcess {
+    /// Starts the relay and waits until it prints its connect URL.
+    pub fn start(sb: &Sandbox) -> RelayProcess {
+        let mut cmd = sb.cmd(&["relay", "--open", "--listen", "127.0.0.1:0"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn zebrastream relay");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if let Some(rest) = line.split("connect URL ").nth(1) {
+                    let _ = tx.send(rest.trim_end_matches(')').to_owned());
+                }
+            }
+        });
+        let connect_url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("zebrastream relay printed its connect URL");
+        RelayProcess { child, connect_url }
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

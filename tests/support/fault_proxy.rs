@@ -88,8 +88,8 @@ async fn pipe_pair(client: TcpStream, server: TcpStream, fault: Fault) {
         Fault::ResetUpstreamAfter(_) | Fault::ResetDownstreamAfter(_)
     ) {
         // Linger 0: closing the sockets sends RST, as a crashed peer's kernel would.
-        let _ = client.set_linger(Some(Duration::ZERO));
-        let _ = server.set_linger(Some(Duration::ZERO));
+        let _ = client.set_zero_linger();
+        let _ = server.set_zero_linger();
     }
     let (reset_tx, reset_rx) = tokio::sync::watch::channel(false);
     let (cr, cw) = client.into_split();

@@ -158,7 +158,7 @@ pub enum ConfigError {
         message: String,
     },
     /// `-f`/`-n` used, but no `mode` key.
-    #[error("config ({selection}) is missing required 'mode' field. Add 'mode: {mode}' to the config file.")]
+    #[error("Config ({selection}) is missing required 'mode' field. Add 'mode: {mode}' to the config file.")]
     ModeMissing {
         /// How the config was selected.
         selection: String,
@@ -166,7 +166,7 @@ pub enum ConfigError {
         mode: String,
     },
     /// `mode` does not match the subcommand.
-    #[error("subcommand '{mode}' conflicts with config mode '{config_mode}'. Use 'zebrastream {config_mode}' to match the config.")]
+    #[error("Subcommand '{mode}' conflicts with config mode '{config_mode}'. Use 'zebrastream {config_mode}' to match the config.")]
     ModeMismatch {
         /// The subcommand.
         mode: String,
@@ -283,11 +283,6 @@ impl Config {
             return None;
         }
         Some((entry, &entry.origin))
-    }
-
-    /// Where `key` would come from, if it is set.
-    pub fn origin_of(&self, key: &str) -> Option<Origin> {
-        self.lookup(key).map(|(_, o)| o.clone())
     }
 
     /// A text key (`stream_path`, `connect_url`, …). Environment values are

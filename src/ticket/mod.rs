@@ -13,6 +13,11 @@
 //! stanza type, and a ticket combines with X25519 recipients. HKDF is one-way:
 //! the relay operator, who learns the path secret, cannot derive the key.
 //!
+//! For live transfers, [`Ticket::forward_secret_reader`] and
+//! [`Ticket::forward_secret_writer`] add forward secrecy: the stream is
+//! encrypted to a one-time key of the consumer's, so a ticket that leaks after
+//! the transfer reveals nothing.
+//!
 //! ```
 //! use zebrastream::ticket::Ticket;
 //!
@@ -35,6 +40,8 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+mod forward_secrecy;
+
 use crate::cipher::Format;
 use crate::client::{Config, ConfigBuilder, Encryption};
 
@@ -50,6 +57,7 @@ const PATH_SECRET_BYTES: usize = 20;
 const STANZA_SALT_BYTES: usize = 16;
 const MAX_TOKEN_BYTES: usize = 4096;
 const LABEL_PATH: &[u8] = b"zebrastream path";
+const LABEL_REVERSE_PATH: &[u8] = b"zebrastream reverse path";
 const LABEL_KEY: &[u8] = b"zebrastream key";
 const LABEL_WRAP: &[u8] = b"zebrastream ticket wrap";
 
@@ -151,7 +159,12 @@ impl Ticket {
     /// segment derived one-way from the ticket secret. This is all the relay
     /// ever learns of the secret.
     pub fn stream_path(&self) -> String {
-        let derived = Zeroizing::new(hkdf(&[], LABEL_PATH, self.secret.expose_secret()));
+        self.derived_path(LABEL_PATH)
+    }
+
+    /// The prefix plus an unguessable segment derived from the secret with `label`.
+    fn derived_path(&self, label: &[u8]) -> String {
+        let derived = Zeroizing::new(hkdf(&[], label, self.secret.expose_secret()));
         format!(
             "{}/{}",
             self.path_prefix,
@@ -223,7 +236,12 @@ impl Ticket {
     }
 
     fn config_builder(&self) -> ConfigBuilder {
-        let builder = Config::builder(self.stream_path()).connect_url(self.connect_url.clone());
+        self.path_config(self.stream_path())
+    }
+
+    /// The ticket's relay and token for any stream path.
+    fn path_config(&self, path: String) -> ConfigBuilder {
+        let builder = Config::builder(path).connect_url(self.connect_url.clone());
         match &self.access_token {
             Some(token) => builder.access_token(token.clone()),
             None => builder,

@@ -1,0 +1,101 @@
+//! The `zebrastream relay` subcommand: flags, a transfer through the
+//! spawned binary, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_zebrastream");
+
+#[test]
+fn auth_choice_is_required() {
+    let out = Command::new(BIN)
+        .args(["relay", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tokens FILE") && err.contains("--open"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_tokens_file_is_a_usage_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens.toml");
+    std::fs::write(
+        &file,
+        "[[tokens]]\ntoken = \"s3cret\"\nmode = \"write\"\npath = \"no-slash\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["relay", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tokens.toml") && err.contains("entry 1"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "the token never appears: {err}");
+}
+
+#[tokio::test]
+async fn open_relay_serves_a_transfer_and_stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .args(["relay", "--open", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut warned = false;
+    let connect_url = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "relay exited early"
+        );
+        warned |= line.contains("WARNING") && line.contains("no authentication");
+        if let Some(rest) = line.split("connect URL ").nth(1) {
+            break rest.trim().trim_end_matches(')').to_owned();
+        }
+    };
+    assert!(warned, "--open prints a warning");
+    let base = connect_url.trim_end_matches("/v0").to_owned();
+    let client = reqwest::Client::new();
+    let get = tokio::spawn({
+        let (client, url) = (client.clone(), format!("{base}/data/cli/run"));
+        async move { client.get(url).send().await.unwrap().bytes().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = client
+        .put(format!("{base}/data/cli/run"))
+        .body("through the binary")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(&get.await.unwrap()[..], b"through the binary");
+    assert!(status.ends_with("[STATE:TRANSFER_SUCCESSFUL]\n"));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..200 {
+        if let Some(code) = child.try_wait().unwrap() {
+            assert!(code.success(), "graceful stop exits 0, got {code:?}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("relay did not stop within 10 s of SIGTERM");
+}

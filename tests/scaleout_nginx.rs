@@ -1,0 +1,488 @@
+//! Scale-out: three relay nodes behind nginx running the recipe in
+//! `deploy/nginx.conf` (consistent hashing on the stream path), on loopback.
+//!
+//! - 300 stream pairs on distinct paths, random arrival order, byte-exact,
+//!   through Connect waiters (our client) and direct Data-API requests;
+//! - one node killed mid-run: its streams end with errors on both sides
+//!   (never a short success), the other streams complete, and new pairs after
+//!   the kill succeed on the remaining nodes;
+//! - the official Python client through the balancer.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zebrastream::client::{Config, Error, StreamReader, StreamWriter};
+use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle};
+
+const NODES: usize = 3;
+
+/// nginx running `deploy/nginx.conf`, with the test's ports filled in.
+struct Balancer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The recipe with its listen port and node list replaced, and files kept in `dir`.
+fn render_recipe(recipe: &str, port: u16, nodes: &[SocketAddr], dir: &Path) -> String {
+    let mut out = String::new();
+    let mut servers_written = false;
+    for line in recipe.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("server 127.0.0.1:") {
+            if !servers_written {
+                for node in nodes {
+                    out.push_str(&format!(
+                        "        server {node} max_fails=1 fail_timeout=10s;\n"
+                    ));
+                }
+                servers_written = true;
+            }
+            continue;
+        }
+        if trimmed.starts_with("listen 8080;") {
+            out.push_str(&format!("        listen 127.0.0.1:{port};\n"));
+            continue;
+        }
+        if trimmed.starts_with("worker_processes") {
+            out.push_str("worker_processes 1;\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        if trimmed.starts_with("http {") {
+            let d = dir.display();
+            out.push_str(&format!(
+                "    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
+            ));
+        }
+    }
+    assert!(
+        servers_written,
+        "the recipe lists its nodes as `server 127.0.0.1:…` lines"
+    );
+    out
+}
+
+async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Balancer {
+    let recipe_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf");
+    let recipe = std::fs::read_to_string(recipe_path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, render_recipe(&recipe, port, nodes, dir.path())).unwrap();
+    let globals = format!(
+        "daemon off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
+        dir.path().display()
+    );
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf)
+        .arg("-g")
+        .arg(globals)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    // Owned by the Balancer at once, so nginx is stopped on every path out.
+    let balancer = Balancer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{}/healthz", balancer.url)).send().await {
+            if r.status().is_success() {
+                return balancer;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(balancer._dir.path().join("error.log")).unwrap_or_default();
+    panic!("nginx did not come up: {log}");
+}
+
+struct Cluster {
+    nodes: Vec<Option<RelayHandle>>,
+    taps: Vec<Arc<CaptureTap>>,
+    balancer: Balancer,
+}
+
+impl Cluster {
+    async fn start(nginx: &Path) -> Cluster {
+        let port = free_port();
+        let public = format!("http://127.0.0.1:{port}");
+        let mut nodes = Vec::new();
+        let mut taps = Vec::new();
+        for _ in 0..NODES {
+            // The tap only records which node carried which path (1 byte each).
+            let tap = Arc::new(CaptureTap::new(1));
+            let config = RelayConfig::open_loopback()
+                .public_url(public.clone())
+                .data_wait(Duration::from_secs(5))
+                .tap(tap.clone());
+            nodes.push(Some(Relay::bind(config).await.unwrap()));
+            taps.push(tap);
+        }
+        let addrs: Vec<SocketAddr> = nodes
+            .iter()
+            .map(|n| n.as_ref().unwrap().local_addr())
+            .collect();
+        let balancer = start_balancer(nginx, port, &addrs).await;
+        Cluster {
+            nodes,
+            taps,
+            balancer,
+        }
+    }
+
+    fn connect_url(&self) -> String {
+        format!("{}/v0", self.balancer.url)
+    }
+
+    /// Which node forwarded bytes for `path`, if any.
+    fn node_of(&self, path: &str) -> Option<usize> {
+        (0..NODES).find(|&i| self.taps[i].total_len(path) > 0)
+    }
+}
+
+fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen()).collect()
+}
+
+fn config(cluster_url: &str, path: &str) -> Config {
+    Config::builder(path)
+        .connect_url(cluster_url)
+        .no_access_token()
+        .build()
+        .unwrap()
+}
+
+/// Producer through the Connect API with our client; `pace` slows it down.
+async fn produce(config: Config, data: Arc<Vec<u8>>, pace: Option<Duration>) -> Result<(), Error> {
+    let mut w = StreamWriter::connect(&config).await?;
+    for piece in data.chunks(32 * 1024) {
+        w.write_all(piece).await?;
+        if let Some(pause) = pace {
+            w.flush().await?;
+            tokio::time::sleep(pause).await;
+        }
+    }
+    w.shutdown().await?;
+    Ok(())
+}
+
+async fn consume(config: Config) -> Result<Vec<u8>, Error> {
+    let mut r = StreamReader::connect(&config).await?;
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).await?;
+    Ok(got)
+}
+
+/// Producer straight on the Data API (no Connect), as curl or a browser would.
+async fn produce_direct(url: String, data: Arc<Vec<u8>>) -> Result<(), String> {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = data
+        .chunks(16 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let resp = reqwest::Client::new()
+        .put(url)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| e.to_string())?;
+    let last = text.lines().last().unwrap_or_default();
+    if status.is_success() && last == "[STATE:TRANSFER_SUCCESSFUL]" {
+        Ok(())
+    } else {
+        Err(format!("{status}: {text}"))
+    }
+}
+
+async fn consume_direct(url: String) -> Result<Vec<u8>, String> {
+    let resp = reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(resp.status().to_string());
+    }
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    while let Some(chunk) = body.next().await {
+        got.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(got)
+}
+
+/// One pair on `path`, arrival order and API chosen by `seed`.
+async fn run_pair(
+    connect_url: String,
+    data_base: String,
+    path: String,
+    seed: u64,
+) -> Result<(), String> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let data = Arc::new(payload(seed, rng.gen_range(0..150_000)));
+    let producer_delay = Duration::from_millis(rng.gen_range(0..40));
+    let consumer_delay = Duration::from_millis(rng.gen_range(0..40));
+    let direct = seed % 3 == 0;
+    let (p, c) = if direct {
+        let url = format!("{data_base}/data{path}");
+        let d = data.clone();
+        let u = url.clone();
+        let p = tokio::spawn(async move {
+            tokio::time::sleep(producer_delay).await;
+            produce_direct(u, d).await
+        });
+        let c = tokio::spawn(async move {
+            tokio::time::sleep(consumer_delay).await;
+            consume_direct(url).await
+        });
+        (p, c)
+    } else {
+        let d = data.clone();
+        let pc = config(&connect_url, &path);
+        let cc = config(&connect_url, &path);
+        let p = tokio::spawn(async move {
+            tokio::time::sleep(producer_delay).await;
+            produce(pc, d, None).await.map_err(|e| e.to_string())
+        });
+        let c = tokio::spawn(async move {
+            tokio::time::sleep(consumer_delay).await;
+            consume(cc).await.map_err(|e| e.to_string())
+        });
+        (p, c)
+    };
+    let produced = p.await.unwrap();
+    let consumed = c.await.unwrap();
+    produced.map_err(|e| format!("{path} producer: {e}"))?;
+    let got = consumed.map_err(|e| format!("{path} consumer: {e}"))?;
+    if got != *data {
+        return Err(format!(
+            "{path}: {} bytes received, {} sent",
+            got.len(),
+            data.len()
+        ));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_behind_nginx_carry_300_pairs_and_survive_a_node_kill() {
+    let Some(nginx) = support::tool("nginx").or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/nginx");
+        sbin.exists().then_some(sbin)
+    }) else {
+        return;
+    };
+    let mut cluster = Cluster::start(&nginx).await;
+    let connect_url = cluster.connect_url();
+    let base = cluster.balancer.url.clone();
+
+    // Phase 1: 300 pairs, distinct paths, random order, both APIs.
+    let pairs: Vec<_> = (0..300u64)
+        .map(|i| {
+            tokio::spawn(run_pair(
+                connect_url.clone(),
+                base.clone(),
+                format!("/scale/p{i}"),
+                i,
+            ))
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for p in pairs {
+        if let Err(e) = p.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 300 pairs failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let mut per_node = [0usize; NODES];
+    for i in 0..300 {
+        if let Some(n) = cluster.node_of(&format!("/scale/p{i}")) {
+            per_node[n] += 1;
+        }
+    }
+    assert!(
+        per_node.iter().all(|&n| n > 30),
+        "paths spread over the nodes: {per_node:?}"
+    );
+
+    // Phase 2: 45 slow pairs (80 paced 32 KiB writes each) streaming when node 1 is killed.
+    let mut live = Vec::new();
+    for i in 0..45u64 {
+        let path = format!("/kill/p{i}");
+        let data = Arc::new(payload(1000 + i, 80 * 32 * 1024));
+        let p = tokio::spawn(produce(
+            config(&connect_url, &path),
+            data.clone(),
+            Some(Duration::from_millis(40)),
+        ));
+        let c = tokio::spawn(consume(config(&connect_url, &path)));
+        live.push((path, data, p, c));
+    }
+    // Kill node 1 once every stream is flowing (each has forwarded bytes).
+    let started = std::time::Instant::now();
+    while !live
+        .iter()
+        .all(|(path, ..)| cluster.node_of(path).is_some())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "streams did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let victim = 1;
+    // Streams already complete when the node dies are not on it any more.
+    let complete: Vec<bool> = live
+        .iter()
+        .map(|(path, data, ..)| cluster.taps[victim].total_len(path) == data.len() as u64)
+        .collect();
+    cluster.nodes[victim].take().unwrap().abort();
+    let (mut survived, mut killed) = (0, 0);
+    for ((path, data, p, c), complete) in live.into_iter().zip(complete) {
+        let produced = p.await.unwrap();
+        let consumed = c.await.unwrap();
+        let node = cluster.node_of(&path).expect("every stream had started");
+        if node == victim && !complete {
+            killed += 1;
+            assert!(
+                produced.is_err(),
+                "{path}: producer on the killed node reported success"
+            );
+            if let Ok(got) = consumed {
+                panic!(
+                    "{path}: consumer on the killed node got a success with {} of {} bytes",
+                    got.len(),
+                    data.len()
+                );
+            }
+        } else {
+            survived += 1;
+            produced.unwrap_or_else(|e| panic!("{path} (node {node}) producer: {e}"));
+            let got = consumed.unwrap_or_else(|e| panic!("{path} (node {node}) consumer: {e}"));
+            assert_eq!(got.len(), data.len(), "{path}");
+            assert!(got == *data, "{path}: bytes differ");
+        }
+    }
+    assert!(
+        killed > 0 && survived > 0,
+        "killed {killed}, survived {survived}"
+    );
+
+    // Phase 3: new pairs after the kill all succeed on the remaining nodes.
+    let after: Vec<_> = (0..60u64)
+        .map(|i| {
+            tokio::spawn(run_pair(
+                connect_url.clone(),
+                base.clone(),
+                format!("/after/p{i}"),
+                5000 + i,
+            ))
+        })
+        .collect();
+    for p in after {
+        p.await.unwrap().unwrap();
+    }
+    for i in 0..60 {
+        assert_ne!(cluster.node_of(&format!("/after/p{i}")), Some(victim));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_works_through_the_balancer() {
+    let Some(nginx) = support::tool("nginx").or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/nginx");
+        sbin.exists().then_some(sbin)
+    }) else {
+        return;
+    };
+    let Some(py_cli) = support::py_cli() else {
+        return;
+    };
+    let cluster = Cluster::start(&nginx).await;
+    let connect_url = cluster.connect_url();
+    for i in 0..6u64 {
+        let path = format!("/py/p{i}");
+        let data = payload(9000 + i, 50_000 + i as usize * 1000);
+        // Python writes, we read (3 pairs); we write, Python reads (3 pairs).
+        if i % 2 == 0 {
+            let mut child = tokio::process::Command::new(&py_cli)
+                .args(["write", "-s", &path, "-U", &connect_url])
+                .env("ZEBRASTREAM_ACCESS_TOKEN", "x")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let input = data.clone();
+            tokio::spawn(async move {
+                stdin.write_all(&input).await.unwrap();
+            });
+            let got = consume(config(&connect_url, &path)).await.unwrap();
+            let out = child.wait_with_output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "python writer: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(got == data, "{path}: python→rust bytes differ");
+        } else {
+            let child = tokio::process::Command::new(&py_cli)
+                .args(["read", "-s", &path, "-U", &connect_url])
+                .env("ZEBRASTREAM_ACCESS_TOKEN", "x")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            produce(config(&connect_url, &path), Arc::new(data.clone()), None)
+                .await
+                .unwrap();
+            let out = child.wait_with_output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "python reader: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.stdout == data, "{path}: rust→python bytes differ");
+        }
+    }
+}
