@@ -12,7 +12,7 @@ use super::config::{Config, Environment};
 use super::endpoint::{pump, PumpError, Sink, Source};
 use super::errors::{io_failure, Side};
 use super::key_material::{OpeningPlan, SealingKey};
-use super::keys::{self, KeyFlags, Role};
+use super::keys::{self, KeyFlags, KeyPlan, Role};
 use super::passphrase;
 use super::progress::Progress;
 use super::{CmdResult, ExitKind, Failure};
@@ -113,14 +113,7 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
         recipients_files: args.recipients_files,
         ..KeyFlags::default()
     };
-    let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
-    let plan = keys::plan(
-        Role::Encrypt,
-        flags,
-        &config,
-        passphrase::can_prompt(),
-        &subject,
-    )?;
+    let plan = key_plan(Role::Encrypt, flags, env, &subject)?;
     let key = SealingKey::from_plan(plan, &subject)?
         .ok_or_else(|| Failure::usage("encrypt needs a key"))?;
     let encryptor = key.encryptor(args.format, &subject)?;
@@ -158,6 +151,18 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
     })
 }
 
+/// The key decision for `encrypt`/`decrypt`: flags, then `ZEBRASTREAM_PASSPHRASE`
+/// (no config files: these commands work on files, not streams), then a prompt.
+fn key_plan(
+    role: Role,
+    flags: KeyFlags,
+    env: &Environment,
+    subject: &str,
+) -> Result<KeyPlan, Failure> {
+    let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
+    keys::plan(role, flags, &config, passphrase::can_prompt(), subject)
+}
+
 /// Decrypts INPUT (or stdin) to OUTPUT (or stdout).
 pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResult {
     let subject = subject_of(args.input.as_deref());
@@ -167,14 +172,7 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
         identities: args.identities,
         ..KeyFlags::default()
     };
-    let config = Config::from_environment(env).map_err(|e| Failure::usage(e.to_string()))?;
-    let plan = keys::plan(
-        Role::Decrypt,
-        flags,
-        &config,
-        passphrase::can_prompt(),
-        &subject,
-    )?;
+    let plan = key_plan(Role::Decrypt, flags, env, &subject)?;
     let key = match OpeningPlan::from_plan(plan, &subject)? {
         OpeningPlan::Key(key) => key,
         OpeningPlan::Plain | OpeningPlan::Detect { .. } => {

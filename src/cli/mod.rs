@@ -245,6 +245,35 @@ fn client_common(
     }
 }
 
+/// With `--forward-secrecy`, runs the one-time key exchange (`exchange`) and
+/// rebuilds the client configuration with its key; otherwise returns `base`.
+async fn forward_secret_config<E>(
+    exchange: Option<E>,
+    base: zebrastream::client::Config,
+    make_config: &dyn Fn(
+        zebrastream::client::Encryption,
+    ) -> Result<zebrastream::client::Config, Failure>,
+    progress: &progress::Progress,
+    subject: &str,
+    side: errors::Side,
+) -> Result<zebrastream::client::Config, Failure>
+where
+    E: std::future::Future<
+        Output = Result<zebrastream::client::Encryption, zebrastream::client::Error>,
+    >,
+{
+    let Some(exchange) = exchange else {
+        return Ok(base);
+    };
+    match exchange.await {
+        Ok(encryption) => make_config(encryption),
+        Err(e) => {
+            progress.clear();
+            Err(errors::client_failure(subject, side, &e))
+        }
+    }
+}
+
 /// Runs `future` to completion on a multi-threaded tokio runtime.
 fn block_on<F: std::future::Future<Output = CmdResult>>(future: F) -> CmdResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -116,16 +116,18 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         };
         let progress = Progress::for_stderr(quiet);
         progress.waiting(format!("{subject}: waiting for writer…"));
-        let client_config = match &forward_secret {
-            None => client_config,
-            Some(ticket) => match ticket.forward_secret_reader().await {
-                Ok(encryption) => make_config(encryption)?,
-                Err(e) => {
-                    progress.clear();
-                    return Err(client_failure(&subject, Side::Consumer, &e));
-                }
-            },
-        };
+        let exchange = forward_secret
+            .as_ref()
+            .map(|ticket| ticket.forward_secret_reader());
+        let client_config = super::forward_secret_config(
+            exchange,
+            client_config,
+            &make_config,
+            &progress,
+            &subject,
+            Side::Consumer,
+        )
+        .await?;
         let connected = StreamReader::connect(&client_config).await;
         let mut reader = match connected {
             Ok(r) => r,

@@ -146,16 +146,18 @@ pub fn run(
         };
         let progress = Progress::for_stderr(quiet);
         progress.waiting(format!("{subject}: waiting for reader…"));
-        let client_config = match &forward_secret {
-            None => client_config,
-            Some(ticket) => match ticket.forward_secret_writer(format).await {
-                Ok(encryption) => make_config(encryption)?,
-                Err(e) => {
-                    progress.clear();
-                    return Err(client_failure(&subject, Side::Producer, &e));
-                }
-            },
-        };
+        let exchange = forward_secret
+            .as_ref()
+            .map(|ticket| ticket.forward_secret_writer(format));
+        let client_config = super::forward_secret_config(
+            exchange,
+            client_config,
+            &make_config,
+            &progress,
+            &subject,
+            Side::Producer,
+        )
+        .await?;
         let connected = StreamWriter::connect(&client_config).await;
         let mut writer = match connected {
             Ok(w) => w,
