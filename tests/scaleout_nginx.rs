@@ -95,7 +95,7 @@ async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Balanc
     let conf = dir.path().join("nginx.conf");
     std::fs::write(&conf, render_recipe(&recipe, port, nodes, dir.path())).unwrap();
     let globals = format!(
-        "daemon off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
+        "daemon off; master_process off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
         dir.path().display()
     );
     let child = Command::new(nginx)

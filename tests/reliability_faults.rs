@@ -1,0 +1,245 @@
+//! Fault injection: 200 randomized transfers through the relay with a TCP
+//! proxy under the test's control in front of the producer, the consumer, or
+//! both, that resets connections at random byte offsets, stalls them, or
+//! slows them down. Whatever happens, for every case:
+//!
+//! - the consumer either received every byte and a success, or an error:
+//!   never a short (or altered) success;
+//! - the producer's success implies the consumer's success whenever the path
+//!   from the relay to the consumer is sound (faults on the producer's side);
+//! - neither side hangs.
+//!
+//! What no one-way HTTP relay can promise: when the connection between the
+//! relay and the consumer breaks *after* the relay has written the last byte
+//! and the terminator into it (here: a proxy that accepted the bytes, then
+//! reset), the producer has already been told `[STATE:TRANSFER_SUCCESSFUL]`
+//! and the consumer sees an error. The consumer never sees a short success;
+//! the test counts these cases and reports them (docs/reliability.md).
+//!
+//! `ZS_FAULT_CASES=N` runs more cases (a soak), `ZS_FAULT_SEED=S` replays a run.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use support::fault_proxy::{Fault, FaultProxy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zebrastream::cipher::Format;
+use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
+use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
+
+/// Longest a side may take before the case counts as a hang.
+const HANG_LIMIT: Duration = Duration::from_secs(40);
+
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Producer,
+    Consumer,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    index: u64,
+    target: Target,
+    fault: Fault,
+    len: usize,
+    encrypted: bool,
+}
+
+fn random_fault(rng: &mut impl Rng, len: usize) -> Fault {
+    // Offsets span the HTTP heads, the header, the body and just past its end.
+    let span = (len as u64 + 2_000).max(1);
+    match rng.gen_range(0..10) {
+        0..=3 => Fault::ResetUpstreamAfter(rng.gen_range(0..span)),
+        4..=6 => Fault::ResetDownstreamAfter(rng.gen_range(0..span)),
+        7 => Fault::StallUpstream {
+            after: rng.gen_range(0..span),
+            millis: rng.gen_range(50..400),
+        },
+        8 => Fault::Throttle {
+            bytes_per_sec: 256 * 1024,
+        },
+        _ => Fault::None,
+    }
+}
+
+fn cases(seed: u64, count: u64) -> Vec<Case> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|index| {
+            // Two cases slow a side to 1 KB/s with a small stream.
+            let (fault, len) = if index < 2 {
+                (
+                    Fault::Throttle {
+                        bytes_per_sec: 1024,
+                    },
+                    1_500,
+                )
+            } else {
+                let len = rng.gen_range(0..200_000);
+                (random_fault(&mut rng, len), len)
+            };
+            let target = match rng.gen_range(0..3) {
+                0 => Target::Producer,
+                1 => Target::Consumer,
+                _ => Target::Both,
+            };
+            Case {
+                index,
+                target,
+                fault,
+                len,
+                encrypted: rng.gen_bool(0.5),
+            }
+        })
+        .collect()
+}
+
+fn config(base: &str, path: &str, encryption: Encryption) -> Config {
+    Config::builder(path)
+        .connect_url(format!("{base}/v0"))
+        .connect_timeout(Duration::from_secs(8))
+        .encryption(encryption)
+        .no_access_token()
+        .build()
+        .unwrap()
+}
+
+async fn run_case(
+    relay_addr: std::net::SocketAddr,
+    relay_url: String,
+    case: Case,
+) -> Result<Outcome, String> {
+    let direct = relay_url;
+    let proxy = FaultProxy::start(relay_addr, case.fault).await;
+    let (producer_base, consumer_base) = match case.target {
+        Target::Producer => (proxy.http_base(), direct),
+        Target::Consumer => (direct, proxy.http_base()),
+        Target::Both => (proxy.http_base(), proxy.http_base()),
+    };
+    let path = format!("/faults/{}", case.index);
+    let (seal, open) = if case.encrypted {
+        let id = age::x25519::Identity::generate();
+        (
+            Encryption::recipients(vec![Box::new(id.to_public())], Format::AgeRt),
+            Encryption::identities(vec![Box::new(id)]),
+        )
+    } else {
+        (Encryption::Plain, Encryption::Plain)
+    };
+    let data: Arc<Vec<u8>> = Arc::new(
+        (0..case.len)
+            .map(|i| (i * 7 + case.index as usize) as u8)
+            .collect(),
+    );
+    let wc = config(&producer_base, &path, seal);
+    let rc = config(&consumer_base, &path, open);
+    let sent = data.clone();
+    let producer = tokio::spawn(tokio::time::timeout(HANG_LIMIT, async move {
+        let mut w = StreamWriter::connect(&wc).await?;
+        for piece in sent.chunks(16 * 1024) {
+            w.write_all(piece).await?;
+        }
+        w.shutdown().await?;
+        Ok::<_, Error>(())
+    }));
+    let consumer = tokio::spawn(tokio::time::timeout(HANG_LIMIT, async move {
+        let mut r = StreamReader::connect(&rc).await?;
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await?;
+        Ok::<_, Error>(got)
+    }));
+    let produced = producer
+        .await
+        .unwrap()
+        .map_err(|_| format!("{case:?}: producer hung"))?;
+    let consumed = consumer
+        .await
+        .unwrap()
+        .map_err(|_| format!("{case:?}: consumer hung"))?;
+    match (&produced, &consumed) {
+        (_, Ok(got)) if got.as_slice() != data.as_slice() => Err(format!(
+            "{case:?}: SHORT OR ALTERED SUCCESS: consumer got {} of {} bytes",
+            got.len(),
+            data.len()
+        )),
+        (Ok(()), Err(e)) if matches!(case.target, Target::Producer) => Err(format!(
+            "{case:?}: producer succeeded but the consumer failed: {e}"
+        )),
+        (Ok(()), Err(_)) => Ok(Outcome::LostAfterDelivery),
+        (Ok(()), Ok(_)) => Ok(Outcome::Delivered),
+        (Err(_), _) => Ok(Outcome::Failed),
+    }
+}
+
+/// How a case ended when it kept the invariants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Both sides succeeded, byte-exact.
+    Delivered,
+    /// The producer failed (and the consumer either failed or, had the
+    /// producer's error come after delivery, succeeded byte-exact).
+    Failed,
+    /// The relay delivered everything into the consumer's connection, which
+    /// broke downstream afterwards: producer success, consumer error.
+    LostAfterDelivery,
+}
+
+async fn relay() -> RelayHandle {
+    Relay::bind(
+        RelayConfig::open_loopback()
+            .data_wait(Duration::from_secs(3))
+            .connect_wait(Duration::from_secs(10), Duration::from_secs(10)),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn randomized_faults_never_produce_a_short_success() {
+    let seed = std::env::var("ZS_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
+    let count = std::env::var("ZS_FAULT_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let relay = relay().await;
+    let relay_url = format!("http://{}", relay.local_addr());
+    let all = cases(seed, count);
+    let mut outcomes = Vec::new();
+    // A few cases at a time: faults are about timing, not load.
+    for batch in all.chunks(8) {
+        let runs: Vec<_> = batch
+            .iter()
+            .map(|&case| tokio::spawn(run_case(relay.local_addr(), relay_url.clone(), case)))
+            .collect();
+        for run in runs {
+            outcomes.push(run.await.unwrap());
+        }
+    }
+    let failures: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    let count_of = |kind: Outcome| outcomes.iter().filter(|o| o.as_ref() == Ok(&kind)).count();
+    eprintln!(
+        "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery",
+        count_of(Outcome::Delivered),
+        count_of(Outcome::Failed),
+        count_of(Outcome::LostAfterDelivery)
+    );
+    // The faults must really bite: a fault-free run would prove nothing.
+    assert!(count_of(Outcome::Failed) + count_of(Outcome::LostAfterDelivery) > count as usize / 10);
+    assert!(
+        failures.is_empty(),
+        "{} of {count} cases broke an invariant (seed {seed}):\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
