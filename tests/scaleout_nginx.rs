@@ -10,122 +10,21 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
+use support::balancer::{free_port, start_balancer, Balancer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::client::{Config, Error, StreamReader, StreamWriter};
 use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle};
 
 const NODES: usize = 3;
-
-/// nginx running `deploy/nginx.conf`, with the test's ports filled in.
-struct Balancer {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The recipe with its listen port and node list replaced, and files kept in `dir`.
-fn render_recipe(recipe: &str, port: u16, nodes: &[SocketAddr], dir: &Path) -> String {
-    let mut out = String::new();
-    let mut servers_written = false;
-    for line in recipe.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("server 127.0.0.1:") {
-            if !servers_written {
-                for node in nodes {
-                    out.push_str(&format!(
-                        "        server {node} max_fails=1 fail_timeout=10s;\n"
-                    ));
-                }
-                servers_written = true;
-            }
-            continue;
-        }
-        if trimmed.starts_with("listen 8080;") {
-            out.push_str(&format!("        listen 127.0.0.1:{port};\n"));
-            continue;
-        }
-        if trimmed.starts_with("worker_processes") {
-            out.push_str("worker_processes 1;\n");
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-        if trimmed.starts_with("http {") {
-            let d = dir.display();
-            out.push_str(&format!(
-                "    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n"
-            ));
-        }
-    }
-    assert!(
-        servers_written,
-        "the recipe lists its nodes as `server 127.0.0.1:…` lines"
-    );
-    out
-}
-
-async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Balancer {
-    let recipe_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf");
-    let recipe = std::fs::read_to_string(recipe_path).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, render_recipe(&recipe, port, nodes, dir.path())).unwrap();
-    let globals = format!(
-        "daemon off; master_process off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
-        dir.path().display()
-    );
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .arg("-g")
-        .arg(globals)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    // Owned by the Balancer at once, so nginx is stopped on every path out.
-    let balancer = Balancer {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{}/healthz", balancer.url)).send().await {
-            if r.status().is_success() {
-                return balancer;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let log = std::fs::read_to_string(balancer._dir.path().join("error.log")).unwrap_or_default();
-    panic!("nginx did not come up: {log}");
-}
 
 struct Cluster {
     nodes: Vec<Option<RelayHandle>>,
@@ -300,10 +199,7 @@ async fn run_pair(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_behind_nginx_carry_300_pairs_and_survive_a_node_kill() {
-    let Some(nginx) = support::tool("nginx").or_else(|| {
-        let sbin = PathBuf::from("/usr/sbin/nginx");
-        sbin.exists().then_some(sbin)
-    }) else {
+    let Some(nginx) = support::balancer::nginx() else {
         return;
     };
     let mut cluster = Cluster::start(&nginx).await;
@@ -428,10 +324,7 @@ async fn three_nodes_behind_nginx_carry_300_pairs_and_survive_a_node_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_client_works_through_the_balancer() {
-    let Some(nginx) = support::tool("nginx").or_else(|| {
-        let sbin = PathBuf::from("/usr/sbin/nginx");
-        sbin.exists().then_some(sbin)
-    }) else {
+    let Some(nginx) = support::balancer::nginx() else {
         return;
     };
     let Some(py_cli) = support::py_cli() else {

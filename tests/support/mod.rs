@@ -6,6 +6,7 @@
 //! except under `CI=true`, where a missing tool is a failure.
 #![allow(dead_code)]
 
+pub mod balancer;
 pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};
