@@ -265,13 +265,21 @@ where
     let Some(exchange) = exchange else {
         return Ok(base);
     };
-    match exchange.await {
-        Ok(encryption) => make_config(encryption),
-        Err(e) => {
-            progress.clear();
-            Err(errors::client_failure(subject, side, &e))
-        }
-    }
+    make_config(until_connected(exchange, progress, subject, side).await?)
+}
+
+/// Awaits a client step that waits for the peer (a Connect, a key exchange);
+/// on failure clears the progress display and names the stream in the error.
+async fn until_connected<T>(
+    step: impl std::future::Future<Output = Result<T, zebrastream::client::Error>>,
+    progress: &progress::Progress,
+    subject: &str,
+    side: errors::Side,
+) -> Result<T, Failure> {
+    step.await.map_err(|e| {
+        progress.clear();
+        errors::client_failure(subject, side, &e)
+    })
 }
 
 /// Runs `future` to completion on a multi-threaded tokio runtime.

@@ -128,14 +128,13 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             Side::Consumer,
         )
         .await?;
-        let connected = StreamReader::connect(&client_config).await;
-        let mut reader = match connected {
-            Ok(r) => r,
-            Err(e) => {
-                progress.clear();
-                return Err(client_failure(&subject, Side::Consumer, &e));
-            }
-        };
+        let mut reader = super::until_connected(
+            StreamReader::connect(&client_config),
+            &progress,
+            &subject,
+            Side::Consumer,
+        )
+        .await?;
         tracing::info!("{subject}: writer connected");
         let mut input: Box<dyn AsyncRead + Unpin + Send + '_> = match detect {
             None => Box::new(&mut reader),

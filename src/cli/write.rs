@@ -158,14 +158,13 @@ pub fn run(
             Side::Producer,
         )
         .await?;
-        let connected = StreamWriter::connect(&client_config).await;
-        let mut writer = match connected {
-            Ok(w) => w,
-            Err(e) => {
-                progress.clear();
-                return Err(client_failure(&subject, Side::Producer, &e));
-            }
-        };
+        let mut writer = super::until_connected(
+            StreamWriter::connect(&client_config),
+            &progress,
+            &subject,
+            Side::Producer,
+        )
+        .await?;
         tracing::info!("{subject}: reader connected");
         progress.transferring("sent");
         // The producer starts only once a reader is there (as in the Python CLI).
