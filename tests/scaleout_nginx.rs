@@ -6,7 +6,10 @@
 //! - one node killed mid-run: its streams end with errors on both sides
 //!   (never a short success), the other streams complete, and new pairs after
 //!   the kill succeed on the remaining nodes;
-//! - the official Python client through the balancer.
+//! - the official Python client through the balancer;
+//! - bulk transfers (tens of MiB, producer first) do not stall: nginx stops
+//!   forwarding a request body once the response head has passed, so the
+//!   relay answers proxied uploads only when they ended.
 
 mod support;
 
@@ -22,7 +25,7 @@ use rand::{Rng, SeedableRng};
 use support::balancer::{free_port, start_balancer, Balancer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::client::{Config, Error, StreamReader, StreamWriter};
-use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle};
+use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle, UploadResponse};
 
 const NODES: usize = 3;
 
@@ -34,6 +37,10 @@ struct Cluster {
 
 impl Cluster {
     async fn start(nginx: &Path) -> Cluster {
+        Cluster::start_with(nginx, UploadResponse::Auto).await
+    }
+
+    async fn start_with(nginx: &Path, upload_response: UploadResponse) -> Cluster {
         let port = free_port();
         let public = format!("http://127.0.0.1:{port}");
         let mut nodes = Vec::new();
@@ -44,6 +51,7 @@ impl Cluster {
             let config = RelayConfig::open_loopback()
                 .public_url(public.clone())
                 .data_wait(Duration::from_secs(5))
+                .upload_response(upload_response)
                 .tap(tap.clone());
             nodes.push(Some(Relay::bind(config).await.unwrap()));
             taps.push(tap);
@@ -71,8 +79,9 @@ impl Cluster {
 }
 
 fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen()).collect()
+    let mut data = vec![0; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill(&mut data[..]);
+    data
 }
 
 fn config(cluster_url: &str, path: &str) -> Config {
@@ -377,5 +386,51 @@ async fn the_official_python_client_works_through_the_balancer() {
             );
             assert!(out.stdout == data, "{path}: rust→python bytes differ");
         }
+    }
+}
+
+/// The producer arrives first and sends tens of MiB: before the relay held
+/// proxied upload responses back, nginx stopped forwarding the body a few MB
+/// after the relay's `[STATE:CONNECTED]` passed, and both sides hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_uploads_through_nginx_do_not_stall() {
+    let Some(nginx) = support::balancer::nginx() else {
+        return;
+    };
+    let cluster = Cluster::start(&nginx).await;
+    let connect_url = cluster.connect_url();
+    let data = Arc::new(payload(4242, 40 << 20));
+    for direct in [true, false] {
+        let path = format!("/bulk/direct-{direct}");
+        let producer = {
+            let data = data.clone();
+            let url = format!("{}/data{path}", cluster.balancer.url);
+            let config = config(&connect_url, &path);
+            tokio::spawn(async move {
+                if direct {
+                    produce_direct(url, data).await
+                } else {
+                    produce(config, data, None).await.map_err(|e| e.to_string())
+                }
+            })
+        };
+        // Let the producer park (and fill its socket buffers) first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let consumed = tokio::time::timeout(Duration::from_secs(120), async {
+            if direct {
+                consume_direct(format!("{}/data{path}", cluster.balancer.url)).await
+            } else {
+                consume(config(&connect_url, &path)).await.map_err(|e| e.to_string())
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{path}: consumer stalled"));
+        let got = consumed.unwrap_or_else(|e| panic!("{path} consumer: {e}"));
+        assert!(got == *data, "{path}: {} of {} bytes", got.len(), data.len());
+        tokio::time::timeout(Duration::from_secs(30), producer)
+            .await
+            .unwrap_or_else(|_| panic!("{path}: producer stalled"))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{path} producer: {e}"));
     }
 }

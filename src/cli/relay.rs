@@ -56,6 +56,29 @@ pub struct RelayArgs {
     /// Maximum number of stream paths with a waiter or a transfer at once.
     #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_MAX_STREAMS)]
     max_streams: usize,
+    /// When a producer's PUT is answered: `streaming` (full duplex), `after-upload` (once the
+    /// transfer ended; needed behind nginx), or `auto` (after-upload for requests that came
+    /// through a proxy, i.e. carry Forwarded, X-Forwarded-For or Via).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = UploadResponseArg::Auto)]
+    upload_response: UploadResponseArg,
+}
+
+/// `--upload-response` values (see [`relay::UploadResponse`]).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UploadResponseArg {
+    Auto,
+    Streaming,
+    AfterUpload,
+}
+
+impl From<UploadResponseArg> for relay::UploadResponse {
+    fn from(arg: UploadResponseArg) -> Self {
+        match arg {
+            UploadResponseArg::Auto => relay::UploadResponse::Auto,
+            UploadResponseArg::Streaming => relay::UploadResponse::Streaming,
+            UploadResponseArg::AfterUpload => relay::UploadResponse::AfterUpload,
+        }
+    }
 }
 
 impl RelayArgs {
@@ -76,7 +99,8 @@ impl RelayArgs {
                 Duration::from_secs(self.max_connect_wait),
             )
             .data_wait(Duration::from_secs(self.data_wait))
-            .max_streams(self.max_streams);
+            .max_streams(self.max_streams)
+            .upload_response(self.upload_response.into());
         if let Some(url) = &self.public_url {
             config = config.public_url(url.clone());
         }

@@ -48,6 +48,47 @@ pub struct RelayConfig {
     pub(crate) tls_cert: Option<PathBuf>,
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tap: Option<Arc<dyn ForwardTap>>,
+    pub(crate) upload_response: UploadResponse,
+}
+
+/// When a producer's `PUT` gets its response (the status lines).
+///
+/// The protocol allows the response to stream while the upload is still
+/// arriving (full duplex). Some reverse proxies cannot carry that: **nginx**
+/// stops forwarding a request body to the upstream once it has passed the
+/// response head on to the client (`proxy_request_buffering off` only covers
+/// the time before), so a full-duplex `PUT` stalls a few megabytes in. Behind
+/// such a proxy the relay answers only once the transfer has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UploadResponse {
+    /// Full duplex for direct clients; [`UploadResponse::AfterUpload`] for
+    /// requests that came through a proxy (they carry `Forwarded`,
+    /// `X-Forwarded-For` or `Via`, which the recipe in `deploy/nginx.conf` sets).
+    #[default]
+    Auto,
+    /// Always full duplex: `[STATE:CONNECTED]` as soon as bytes flow, the
+    /// final line when the transfer ends.
+    Streaming,
+    /// Always hold the response until the transfer has ended, then send
+    /// `[STATE:CONNECTED]` and the final line at once.
+    AfterUpload,
+}
+
+impl UploadResponse {
+    /// Whether a `PUT` with these request headers is answered only after its upload ended.
+    pub fn defers(self, request: &http::HeaderMap) -> bool {
+        match self {
+            UploadResponse::Streaming => false,
+            UploadResponse::AfterUpload => true,
+            UploadResponse::Auto => [
+                http::header::FORWARDED,
+                http::header::VIA,
+                http::HeaderName::from_static("x-forwarded-for"),
+            ]
+            .iter()
+            .any(|name| request.contains_key(name)),
+        }
+    }
 }
 
 /// Default Connect wait when the request has no `timeout` parameter.
@@ -73,6 +114,7 @@ impl Default for RelayConfig {
             tls_cert: None,
             tls_key: None,
             tap: None,
+            upload_response: UploadResponse::Auto,
         }
     }
 }
@@ -128,6 +170,13 @@ impl RelayConfig {
     /// once; requests for further paths get `503 Service Unavailable`.
     pub fn max_streams(mut self, max: usize) -> Self {
         self.max_streams = max;
+        self
+    }
+
+    /// When producers get their response; see [`UploadResponse`] (default
+    /// [`UploadResponse::Auto`]).
+    pub fn upload_response(mut self, when: UploadResponse) -> Self {
+        self.upload_response = when;
         self
     }
 
@@ -199,6 +248,7 @@ impl fmt::Debug for RelayConfig {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("tap", &self.tap.as_ref().map(|_| "<tap>"))
+            .field("upload_response", &self.upload_response)
             .finish()
     }
 }
@@ -226,5 +276,19 @@ mod tests {
             .contains("above the maximum"));
         let c = RelayConfig::default().public_url("relay.example.org");
         assert!(c.validate().unwrap_err().to_string().contains("http://"));
+    }
+
+    #[test]
+    fn auto_defers_only_proxied_uploads() {
+        let direct = http::HeaderMap::new();
+        let mut proxied = http::HeaderMap::new();
+        proxied.insert("x-forwarded-for", "10.0.0.7".parse().unwrap());
+        let mut via = http::HeaderMap::new();
+        via.insert(http::header::VIA, "1.1 balancer".parse().unwrap());
+        assert!(!UploadResponse::Auto.defers(&direct));
+        assert!(UploadResponse::Auto.defers(&proxied));
+        assert!(UploadResponse::Auto.defers(&via));
+        assert!(!UploadResponse::Streaming.defers(&proxied));
+        assert!(UploadResponse::AfterUpload.defers(&direct));
     }
 }

@@ -71,6 +71,7 @@ pub(crate) async fn produce(
         .iter()
         .filter_map(|name| Some((name.clone(), req.headers().get(name)?.clone())))
         .collect();
+    let after_upload = hub.settings.upload_response.defers(req.headers());
     let mut upload = Upload::new(req.into_body());
     for _ in 0..PAIRING_ATTEMPTS {
         let (inbox, delivered) = oneshot::channel();
@@ -127,7 +128,14 @@ pub(crate) async fn produce(
                     _ = hub.shutting_down() => {}
                 }
                 tracing::info!(path = %path, "transfer started");
-                let mut response = Response::new(boxed(StatusLines::new(outcome)));
+                let lines = if after_upload {
+                    // Behind a proxy that stops forwarding the body once the
+                    // response started (nginx): answer when the transfer ended.
+                    StatusLines::settled(outcome.await)
+                } else {
+                    StatusLines::new(outcome)
+                };
+                let mut response = Response::new(boxed(lines));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -333,6 +333,16 @@ impl StatusLines {
             state: StatusState::Greeting(outcome),
         }
     }
+
+    /// Status lines for a transfer that has already ended (`Err`: it ended
+    /// without an outcome), all ready at once.
+    pub(crate) fn settled(outcome: Result<Outcome, oneshot::error::RecvError>) -> Self {
+        let (report, known) = oneshot::channel();
+        if let Ok(outcome) = outcome {
+            let _ = report.send(outcome);
+        }
+        StatusLines::new(known)
+    }
 }
 
 fn line(text: &str) -> Frame<Bytes> {

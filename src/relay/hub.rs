@@ -43,6 +43,7 @@ pub(crate) struct Settings {
     pub(crate) connect_wait_default: Duration,
     pub(crate) connect_wait_max: Duration,
     pub(crate) data_wait: Duration,
+    pub(crate) upload_response: super::UploadResponse,
     pub(crate) tls: bool,
 }
 

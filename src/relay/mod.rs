@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    RelayAuth, RelayConfig, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX, DEFAULT_DATA_WAIT,
+    RelayAuth, RelayConfig, UploadResponse, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX, DEFAULT_DATA_WAIT,
     DEFAULT_MAX_STREAMS,
 };
 pub use data::FORWARDED_HEADERS;
@@ -117,6 +117,7 @@ impl Relay {
             connect_wait_default: config.connect_wait_default,
             connect_wait_max: config.connect_wait_max,
             data_wait: config.data_wait,
+            upload_response: config.upload_response,
             tls: tls.is_some(),
         };
         let hub = Arc::new(Hub::new(
