@@ -101,19 +101,31 @@ async fn main() {
     };
     println!("| nodes | pairs × size | aggregate throughput | Connect p50 | Connect p99 |");
     println!("|---:|---|---:|---:|---:|");
-    for nodes in 1..=3 {
+    // 0 nodes: one relay without the balancer, the baseline nginx is measured against.
+    for nodes in 0..=3 {
         let port = free_port();
         let public = format!("http://127.0.0.1:{port}");
         let mut handles = Vec::new();
-        for _ in 0..nodes {
-            let relay = Relay::bind(RelayConfig::open_loopback().public_url(public.clone()))
-                .await
-                .expect("relay");
-            handles.push(relay);
+        for _ in 0..nodes.max(1) {
+            let config = match nodes {
+                0 => RelayConfig::open_loopback(),
+                _ => RelayConfig::open_loopback().public_url(public.clone()),
+            };
+            handles.push(Relay::bind(config).await.expect("relay"));
         }
         let addrs: Vec<_> = handles.iter().map(|h| h.local_addr()).collect();
-        let balancer = start_balancer(&nginx, port, &addrs).await;
-        let connect_url = format!("{}/v0", balancer.url);
+        let balancer = match nodes {
+            0 => None,
+            _ => Some(start_balancer(&nginx, port, &addrs).await),
+        };
+        let connect_url = match &balancer {
+            Some(balancer) => format!("{}/v0", balancer.url),
+            None => handles[0].connect_url(),
+        };
+        let label = match nodes {
+            0 => "1 (direct, no nginx)".to_owned(),
+            n => n.to_string(),
+        };
 
         let bytes = mib * 1024 * 1024;
         let started = Instant::now();
@@ -140,7 +152,7 @@ async fn main() {
         latencies.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "| {nodes} | {pairs} × {mib} MiB | {throughput:.0} MB/s | {:.2} ms | {:.2} ms |",
+            "| {label} | {pairs} × {mib} MiB | {throughput:.0} MB/s | {:.2} ms | {:.2} ms |",
             ms(percentile(&latencies, 0.50)),
             ms(percentile(&latencies, 0.99))
         );
