@@ -16,7 +16,9 @@
 //! and the consumer sees an error. The consumer never sees a short success;
 //! the test counts these cases and reports them (docs/reliability.md).
 //!
-//! `ZS_FAULT_CASES=N` runs more cases (a soak), `ZS_FAULT_SEED=S` replays a run.
+//! A plain test binary (`harness = false`): `-- --soak [SECS]` runs rounds
+//! with fresh seeds for SECS; `ZS_FAULT_CASES=N` sets the round size and
+//! `ZS_FAULT_SEED=S` replays a run.
 
 mod support;
 
@@ -198,48 +200,112 @@ async fn relay() -> RelayHandle {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn randomized_faults_never_produce_a_short_success() {
-    let seed = std::env::var("ZS_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_2026);
-    let count = std::env::var("ZS_FAULT_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let relay = relay().await;
+/// What one round of cases came to.
+#[derive(Debug, Default)]
+struct Tally {
+    delivered: usize,
+    failed: usize,
+    lost_after_delivery: usize,
+    /// Invariant violations, one line each.
+    violations: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, round: Tally) {
+        self.delivered += round.delivered;
+        self.failed += round.failed;
+        self.lost_after_delivery += round.lost_after_delivery;
+        self.violations.extend(round.violations);
+    }
+
+    fn cases(&self) -> usize {
+        self.delivered + self.failed + self.lost_after_delivery + self.violations.len()
+    }
+}
+
+/// Runs `count` cases drawn from `seed`, a few at a time (faults are about
+/// timing, not load), and checks that the faults really bit.
+async fn run_round(relay: &RelayHandle, seed: u64, count: usize) -> Tally {
     let relay_url = format!("http://{}", relay.local_addr());
-    let all = cases(seed, count);
-    let mut outcomes = Vec::new();
-    // A few cases at a time: faults are about timing, not load.
-    for batch in all.chunks(8) {
+    let mut tally = Tally::default();
+    for batch in cases(seed, count as u64).chunks(8) {
         let runs: Vec<_> = batch
             .iter()
             .map(|&case| tokio::spawn(run_case(relay.local_addr(), relay_url.clone(), case)))
             .collect();
         for run in runs {
-            outcomes.push(run.await.unwrap());
+            match run.await.unwrap() {
+                Ok(Outcome::Delivered) => tally.delivered += 1,
+                Ok(Outcome::Failed) => tally.failed += 1,
+                Ok(Outcome::LostAfterDelivery) => tally.lost_after_delivery += 1,
+                Err(violation) => tally.violations.push(violation),
+            }
         }
     }
-    let failures: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    let count_of = |kind: Outcome| outcomes.iter().filter(|o| o.as_ref() == Ok(&kind)).count();
     eprintln!(
-        "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery",
-        count_of(Outcome::Delivered),
-        count_of(Outcome::Failed),
-        count_of(Outcome::LostAfterDelivery)
+        "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery, {} invariant violations",
+        tally.delivered, tally.failed, tally.lost_after_delivery, tally.violations.len()
     );
-    // The faults must really bite: a fault-free run would prove nothing.
-    assert!(count_of(Outcome::Failed) + count_of(Outcome::LostAfterDelivery) > count as usize / 10);
+    // A fault-free run would prove nothing.
     assert!(
-        failures.is_empty(),
-        "{} of {count} cases broke an invariant (seed {seed}):\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+        tally.failed + tally.lost_after_delivery > count / 10,
+        "the faults did not bite (seed {seed})"
     );
+    assert!(
+        tally.violations.is_empty(),
+        "{} of {count} cases broke an invariant (seed {seed}):\n{}",
+        tally.violations.len(),
+        tally.violations.join("\n")
+    );
+    tally
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Without arguments (as `cargo test` runs it): one round of 200 cases.
+/// `cargo test --release --test reliability_faults -- --soak [SECS]`: rounds
+/// of 200 cases with fresh seeds until SECS (default 600) have passed, with a
+/// running total. `ZS_FAULT_CASES` and `ZS_FAULT_SEED` set the round size and
+/// the first seed (to replay a failure).
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let soak = args.iter().position(|a| a == "--soak").map(|i| {
+        let secs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(600);
+        Duration::from_secs(secs)
+    });
+    let seed = env_or("ZS_FAULT_SEED", 0x5eed_2026u64);
+    let count = env_or("ZS_FAULT_CASES", 200usize);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let relay = relay().await;
+        let Some(soak) = soak else {
+            run_round(&relay, seed, count).await;
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut total = Tally::default();
+        let mut round_seed = seed;
+        while started.elapsed() < soak {
+            total.add(run_round(&relay, round_seed, count).await);
+            eprintln!(
+                "soak {:.0} s: {} cases, {} delivered, {} failed cleanly, {} lost after delivery, 0 violations",
+                started.elapsed().as_secs_f64(),
+                total.cases(),
+                total.delivered,
+                total.failed,
+                total.lost_after_delivery
+            );
+            round_seed = round_seed.wrapping_add(1);
+        }
+    });
+    println!("randomized_faults_never_produce_a_short_success ... ok");
 }
