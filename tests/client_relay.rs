@@ -338,30 +338,29 @@ async fn producer_dropped_mid_stream_plain_is_an_error() {
     assert!(matches!(err, Error::Truncated), "{err:?}");
 }
 
-#[tokio::test]
-async fn consumer_dropped_gives_peer_disconnected() {
-    let relay = relay().await;
-    let path = "/plain/drop-consumer";
-    let (mut writer, mut reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+/// Delivers 5 bytes, drops the reader, then keeps writing until the relay's
+/// report arrives: the error the producer gets (shutdown must not succeed).
+async fn drop_consumer_mid_stream(mut writer: StreamWriter, mut reader: StreamReader) -> Error {
     writer.write_all(b"hello").await.unwrap();
     writer.flush().await.unwrap();
     let mut five = [0u8; 5];
     reader.read_exact(&mut five).await.unwrap();
     drop(reader);
-    // Keep writing until the relay's report arrives; shutdown must not succeed.
     let chunk = vec![1u8; 64 * 1024];
-    let mut result = Ok(());
     for _ in 0..10_000 {
         if let Err(e) = writer.write_all(&chunk).await {
-            result = Err(into_client(e));
-            break;
+            return into_client(e);
         }
     }
-    let err = match result {
-        Err(e) => e,
-        Ok(()) => into_client(writer.shutdown().await.unwrap_err()),
-    };
+    into_client(writer.shutdown().await.unwrap_err())
+}
+
+#[tokio::test]
+async fn consumer_dropped_gives_peer_disconnected() {
+    let relay = relay().await;
+    let path = "/plain/drop-consumer";
+    let (writer, reader) = paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+    let err = drop_consumer_mid_stream(writer, reader).await;
     // While the producer streams at full speed, the relay's error line can be
     // lost to the TCP reset that follows it when the relay drops the unread
     // upload (HTTP/1.1); then the connection error is what remains. Either
@@ -914,24 +913,8 @@ async fn https_peer_failures() {
     assert!(matches!(err, Error::Truncated), "{err:?}");
 
     let path = "/tls/drop-consumer";
-    let (mut writer, mut reader) = paired(&relay, path, trusted(path), trusted(path)).await;
-    writer.write_all(b"hello").await.unwrap();
-    writer.flush().await.unwrap();
-    let mut five = [0u8; 5];
-    reader.read_exact(&mut five).await.unwrap();
-    drop(reader);
-    let chunk = vec![1u8; 64 * 1024];
-    let mut result = Ok(());
-    for _ in 0..10_000 {
-        if let Err(e) = writer.write_all(&chunk).await {
-            result = Err(into_client(e));
-            break;
-        }
-    }
-    let err = match result {
-        Err(e) => e,
-        Ok(()) => into_client(writer.shutdown().await.unwrap_err()),
-    };
+    let (writer, reader) = paired(&relay, path, trusted(path), trusted(path)).await;
+    let err = drop_consumer_mid_stream(writer, reader).await;
     assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
 }
 

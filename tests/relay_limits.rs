@@ -257,7 +257,10 @@ async fn bad_input_is_refused_without_disturbing_a_running_transfer() {
         "/a".repeat(1_000_000)
     );
     let answer = raw_exchange(addr, million.as_bytes()).await;
-    assert!(matches!(status_of(&answer), 0 | 414 | 431), "million segments");
+    assert!(
+        matches!(status_of(&answer), 0 | 414 | 431),
+        "million segments"
+    );
     // Ten thousand segments fit in a head; the path rules refuse them.
     let many = format!(
         "GET /data{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -283,7 +286,12 @@ async fn bad_input_is_refused_without_disturbing_a_running_transfer() {
     // The canary finished untouched.
     feed.await.unwrap();
     let got = consumer.await.unwrap().unwrap().bytes().await.unwrap();
-    assert!(got == payload, "canary: {} of {} bytes", got.len(), payload.len());
+    assert!(
+        got == payload,
+        "canary: {} of {} bytes",
+        got.len(),
+        payload.len()
+    );
     let lines = producer.await.unwrap().unwrap().text().await.unwrap();
     assert_eq!(lines.lines().last(), Some("[STATE:TRANSFER_SUCCESSFUL]"));
 

@@ -420,13 +420,20 @@ async fn bulk_uploads_through_nginx_do_not_stall() {
             if direct {
                 consume_direct(format!("{}/data{path}", cluster.balancer.url)).await
             } else {
-                consume(config(&connect_url, &path)).await.map_err(|e| e.to_string())
+                consume(config(&connect_url, &path))
+                    .await
+                    .map_err(|e| e.to_string())
             }
         })
         .await
         .unwrap_or_else(|_| panic!("{path}: consumer stalled"));
         let got = consumed.unwrap_or_else(|e| panic!("{path} consumer: {e}"));
-        assert!(got == *data, "{path}: {} of {} bytes", got.len(), data.len());
+        assert!(
+            got == *data,
+            "{path}: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
         tokio::time::timeout(Duration::from_secs(30), producer)
             .await
             .unwrap_or_else(|_| panic!("{path}: producer stalled"))

@@ -245,27 +245,30 @@ fn client_common(
     }
 }
 
-/// With `--forward-secrecy`, runs the one-time key exchange (`exchange`) and
-/// rebuilds the client configuration with its key; otherwise returns `base`.
-async fn forward_secret_config<E>(
+/// The steps of `read` and `write` that wait for the peer: the
+/// forward-secrecy key exchange when there is one (its key replaces the
+/// encryption of `base` through `make_config`), then `connect`.
+async fn connect_to_peer<E, T>(
     exchange: Option<E>,
     base: zebrastream::client::Config,
     make_config: &dyn Fn(
         zebrastream::client::Encryption,
     ) -> Result<zebrastream::client::Config, Failure>,
+    connect: impl AsyncFnOnce(&zebrastream::client::Config) -> Result<T, zebrastream::client::Error>,
     progress: &progress::Progress,
     subject: &str,
     side: errors::Side,
-) -> Result<zebrastream::client::Config, Failure>
+) -> Result<T, Failure>
 where
     E: std::future::Future<
         Output = Result<zebrastream::client::Encryption, zebrastream::client::Error>,
     >,
 {
-    let Some(exchange) = exchange else {
-        return Ok(base);
+    let config = match exchange {
+        Some(exchange) => make_config(until_connected(exchange, progress, subject, side).await?)?,
+        None => base,
     };
-    make_config(until_connected(exchange, progress, subject, side).await?)
+    until_connected(connect(&config), progress, subject, side).await
 }
 
 /// Awaits a client step that waits for the peer (a Connect, a key exchange);

@@ -119,17 +119,11 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         let exchange = forward_secret
             .as_ref()
             .map(|ticket| ticket.forward_secret_reader());
-        let client_config = super::forward_secret_config(
+        let mut reader = super::connect_to_peer(
             exchange,
             client_config,
             &make_config,
-            &progress,
-            &subject,
-            Side::Consumer,
-        )
-        .await?;
-        let mut reader = super::until_connected(
-            StreamReader::connect(&client_config),
+            StreamReader::connect,
             &progress,
             &subject,
             Side::Consumer,

@@ -149,17 +149,11 @@ pub fn run(
         let exchange = forward_secret
             .as_ref()
             .map(|ticket| ticket.forward_secret_writer(format));
-        let client_config = super::forward_secret_config(
+        let mut writer = super::connect_to_peer(
             exchange,
             client_config,
             &make_config,
-            &progress,
-            &subject,
-            Side::Producer,
-        )
-        .await?;
-        let mut writer = super::until_connected(
-            StreamWriter::connect(&client_config),
+            StreamWriter::connect,
             &progress,
             &subject,
             Side::Producer,

@@ -44,8 +44,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    RelayAuth, RelayConfig, UploadResponse, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX, DEFAULT_DATA_WAIT,
-    DEFAULT_MAX_STREAMS,
+    RelayAuth, RelayConfig, UploadResponse, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX,
+    DEFAULT_DATA_WAIT, DEFAULT_MAX_STREAMS,
 };
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
