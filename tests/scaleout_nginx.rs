@@ -9,7 +9,9 @@
 //! - the official Python client through the balancer;
 //! - bulk transfers (tens of MiB, producer first) do not stall: nginx stops
 //!   forwarding a request body once the response head has passed, so the
-//!   relay answers proxied uploads only when they ended.
+//!   relay answers proxied uploads only when they ended;
+//! - TLS terminated at the balancer (the recipe's `listen … ssl`), plain
+//!   HTTP to the nodes, encrypted and plain streams through it.
 
 mod support;
 
@@ -22,9 +24,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
-use support::balancer::{free_port, start_balancer, Balancer};
+use support::balancer::{free_port, start_balancer_with, Balancer, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Error, StreamReader, StreamWriter};
+use zebrastream::cipher::Format;
+use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
 use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle, UploadResponse};
 
 const NODES: usize = 3;
@@ -37,12 +40,17 @@ struct Cluster {
 
 impl Cluster {
     async fn start(nginx: &Path) -> Cluster {
-        Cluster::start_with(nginx, UploadResponse::Auto).await
+        Cluster::start_with(nginx, UploadResponse::Auto, None).await
     }
 
-    async fn start_with(nginx: &Path, upload_response: UploadResponse) -> Cluster {
+    async fn start_with(
+        nginx: &Path,
+        upload_response: UploadResponse,
+        tls: Option<TlsFiles<'_>>,
+    ) -> Cluster {
         let port = free_port();
-        let public = format!("http://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let public = format!("{scheme}://127.0.0.1:{port}");
         let mut nodes = Vec::new();
         let mut taps = Vec::new();
         for _ in 0..NODES {
@@ -60,7 +68,7 @@ impl Cluster {
             .iter()
             .map(|n| n.as_ref().unwrap().local_addr())
             .collect();
-        let balancer = start_balancer(nginx, port, &addrs).await;
+        let balancer = start_balancer_with(nginx, port, &addrs, tls).await;
         Cluster {
             nodes,
             taps,
@@ -439,5 +447,60 @@ async fn bulk_uploads_through_nginx_do_not_stall() {
             .unwrap_or_else(|_| panic!("{path}: producer stalled"))
             .unwrap()
             .unwrap_or_else(|e| panic!("{path} producer: {e}"));
+    }
+}
+
+/// The recipe's TLS termination: clients speak HTTPS to nginx, nginx plain
+/// HTTP to the nodes, and the data URLs the nodes hand out are `https://`
+/// URLs of the balancer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_terminated_at_the_balancer() {
+    let Some(nginx) = support::balancer::nginx() else {
+        return;
+    };
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (cert, key) = (
+        data_dir.join("client_tls_test_cert.pem"),
+        data_dir.join("client_tls_test_key.pem"),
+    );
+    let tls = TlsFiles {
+        cert: &cert,
+        key: &key,
+    };
+    let cluster = Cluster::start_with(&nginx, UploadResponse::Auto, Some(tls)).await;
+    assert!(cluster.balancer.url.starts_with("https://"));
+    let connect_url = cluster.connect_url();
+    let pem = std::fs::read(&cert).unwrap();
+    let trusted = |path: &str| {
+        Config::builder(path)
+            .connect_url(&connect_url)
+            .no_access_token()
+            .add_root_certificate_pem(&pem)
+            .unwrap()
+    };
+    for (i, encrypted) in [(0u64, true), (1, false)] {
+        let path = format!("/tls/s{i}");
+        let (writer_config, reader_config) = if encrypted {
+            let identity = age::x25519::Identity::generate();
+            let to = Encryption::recipients(vec![Box::new(identity.to_public())], Format::AgeRt);
+            (
+                trusted(&path).encryption(to),
+                trusted(&path).encryption(Encryption::identities(vec![Box::new(identity)])),
+            )
+        } else {
+            (trusted(&path), trusted(&path))
+        };
+        let data = Arc::new(payload(700 + i, 6 << 20));
+        let producer = tokio::spawn(produce(writer_config.build().unwrap(), data.clone(), None));
+        let got = consume(reader_config.build().unwrap()).await.unwrap();
+        producer.await.unwrap().unwrap();
+        assert!(
+            got == *data,
+            "{path}: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
+        let node = cluster.node_of(&path).expect("a node carried it");
+        assert!(cluster.taps[node].total_len(&path) > 0);
     }
 }

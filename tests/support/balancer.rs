@@ -31,8 +31,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The recipe with its listen port and node list replaced, and files kept in `dir`.
-pub fn render_recipe(recipe: &str, port: u16, nodes: &[SocketAddr], dir: &Path) -> String {
+/// A certificate and key (PEM files) for the balancer to terminate TLS with.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// The recipe with its listen port and node list replaced, files kept in
+/// `dir`, and with `tls` its commented-out TLS termination switched on.
+pub fn render_recipe(
+    recipe: &str,
+    port: u16,
+    nodes: &[SocketAddr],
+    dir: &Path,
+    tls: Option<TlsFiles<'_>>,
+) -> String {
     let mut out = String::new();
     let mut servers_written = false;
     for line in recipe.lines() {
@@ -49,7 +63,19 @@ pub fn render_recipe(recipe: &str, port: u16, nodes: &[SocketAddr], dir: &Path) 
             continue;
         }
         if trimmed.starts_with("listen 8080;") {
-            out.push_str(&format!("        listen 127.0.0.1:{port};\n"));
+            let ssl = if tls.is_some() { " ssl" } else { "" };
+            out.push_str(&format!("        listen 127.0.0.1:{port}{ssl};\n"));
+            continue;
+        }
+        if trimmed.starts_with("# listen 8443 ssl;") {
+            continue;
+        }
+        if let (Some(files), Some(setting)) = (tls, trimmed.strip_prefix("# ssl_certificate")) {
+            let (name, file) = match setting.starts_with("_key") {
+                true => ("ssl_certificate_key", files.key),
+                false => ("ssl_certificate", files.cert),
+            };
+            out.push_str(&format!("        {name} {};\n", file.display()));
             continue;
         }
         if trimmed.starts_with("worker_processes") {
@@ -74,11 +100,21 @@ pub fn render_recipe(recipe: &str, port: u16, nodes: &[SocketAddr], dir: &Path) 
 
 /// Starts nginx on `port` with the recipe, in front of `nodes`.
 pub async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Balancer {
+    start_balancer_with(nginx, port, nodes, None).await
+}
+
+/// [`start_balancer`], terminating TLS with `tls` when given (URL `https://…`).
+pub async fn start_balancer_with(
+    nginx: &Path,
+    port: u16,
+    nodes: &[SocketAddr],
+    tls: Option<TlsFiles<'_>>,
+) -> Balancer {
     let recipe_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf");
     let recipe = std::fs::read_to_string(recipe_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
-    std::fs::write(&conf, render_recipe(&recipe, port, nodes, dir.path())).unwrap();
+    std::fs::write(&conf, render_recipe(&recipe, port, nodes, dir.path(), tls)).unwrap();
     let globals = format!(
         "daemon off; master_process off; pid {0}/nginx.pid; error_log {0}/error.log warn;",
         dir.path().display()
@@ -96,10 +132,18 @@ pub async fn start_balancer(nginx: &Path, port: u16, nodes: &[SocketAddr]) -> Ba
     // Owned by the Balancer at once, so nginx is stopped on every path out.
     let balancer = Balancer {
         child,
-        url: format!("http://127.0.0.1:{port}"),
+        url: match tls {
+            Some(_) => format!("https://127.0.0.1:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        },
         _dir: dir,
     };
-    let client = reqwest::Client::new();
+    let mut client = reqwest::Client::builder();
+    if let Some(files) = tls {
+        let pem = std::fs::read(files.cert).unwrap();
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    let client = client.build().unwrap();
     for _ in 0..100 {
         if let Ok(r) = client.get(format!("{}/healthz", balancer.url)).send().await {
             if r.status().is_success() {
