@@ -134,7 +134,8 @@ proptest! {
         len in prop_oneof![0usize..300, 65_530usize..65_540, 0usize..200_000],
         seed in any::<u8>(),
         writes in writes_strategy(),
-        feeds in prop::collection::vec(1usize..80_000, 1..6),
+        // Small pieces too: a header line split across pieces must be reassembled.
+        feeds in prop::collection::vec(prop_oneof![1usize..300, 1usize..80_000], 1..6),
     ) {
         let id = identity();
         let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed | 1)).collect();

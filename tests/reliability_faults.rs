@@ -18,7 +18,8 @@
 //!
 //! A plain test binary (`harness = false`): `-- --soak [SECS]` runs rounds
 //! with fresh seeds for SECS; `ZS_FAULT_CASES=N` sets the round size and
-//! `ZS_FAULT_SEED=S` replays a run.
+//! `ZS_FAULT_SEED=S` replays a run; `ZS_TRACE=zebrastream=debug` logs the
+//! relay and the clients to stderr.
 
 mod support;
 
@@ -169,7 +170,7 @@ async fn run_case(
             data.len()
         )),
         (Ok(()), Err(e)) if matches!(case.target, Target::Producer) => Err(format!(
-            "{case:?}: producer succeeded but the consumer failed: {e}"
+            "{case:?}: producer succeeded but the consumer failed: {e} ({e:?})"
         )),
         (Ok(()), Err(_)) => Ok(Outcome::LostAfterDelivery),
         (Ok(()), Ok(_)) => Ok(Outcome::Delivered),
@@ -246,16 +247,16 @@ async fn run_round(relay: &RelayHandle, seed: u64, count: usize) -> Tally {
         "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery, {} invariant violations",
         tally.delivered, tally.failed, tally.lost_after_delivery, tally.violations.len()
     );
-    // A fault-free run would prove nothing.
-    assert!(
-        tally.failed + tally.lost_after_delivery > count / 10,
-        "the faults did not bite (seed {seed})"
-    );
     assert!(
         tally.violations.is_empty(),
         "{} of {count} cases broke an invariant (seed {seed}):\n{}",
         tally.violations.len(),
         tally.violations.join("\n")
+    );
+    // A fault-free run would prove nothing.
+    assert!(
+        tally.failed + tally.lost_after_delivery > count / 10,
+        "the faults did not bite (seed {seed})"
     );
     tally
 }
@@ -278,6 +279,12 @@ fn main() {
         let secs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(600);
         Duration::from_secs(secs)
     });
+    if std::env::var_os("ZS_TRACE").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("ZS_TRACE"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let seed = env_or("ZS_FAULT_SEED", 0x5eed_2026u64);
     let count = env_or("ZS_FAULT_CASES", 200usize);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -123,6 +123,7 @@ impl AsyncRead for StreamReader {
             }
             Err(e) => {
                 self.failed = true;
+                tracing::debug!(error = ?e, bytes = self.bytes, "stream read failed");
                 Poll::Ready(Err(Error::from_io_error(e).into()))
             }
         }
