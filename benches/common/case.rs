@@ -19,11 +19,13 @@ use serde::Serialize;
 use super::client::{Reports, RoleArgs, Sent, CONSUME, PRODUCE, TCP_CONSUME, TCP_PRODUCE};
 use super::now_ns;
 use super::pattern::{Delivery, Pattern, Verifier};
-use super::process::{wait_ok, Usage};
+use super::process::{wait_ok, widen_pipe, Usage};
 use super::server::{Kind, Server};
 
 /// Size of the pieces written to the pipes of external clients.
-const PIPE_WRITE: usize = 64 * 1024;
+const PIPE_WRITE: usize = 256 * 1024;
+/// Bytes per write of the producers we run (our client, the raw TCP sender).
+const WRITE: usize = 64 * 1024;
 
 /// What carries the bytes from producer to consumer.
 #[derive(Clone, Debug)]
@@ -64,7 +66,7 @@ impl Endpoint {
     pub fn ours() -> Endpoint {
         Endpoint::Ours {
             key: None,
-            write_size: 64 * 1024,
+            write_size: WRITE,
         }
     }
 
@@ -164,7 +166,7 @@ impl Running {
             Endpoint::Tcp => {
                 let args = RoleArgs {
                     bytes,
-                    write_size: PIPE_WRITE,
+                    write_size: WRITE,
                     seed,
                     port: target.port,
                     ..RoleArgs::default()
@@ -218,12 +220,14 @@ impl Running {
         let (mut feeder, mut drain) = (None, None);
         if producer {
             let mut stdin = child.stdin.take().unwrap();
+            widen_pipe(&stdin);
             feeder = Some(std::thread::spawn(move || {
                 Pattern::new(seed).write_to(&mut stdin, bytes, PIPE_WRITE);
                 stdin.flush().expect("flush");
             }));
         } else {
             let mut stdout = child.stdout.take().unwrap();
+            widen_pipe(&stdout);
             drain = Some(std::thread::spawn(move || {
                 Verifier::new(seed).read_from(&mut stdout)
             }));

@@ -111,6 +111,16 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// Grows the pipe behind `fd` to 1 MiB (from the default 64 KiB), so
+/// feeding or draining an external client through it takes fewer context
+/// switches; best effort (the system maximum may be lower).
+pub fn widen_pipe(fd: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a valid descriptor only changes the pipe's capacity.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
 /// True when `tool -V` runs (curl, socat); prints a note otherwise.
 pub fn have_tool(tool: &str) -> bool {
     let ok = Command::new(tool)

@@ -19,7 +19,7 @@
 //! Sizes (MiB unless noted): `ZS_BENCH_MIB` (1024) per transfer,
 //! `ZS_BENCH_PY_MIB` (64) for the Python client, `ZS_BENCH_ROUNDS` (3,
 //! interleaved, best kept), `ZS_BENCH_FLUSHES` (1000 messages),
-//! `ZS_BENCH_SWEEP_MIB` (256) per write-size point, `ZS_BENCH_STREAMS_MIB`
+//! `ZS_BENCH_SWEEP_MIB` (256) per write-size point (best of the rounds too), `ZS_BENCH_STREAMS_MIB`
 //! (1024, split over the streams of each point, at least 1 MiB each) and
 //! `ZS_BENCH_STREAMS` (`1,10,100,1000`). Without `--bench` (i.e. under
 //! `cargo test --bench suite`) everything runs at a smoke size.
@@ -196,39 +196,41 @@ fn cases(sizes: &Sizes) -> Vec<Case> {
     cases
 }
 
-/// Our client through our relay with writes of 1 KiB … 256 KiB, plain and age-rt.
+/// Our client through our relay with writes of 1 KiB … 256 KiB, plain and
+/// age-rt, best of the rounds like the transfer cases.
 fn chunk_sweep(sizes: &Sizes) -> Vec<ChunkPoint> {
     let key = age::x25519::Identity::generate()
         .to_string()
         .expose_secret()
         .to_string();
     let mut points = Vec::new();
-    for kib in [1usize, 4, 16, 64, 256] {
+    let mut cases = Vec::new();
+    for write_kib in [1usize, 4, 16, 64, 256] {
         for key in [None, Some(key.clone())] {
             let encrypted = key.is_some();
             let endpoint = Endpoint::Ours {
                 key,
-                write_size: kib * 1024,
+                write_size: write_kib * 1024,
             };
-            let case = Case {
-                name: format!(
-                    "{} KiB writes, {}",
-                    kib,
-                    if encrypted { "age-rt" } else { "plain" }
-                ),
+            let mode = if encrypted { "age-rt" } else { "plain" };
+            cases.push(Case {
+                name: format!("{write_kib} KiB writes, {mode}"),
                 forwarder: Forwarder::Relay(Kind::Ours),
                 producer: endpoint.clone(),
                 consumer: endpoint,
                 bytes: sizes.sweep_bytes,
-            };
-            let outcome = common::case::run(&case, &format!("/bench/sweep/{kib}/{encrypted}"));
-            eprintln!("  {:<40} {:8.1} MB/s", case.name, outcome.mb_per_s);
-            points.push(ChunkPoint {
-                write_kib: kib,
-                encrypted,
-                outcome,
             });
+            points.push((write_kib, encrypted));
         }
     }
+    let outcomes = best_of(&cases, sizes.rounds, "sweep");
     points
+        .into_iter()
+        .zip(outcomes)
+        .map(|((write_kib, encrypted), outcome)| ChunkPoint {
+            write_kib,
+            encrypted,
+            outcome,
+        })
+        .collect()
 }
