@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::common::case::Outcome;
 use crate::common::process::Usage;
 use crate::latency::Latency;
-use crate::plot::{draw, Line};
+use crate::plot::{draw, Line, Secondary};
 use crate::swarm::StreamsPoint;
 
 /// Case names (the targets look the cases up by them).
@@ -360,6 +360,7 @@ impl Suite {
                         points: sweep(true),
                     },
                 ],
+                None,
             ),
             draw(
                 &streams,
@@ -373,6 +374,17 @@ impl Suite {
                         .map(|p| (p.streams as f64, p.mb_per_s))
                         .collect(),
                 }],
+                Some(Secondary {
+                    y_desc: "relay peak RSS (MiB)",
+                    line: Line {
+                        label: "relay peak RSS (right axis)",
+                        points: self
+                            .streams
+                            .iter()
+                            .map(|p| (p.streams as f64, p.relay.rss_mib()))
+                            .collect(),
+                    },
+                }),
             ),
         ];
         for (result, path) in results.into_iter().zip([chunk, streams]) {
