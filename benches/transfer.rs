@@ -23,9 +23,7 @@
 
 mod common;
 
-use secrecy::ExposeSecret;
-
-use common::case::{best_of, run, Case, Endpoint, Forwarder, Outcome};
+use common::case::{best_of, run, Case, Endpoint, Forwarder, Outcome, WRITE};
 use common::server::Kind;
 use common::{env_u64, MIB};
 
@@ -57,14 +55,7 @@ fn main() {
     } else {
         (4, 4, 1)
     };
-    let key = age::x25519::Identity::generate()
-        .to_string()
-        .expose_secret()
-        .to_string();
-    let encrypted = Endpoint::Ours {
-        key: Some(key),
-        write_size: 64 * 1024,
-    };
+    let encrypted = Endpoint::age_rt(WRITE);
     let case = |name: &str, forwarder: Forwarder, endpoint: &Endpoint, bytes: u64| Case {
         name: name.into(),
         forwarder,
@@ -79,7 +70,7 @@ fn main() {
         let name = "socat forwarder (raw copy)";
         cases.push(case(name, Forwarder::Socat, &Endpoint::Tcp, mib * MIB));
     }
-    let plain = Endpoint::ours();
+    let plain = Endpoint::plain(WRITE);
     cases.push(case("zebrastream plain", ours.clone(), &plain, mib * MIB));
     let name = "zebrastream age-rt (X25519)";
     cases.push(case(name, ours.clone(), &encrypted, mib * MIB));

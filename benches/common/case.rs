@@ -24,8 +24,9 @@ use super::server::{Kind, Server};
 
 /// Size of the pieces written to the pipes of external clients.
 const PIPE_WRITE: usize = 256 * 1024;
-/// Bytes per write of the producers we run (our client, the raw TCP sender).
-const WRITE: usize = 64 * 1024;
+/// Bytes per write of the producers we run in the transfer cases (our
+/// client, the raw TCP sender).
+pub const WRITE: usize = 64 * 1024;
 
 /// What carries the bytes from producer to consumer.
 #[derive(Clone, Debug)]
@@ -62,11 +63,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Our client, plaintext, 64 KiB writes.
-    pub fn ours() -> Endpoint {
+    /// Our client, plaintext.
+    pub fn plain(write_size: usize) -> Endpoint {
         Endpoint::Ours {
             key: None,
-            write_size: WRITE,
+            write_size,
+        }
+    }
+
+    /// Our client, age-rt encrypted to a fresh X25519 identity.
+    pub fn age_rt(write_size: usize) -> Endpoint {
+        Endpoint::Ours {
+            key: Some(super::client::new_key()),
+            write_size,
         }
     }
 

@@ -88,25 +88,34 @@ impl RoleArgs {
             port: env_u64("ZS_BENCH_PORT", 0) as u16,
         }
     }
+}
 
-    /// Our client's configuration for `role` (encrypting producer, decrypting consumer).
-    fn config(&self, role: &str) -> Config {
-        let mut builder = Config::builder(&self.path)
-            .connect_url(&self.url)
-            .no_access_token();
-        if let Some(key) = &self.key {
-            let identity = age::x25519::Identity::from_str(key).expect("identity");
-            builder = builder.encryption(if role == PRODUCE {
-                Encryption::recipients(
-                    vec![Box::new(identity.to_public())],
-                    zebrastream::cipher::Format::AgeRt,
-                )
-            } else {
-                Encryption::identities(vec![Box::new(identity)])
-            });
-        }
-        builder.build().expect("config")
+/// Our client's configuration for stream `path` at Connect-API `url`:
+/// plaintext, or with `key` (an age X25519 identity string) encrypting to
+/// its recipient (age-rt) for a `producer`, decrypting with it otherwise.
+pub fn config(url: &str, path: &str, key: Option<&str>, producer: bool) -> Config {
+    let mut builder = Config::builder(path).connect_url(url).no_access_token();
+    if let Some(key) = key {
+        let identity = age::x25519::Identity::from_str(key).expect("identity");
+        builder = builder.encryption(if producer {
+            Encryption::recipients(
+                vec![Box::new(identity.to_public())],
+                zebrastream::cipher::Format::AgeRt,
+            )
+        } else {
+            Encryption::identities(vec![Box::new(identity)])
+        });
     }
+    builder.build().expect("config")
+}
+
+/// A fresh age X25519 identity, as its `AGE-SECRET-KEY-…` string.
+pub fn new_key() -> String {
+    use secrecy::ExposeSecret;
+    age::x25519::Identity::generate()
+        .to_string()
+        .expose_secret()
+        .to_string()
 }
 
 /// Plays `role` if it is one of this module's; returns false otherwise.
@@ -119,10 +128,12 @@ pub fn play(role: &str) -> bool {
                 .enable_all()
                 .build()
                 .unwrap();
+            let config = config(&args.url, &args.path, args.key.as_deref(), role == PRODUCE);
             if role == PRODUCE {
-                serde_json::to_string(&runtime.block_on(produce(&args)))
+                let sent = send(&config, args.seed, args.bytes, args.write_size);
+                serde_json::to_string(&runtime.block_on(sent))
             } else {
-                serde_json::to_string(&runtime.block_on(consume(&args)))
+                serde_json::to_string(&runtime.block_on(receive(&config, args.seed)))
             }
         }
         TCP_PRODUCE => serde_json::to_string(&tcp_produce(&args)),
@@ -133,15 +144,15 @@ pub fn play(role: &str) -> bool {
     true
 }
 
-async fn produce(args: &RoleArgs) -> Sent {
-    let mut writer = StreamWriter::connect(&args.config(PRODUCE))
-        .await
-        .expect("connect");
-    let pattern = Pattern::new(args.seed);
+/// Connects a `StreamWriter` with `config` and sends `bytes` of the
+/// pattern of `seed`, `write_size` bytes per write.
+pub async fn send(config: &Config, seed: u64, bytes: u64, write_size: usize) -> Sent {
+    let mut writer = StreamWriter::connect(config).await.expect("connect");
+    let pattern = Pattern::new(seed);
     let start_ns = now_ns();
     let mut offset = 0;
-    while offset < args.bytes {
-        let n = (args.bytes - offset).min(args.write_size as u64) as usize;
+    while offset < bytes {
+        let n = (bytes - offset).min(write_size as u64) as usize;
         writer
             .write_all(pattern.slice(offset, n))
             .await
@@ -156,11 +167,11 @@ async fn produce(args: &RoleArgs) -> Sent {
     }
 }
 
-async fn consume(args: &RoleArgs) -> Delivery {
-    let mut reader = StreamReader::connect(&args.config(CONSUME))
-        .await
-        .expect("connect");
-    let mut verifier = Verifier::new(args.seed);
+/// Connects a `StreamReader` with `config` and checks what arrives against
+/// the pattern of `seed`.
+pub async fn receive(config: &Config, seed: u64) -> Delivery {
+    let mut reader = StreamReader::connect(config).await.expect("connect");
+    let mut verifier = Verifier::new(seed);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match reader.read(&mut buf).await.expect("read") {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+use zebrastream::client::{StreamReader, StreamWriter};
 
+use crate::common::client::{config, new_key};
 use crate::common::server::{Kind, Server};
 
 /// Bytes per message (the first 8 carry the send time).
@@ -36,24 +37,10 @@ pub struct Latency {
 /// Sends `messages` flushed writes, plaintext or encrypted (age-rt, X25519).
 pub fn measure(messages: usize, encrypted: bool) -> Latency {
     let server = Server::start(&Kind::Ours);
-    let identity = age::x25519::Identity::generate();
-    let config = |producer: bool| {
-        let mut builder = Config::builder("/bench/latency")
-            .connect_url(server.connect_url())
-            .no_access_token();
-        if encrypted {
-            builder = builder.encryption(if producer {
-                Encryption::recipients(
-                    vec![Box::new(identity.to_public())],
-                    zebrastream::cipher::Format::AgeRt,
-                )
-            } else {
-                Encryption::identities(vec![Box::new(identity.clone())])
-            });
-        }
-        builder.build().expect("config")
-    };
-    let (writer_config, reader_config) = (config(true), config(false));
+    let key = encrypted.then(new_key);
+    let url = server.connect_url();
+    let writer_config = config(&url, "/bench/latency", key.as_deref(), true);
+    let reader_config = config(&url, "/bench/latency", key.as_deref(), false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

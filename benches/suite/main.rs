@@ -37,9 +37,7 @@ mod swarm;
 
 use std::path::PathBuf;
 
-use secrecy::ExposeSecret;
-
-use common::case::{best_of, Case, Endpoint, Forwarder};
+use common::case::{best_of, Case, Endpoint, Forwarder, WRITE};
 use common::server::{piping_server_path, Kind};
 use common::{env_u64, MIB};
 use report::{ChunkPoint, Suite};
@@ -134,14 +132,7 @@ fn main() {
 
 /// The transfer cases 1–5 (those whose tools are missing are skipped with a note).
 fn cases(sizes: &Sizes) -> Vec<Case> {
-    let key = age::x25519::Identity::generate()
-        .to_string()
-        .expose_secret()
-        .to_string();
-    let encrypted = Endpoint::Ours {
-        key: Some(key),
-        write_size: 64 * 1024,
-    };
+    let encrypted = Endpoint::age_rt(WRITE);
     let case = |name: &str, forwarder: Forwarder, producer: &Endpoint, consumer: &Endpoint| Case {
         name: name.into(),
         forwarder,
@@ -162,8 +153,8 @@ fn cases(sizes: &Sizes) -> Vec<Case> {
     cases.push(case(
         report::PLAIN,
         ours.clone(),
-        &Endpoint::ours(),
-        &Endpoint::ours(),
+        &Endpoint::plain(WRITE),
+        &Endpoint::plain(WRITE),
     ));
     cases.push(case(report::AGE_RT, ours.clone(), &encrypted, &encrypted));
     let curl = common::process::have_tool("curl");
@@ -204,18 +195,14 @@ fn cases(sizes: &Sizes) -> Vec<Case> {
 /// Our client through our relay with writes of 1 KiB … 256 KiB, plain and
 /// age-rt, best of the rounds like the transfer cases.
 fn chunk_sweep(sizes: &Sizes) -> Vec<ChunkPoint> {
-    let key = age::x25519::Identity::generate()
-        .to_string()
-        .expose_secret()
-        .to_string();
     let mut points = Vec::new();
     let mut cases = Vec::new();
     for write_kib in [1usize, 4, 16, 64, 256] {
-        for key in [None, Some(key.clone())] {
-            let encrypted = key.is_some();
-            let endpoint = Endpoint::Ours {
-                key,
-                write_size: write_kib * 1024,
+        for encrypted in [false, true] {
+            let endpoint = if encrypted {
+                Endpoint::age_rt(write_kib * 1024)
+            } else {
+                Endpoint::plain(write_kib * 1024)
             };
             let mode = if encrypted { "age-rt" } else { "plain" };
             cases.push(Case {

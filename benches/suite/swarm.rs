@@ -6,15 +6,11 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, StreamReader, StreamWriter};
-
-use crate::common::client::Reports;
+use crate::common::client::{config, receive, send, Reports};
 use crate::common::env_u64;
-use crate::common::pattern::{Pattern, Verifier};
 use crate::common::process::{wait_ok, Usage};
 use crate::common::server::{Kind, Server};
+use serde::{Deserialize, Serialize};
 
 /// The role name of the child that runs the pairs.
 pub const ROLE: &str = "swarm";
@@ -98,38 +94,10 @@ pub fn play() {
 
 /// One producer and one consumer on stream `index`; true if byte-exact.
 async fn pair(url: String, index: u64, bytes: u64) -> bool {
-    let config = Config::builder(format!("/bench/swarm/{index}"))
-        .connect_url(url)
-        .no_access_token()
-        .build()
-        .expect("config");
-    let producer = tokio::spawn({
-        let config = config.clone();
-        async move {
-            let pattern = Pattern::new(index);
-            let mut writer = StreamWriter::connect(&config).await.expect("writer");
-            let mut offset = 0;
-            while offset < bytes {
-                let n = (bytes - offset).min(WRITE as u64) as usize;
-                writer
-                    .write_all(pattern.slice(offset, n))
-                    .await
-                    .expect("write");
-                offset += n as u64;
-            }
-            writer.shutdown().await.expect("shutdown");
-        }
-    });
-    let mut reader = StreamReader::connect(&config).await.expect("reader");
-    let mut verifier = Verifier::new(index);
-    let mut buf = vec![0u8; WRITE];
-    loop {
-        match reader.read(&mut buf).await.expect("read") {
-            0 => break,
-            n => verifier.push(&buf[..n]),
-        }
-    }
+    let path = format!("/bench/swarm/{index}");
+    let writer_config = config(&url, &path, None, true);
+    let producer = tokio::spawn(async move { send(&writer_config, index, bytes, WRITE).await });
+    let delivery = receive(&config(&url, &path, None, false), index).await;
     producer.await.expect("producer");
-    let delivery = verifier.finish();
     delivery.exact && delivery.bytes == bytes
 }
