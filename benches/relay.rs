@@ -31,13 +31,8 @@ use common::server::{piping_server_path, Kind, Server};
 use common::{env_u64, MIB};
 
 fn main() {
-    match std::env::var("ZS_BENCH_ROLE").as_deref() {
-        Ok(common::server::RELAY_ROLE) => return common::server::serve_relay(),
-        Ok(role) => {
-            assert!(common::client::play(role), "unknown role {role}");
-            return;
-        }
-        Err(_) => {}
+    if common::play_child_role() {
+        return;
     }
     let bytes = env_u64("ZS_BENCH_BYTES", 1024 * MIB);
     let rounds = env_u64("ZS_BENCH_ROUNDS", 3);

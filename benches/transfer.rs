@@ -38,11 +38,7 @@ fn print_run(run: &Outcome) {
 }
 
 fn main() {
-    if let Ok(role) = std::env::var("ZS_BENCH_ROLE") {
-        if role == common::server::RELAY_ROLE {
-            return common::server::serve_relay();
-        }
-        assert!(common::client::play(&role), "unknown role {role}");
+    if common::play_child_role() {
         return;
     }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then only smoke-test.

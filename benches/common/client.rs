@@ -17,7 +17,7 @@ use super::env_u64;
 use super::now_ns;
 use super::pattern::{Delivery, Pattern, Verifier};
 
-/// Roles this module plays.
+/// Producer with our client.
 pub const PRODUCE: &str = "produce";
 /// Consumer with our client.
 pub const CONSUME: &str = "consume";

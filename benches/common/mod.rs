@@ -28,6 +28,21 @@ pub fn benching() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// Plays the child role named by `ZS_BENCH_ROLE` (our relay, or one of the
+/// producers and consumers of [`client`]) if there is one, and returns
+/// whether it did: a bench's `main` returns then.
+pub fn play_child_role() -> bool {
+    let Ok(role) = std::env::var("ZS_BENCH_ROLE") else {
+        return false;
+    };
+    if role == server::RELAY_ROLE {
+        server::serve_relay();
+    } else {
+        assert!(client::play(&role), "unknown role {role}");
+    }
+    true
+}
+
 /// Wall-clock nanoseconds since the Unix epoch: a timestamp that parent and
 /// child processes on the same machine can compare.
 pub fn now_ns() -> u64 {

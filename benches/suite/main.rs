@@ -76,14 +76,11 @@ impl Sizes {
 }
 
 fn main() {
-    match std::env::var("ZS_BENCH_ROLE").as_deref() {
-        Ok(common::server::RELAY_ROLE) => return common::server::serve_relay(),
-        Ok(swarm::ROLE) => return swarm::play(),
-        Ok(role) => {
-            assert!(common::client::play(role), "unknown role {role}");
-            return;
-        }
-        Err(_) => {}
+    if std::env::var("ZS_BENCH_ROLE").as_deref() == Ok(swarm::ROLE) {
+        return swarm::play();
+    }
+    if common::play_child_role() {
+        return;
     }
     common::process::raise_fd_limit();
     let sizes = Sizes::from_env();

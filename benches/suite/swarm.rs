@@ -6,16 +6,16 @@
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
+use crate::common::case::WRITE;
 use crate::common::client::{config, receive, send, Reports};
 use crate::common::env_u64;
 use crate::common::process::{wait_ok, Usage};
 use crate::common::server::{Kind, Server};
-use serde::{Deserialize, Serialize};
 
 /// The role name of the child that runs the pairs.
 pub const ROLE: &str = "swarm";
-/// Bytes per write.
-const WRITE: usize = 64 * 1024;
 
 /// What the swarm child reports.
 #[derive(Debug, Serialize, Deserialize)]
