@@ -5,9 +5,10 @@
 //! and a raw `socat` forwarder, each in its own process:
 //!
 //! 1. throughput: one `curl` chunked PUT → relay → `curl` GET of
-//!    `ZS_BENCH_BYTES` (default 1 GiB) zeros, best of `ZS_BENCH_ROUNDS` (3),
-//!    relays alternating; socat (`-u -b 131072 TCP-LISTEN TCP-LISTEN`) is
-//!    driven by `socat` clients (raw bytes, no HTTP): the plain-TCP baseline;
+//!    `ZS_BENCH_BYTES` (default 1 GiB), best of `ZS_BENCH_ROUNDS` (3),
+//!    relays alternating; curl is fed from and drained into pipes by this
+//!    process (see `common::case`); a `socat` forwarder between a raw TCP
+//!    sender and sink (no HTTP) is the plain-TCP baseline;
 //! 2. memory: relay RSS growth with `ZS_BENCH_WAITERS` (1000) consumers
 //!    waiting, per waiter;
 //! 3. memory: peak relay RSS growth during `ZS_BENCH_STREAMS` (100)
@@ -17,27 +18,20 @@
 //! `$CARGO_TARGET_DIR/bench-tools/node_modules/.bin/piping-server`); a
 //! missing one, or a missing `curl`/`socat`, is skipped with a note.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener as StdListener;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdout, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const MIB: u64 = 1 << 20;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::case::{best_of, Case, Endpoint, Forwarder};
+use common::process::{have_tool, rss_kib};
+use common::server::{piping_server_path, Kind, Server};
+use common::{env_u64, MIB};
 
 fn main() {
-    if std::env::var("ZS_BENCH_ROLE").as_deref() == Ok("relay") {
-        run_relay_child();
+    if common::play_child_role() {
         return;
     }
     let bytes = env_u64("ZS_BENCH_BYTES", 1024 * MIB);
@@ -46,23 +40,9 @@ fn main() {
     let streams = env_u64("ZS_BENCH_STREAMS", 100) as usize;
     let stream_bytes = env_u64("ZS_BENCH_STREAM_BYTES", 100 * MIB);
 
-    let piping = piping_server_path();
-    let have = |tool: &str| {
-        let ok = Command::new(tool)
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !ok {
-            println!("note: {tool} not found, its part is skipped");
-        }
-        ok
-    };
-    let (curl, socat) = (have("curl"), have("socat"));
     let mut kinds = vec![Kind::Ours];
-    if let Some(p) = &piping {
-        kinds.push(Kind::Piping(p.clone()));
+    if let Some(p) = piping_server_path() {
+        kinds.push(Kind::Piping(p));
     } else {
         println!("note: piping-server not found (run scripts/bench-relay.sh), its part is skipped");
     }
@@ -71,35 +51,32 @@ fn main() {
         "== throughput: {} MiB, one curl PUT -> relay -> curl GET, best of {rounds}",
         bytes / MIB
     );
-    let mut best: Vec<(String, f64)> = Vec::new();
-    for round in 0..rounds {
-        let mut contenders: Vec<(String, Option<f64>)> = Vec::new();
-        if curl {
-            for kind in &kinds {
-                let server = Server::start(kind.clone());
-                contenders.push((kind.name(), Some(curl_transfer(&server, bytes, round))));
-            }
-        }
-        if socat {
-            contenders.push((
-                "socat forwarder (socat clients)".into(),
-                Some(socat_transfer(bytes)),
-            ));
-        }
-        for (name, secs) in contenders.into_iter().filter_map(|(n, s)| Some((n, s?))) {
-            let rate = bytes as f64 / secs / 1e9;
-            println!(
-                "  round {}: {name:<34} {secs:7.3} s  {rate:6.3} GB/s",
-                round + 1
-            );
-            match best.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, r)) => *r = r.max(rate),
-                None => best.push((name, rate)),
-            }
-        }
+    let mut cases = Vec::new();
+    if have_tool("curl") {
+        cases.extend(kinds.iter().map(|kind| Case {
+            name: kind.name(),
+            forwarder: Forwarder::Relay(kind.clone()),
+            producer: Endpoint::Curl,
+            consumer: Endpoint::Curl,
+            bytes,
+        }));
     }
-    for (name, rate) in &best {
-        println!("  best: {name:<34} {rate:6.3} GB/s");
+    if have_tool("socat") {
+        cases.push(Case {
+            name: "socat forwarder (raw TCP)".into(),
+            forwarder: Forwarder::Socat,
+            producer: Endpoint::Tcp,
+            consumer: Endpoint::Tcp,
+            bytes,
+        });
+    }
+    for run in best_of(&cases, rounds, "relay") {
+        println!(
+            "  best: {:<34} {:6.3} GB/s, relay peak RSS {:.1} MiB",
+            run.name,
+            run.mb_per_s / 1e3,
+            run.relay.rss_mib()
+        );
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +85,7 @@ fn main() {
         .unwrap();
     println!("== memory: {waiters} waiting consumers");
     for kind in &kinds {
-        let server = Server::start(kind.clone());
+        let server = Server::start(kind);
         let (before, after) = runtime.block_on(waiting_rss(&server, waiters));
         println!(
             "  {:<34} RSS {:6} KiB -> {:6} KiB: {:5.2} KiB per waiter",
@@ -123,7 +100,7 @@ fn main() {
         stream_bytes / MIB
     );
     for kind in &kinds {
-        let server = Server::start(kind.clone());
+        let server = Server::start(kind);
         let (before, peak, secs) = runtime.block_on(concurrent_rss(&server, streams, stream_bytes));
         println!(
             "  {:<34} RSS {:6} KiB -> peak {:6} KiB: {:6.1} KiB per active stream ({:.2} GB/s total)",
@@ -134,218 +111,6 @@ fn main() {
             (streams as u64 * stream_bytes) as f64 / secs / 1e9
         );
     }
-}
-
-/// The relay alone in this process: prints its port, serves until stdin closes.
-fn run_relay_child() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let relay =
-            zebrastream::relay::Relay::bind(zebrastream::relay::RelayConfig::open_loopback())
-                .await
-                .expect("bind");
-        println!("{}", relay.local_addr().port());
-        // Serve until the parent closes our stdin.
-        let _ = tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::stdin().read_to_end(&mut sink);
-        })
-        .await;
-        relay.abort();
-    });
-}
-
-fn piping_server_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PIPING_SERVER") {
-        return Some(PathBuf::from(p));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let p = target.join("bench-tools/node_modules/.bin/piping-server");
-    p.exists().then_some(p)
-}
-
-#[derive(Clone)]
-enum Kind {
-    Ours,
-    Piping(PathBuf),
-}
-
-impl Kind {
-    fn name(&self) -> String {
-        match self {
-            Kind::Ours => "zebrastream relay".into(),
-            Kind::Piping(_) => "piping-server 1.12.9 (node)".into(),
-        }
-    }
-}
-
-/// A relay running in its own process.
-struct Server {
-    child: Child,
-    port: u16,
-    /// URL path prefix of the data API.
-    prefix: &'static str,
-    _stdout: Option<ChildStdout>,
-}
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start(kind: Kind) -> Server {
-        match kind {
-            Kind::Ours => {
-                let mut child = Command::new(std::env::current_exe().unwrap())
-                    .env("ZS_BENCH_ROLE", "relay")
-                    .env("RUST_LOG", "error")
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .expect("start relay child");
-                let mut stdout = BufReader::new(child.stdout.take().unwrap());
-                let mut line = String::new();
-                stdout.read_line(&mut line).unwrap();
-                let port = line.trim().parse().expect("relay child prints its port");
-                Server {
-                    child,
-                    port,
-                    prefix: "/data",
-                    _stdout: Some(stdout.into_inner()),
-                }
-            }
-            Kind::Piping(bin) => {
-                let port = free_port();
-                let child = Command::new(bin)
-                    .args(["--host", "127.0.0.1", "--http-port", &port.to_string()])
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("start piping-server");
-                let server = Server {
-                    child,
-                    port,
-                    prefix: "",
-                    _stdout: None,
-                };
-                wait_listening(port);
-                server
-            }
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}{path}", self.port, self.prefix)
-    }
-
-    fn rss_kib(&self) -> u64 {
-        rss_kib(self.child.id())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on port {port}");
-}
-
-/// Resident set size of a process, from /proc (Linux).
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn shell(cmd: &str) -> Child {
-    Command::new("sh")
-        .args(["-c", cmd])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn sh")
-}
-
-/// Seconds for one curl → relay → curl transfer of `bytes` zeros.
-fn curl_transfer(server: &Server, bytes: u64, round: u64) -> f64 {
-    let url = server.url(&format!("/bench/{round}"));
-    let get = shell(&format!(
-        "curl -sS --fail -o /dev/null -w '%{{size_download}}' '{url}'"
-    ));
-    std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    let put = shell(&format!(
-        "head -c {bytes} /dev/zero | curl -sS --fail -T - -H 'Transfer-Encoding: chunked' \
-         --expect100-timeout 60 -o /dev/null '{url}'"
-    ));
-    let got = get.wait_with_output().unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
-    let put = put.wait_with_output().unwrap();
-    assert!(put.status.success() && got.status.success(), "curl failed");
-    assert_eq!(
-        String::from_utf8_lossy(&got.stdout),
-        bytes.to_string(),
-        "byte count"
-    );
-    elapsed
-}
-
-/// Seconds for `bytes` through `socat -u TCP-LISTEN TCP-LISTEN` with socat clients.
-fn socat_transfer(bytes: u64) -> f64 {
-    let (p1, p2) = (free_port(), free_port());
-    let mut forwarder = Command::new("socat")
-        .args([
-            "-u",
-            "-b",
-            "131072",
-            &format!("TCP-LISTEN:{p1},bind=127.0.0.1,reuseaddr"),
-            &format!("TCP-LISTEN:{p2},bind=127.0.0.1,reuseaddr"),
-        ])
-        .spawn()
-        .expect("socat");
-    // No probing connection: socat would forward it. The clients retry until
-    // each listener is up (the second one opens after the first accept).
-    let retry = "retry=200,interval=0.02";
-    let start = Instant::now();
-    let put = shell(&format!(
-        "head -c {bytes} /dev/zero | socat -u -b 131072 - TCP:127.0.0.1:{p1},{retry}"
-    ));
-    let get = shell(&format!(
-        "socat -u -b 131072 TCP:127.0.0.1:{p2},{retry} - | wc -c"
-    ));
-    let got = get.wait_with_output().unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
-    put.wait_with_output().unwrap();
-    let _ = forwarder.wait();
-    assert_eq!(
-        String::from_utf8_lossy(&got.stdout).trim(),
-        bytes.to_string()
-    );
-    elapsed
 }
 
 async fn connect(port: u16) -> TcpStream {
@@ -434,7 +199,7 @@ async fn concurrent_rss(server: &Server, n: usize, bytes: u64) -> (u64, u64, f64
     warm_up(server).await;
     settle().await;
     let before = server.rss_kib();
-    let pid = server.child.id();
+    let pid = server.pid();
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = tokio::spawn({
         let sampling = sampling.clone();

@@ -1,0 +1,226 @@
+//! The producer and consumer roles a bench binary plays when re-executed as
+//! a child process (`ZS_BENCH_ROLE`): our client through a relay, or a raw
+//! TCP sender and sink (for the socat baseline). Producers send the
+//! [`Pattern`], consumers check it; both print one JSON report line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+
+use super::env_u64;
+use super::now_ns;
+use super::pattern::{Delivery, Pattern, Verifier};
+
+/// Producer with our client.
+pub const PRODUCE: &str = "produce";
+/// Consumer with our client.
+pub const CONSUME: &str = "consume";
+/// Raw TCP sender (connects to `ZS_BENCH_PORT`).
+pub const TCP_PRODUCE: &str = "tcp-produce";
+/// Raw TCP sink (listens, prints its port on the first line).
+pub const TCP_CONSUME: &str = "tcp-consume";
+
+/// What a producer reports.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Sent {
+    /// Bytes sent.
+    pub bytes: u64,
+    /// When sending started (after connecting), [`now_ns`].
+    pub start_ns: u64,
+    /// When the producer finished (the relay confirmed delivery), [`now_ns`].
+    pub end_ns: u64,
+}
+
+/// Parameters of a child role, passed through the environment.
+#[derive(Debug, Clone, Default)]
+pub struct RoleArgs {
+    /// Connect-API URL (our client) — or empty for raw TCP.
+    pub url: String,
+    /// Stream path (our client).
+    pub path: String,
+    /// Bytes to send (producers; consumers check the total in the parent).
+    pub bytes: u64,
+    /// An age X25519 identity: encrypt to its recipient / decrypt with it.
+    pub key: Option<String>,
+    /// Size of each write (producers).
+    pub write_size: usize,
+    /// Pattern seed.
+    pub seed: u64,
+    /// TCP port to send to (raw TCP producer).
+    pub port: u16,
+}
+
+impl RoleArgs {
+    /// Spawns this bench binary as `role` with these arguments, stdout piped.
+    pub fn spawn(&self, role: &str) -> Child {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .env("ZS_BENCH_ROLE", role)
+            .env("ZS_BENCH_URL", &self.url)
+            .env("ZS_BENCH_PATH", &self.path)
+            .env("ZS_BENCH_BYTES", self.bytes.to_string())
+            .env("ZS_BENCH_WRITE", self.write_size.to_string())
+            .env("ZS_BENCH_SEED", self.seed.to_string())
+            .env("ZS_BENCH_PORT", self.port.to_string())
+            .env_remove("ZEBRASTREAM_ACCESS_TOKEN")
+            .stdout(Stdio::piped());
+        match &self.key {
+            Some(key) => command.env("ZS_BENCH_KEY", key),
+            None => command.env_remove("ZS_BENCH_KEY"),
+        };
+        command.spawn().expect("spawn child")
+    }
+
+    fn from_env() -> RoleArgs {
+        RoleArgs {
+            url: std::env::var("ZS_BENCH_URL").unwrap_or_default(),
+            path: std::env::var("ZS_BENCH_PATH").unwrap_or_default(),
+            bytes: env_u64("ZS_BENCH_BYTES", 0),
+            key: std::env::var("ZS_BENCH_KEY").ok(),
+            write_size: env_u64("ZS_BENCH_WRITE", 64 * 1024) as usize,
+            seed: env_u64("ZS_BENCH_SEED", 0),
+            port: env_u64("ZS_BENCH_PORT", 0) as u16,
+        }
+    }
+}
+
+/// Our client's configuration for stream `path` at Connect-API `url`:
+/// plaintext, or with `key` (an age X25519 identity string) encrypting to
+/// its recipient (age-rt) for a `producer`, decrypting with it otherwise.
+pub fn config(url: &str, path: &str, key: Option<&str>, producer: bool) -> Config {
+    let mut builder = Config::builder(path).connect_url(url).no_access_token();
+    if let Some(key) = key {
+        let identity = age::x25519::Identity::from_str(key).expect("identity");
+        builder = builder.encryption(if producer {
+            Encryption::recipients(
+                vec![Box::new(identity.to_public())],
+                zebrastream::cipher::Format::AgeRt,
+            )
+        } else {
+            Encryption::identities(vec![Box::new(identity)])
+        });
+    }
+    builder.build().expect("config")
+}
+
+/// A fresh age X25519 identity, as its `AGE-SECRET-KEY-…` string.
+pub fn new_key() -> String {
+    use secrecy::ExposeSecret;
+    age::x25519::Identity::generate()
+        .to_string()
+        .expose_secret()
+        .to_string()
+}
+
+/// Plays `role` if it is one of this module's; returns false otherwise.
+pub fn play(role: &str) -> bool {
+    let args = RoleArgs::from_env();
+    let report = match role {
+        PRODUCE | CONSUME => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let config = config(&args.url, &args.path, args.key.as_deref(), role == PRODUCE);
+            if role == PRODUCE {
+                let sent = send(&config, args.seed, args.bytes, args.write_size);
+                serde_json::to_string(&runtime.block_on(sent))
+            } else {
+                serde_json::to_string(&runtime.block_on(receive(&config, args.seed)))
+            }
+        }
+        TCP_PRODUCE => serde_json::to_string(&tcp_produce(&args)),
+        TCP_CONSUME => serde_json::to_string(&tcp_consume(&args)),
+        _ => return false,
+    };
+    println!("{}", report.unwrap());
+    true
+}
+
+/// Connects a `StreamWriter` with `config` and sends `bytes` of the
+/// pattern of `seed`, `write_size` bytes per write.
+pub async fn send(config: &Config, seed: u64, bytes: u64, write_size: usize) -> Sent {
+    let mut writer = StreamWriter::connect(config).await.expect("connect");
+    let pattern = Pattern::new(seed);
+    let start_ns = now_ns();
+    let mut offset = 0;
+    while offset < bytes {
+        let n = (bytes - offset).min(write_size as u64) as usize;
+        writer
+            .write_all(pattern.slice(offset, n))
+            .await
+            .expect("write");
+        offset += n as u64;
+    }
+    writer.shutdown().await.expect("shutdown");
+    Sent {
+        bytes: writer.bytes_written(),
+        start_ns,
+        end_ns: now_ns(),
+    }
+}
+
+/// Connects a `StreamReader` with `config` and checks what arrives against
+/// the pattern of `seed`.
+pub async fn receive(config: &Config, seed: u64) -> Delivery {
+    let mut reader = StreamReader::connect(config).await.expect("connect");
+    let mut verifier = Verifier::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf).await.expect("read") {
+            0 => return verifier.finish(),
+            n => verifier.push(&buf[..n]),
+        }
+    }
+}
+
+fn tcp_produce(args: &RoleArgs) -> Sent {
+    let mut socket = loop {
+        match TcpStream::connect(("127.0.0.1", args.port)) {
+            Ok(socket) => break socket,
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let start_ns = now_ns();
+    Pattern::new(args.seed).write_to(&mut socket, args.bytes, args.write_size);
+    socket
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    Sent {
+        bytes: args.bytes,
+        start_ns,
+        end_ns: now_ns(),
+    }
+}
+
+fn tcp_consume(args: &RoleArgs) -> Delivery {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("{}", listener.local_addr().unwrap().port());
+    std::io::stdout().flush().unwrap();
+    let (mut socket, _) = listener.accept().expect("accept");
+    Verifier::new(args.seed).read_from(&mut socket)
+}
+
+/// The stdout of a role child: its first line (e.g. a port), then its report.
+pub struct Reports(BufReader<ChildStdout>);
+
+impl Reports {
+    /// Takes `child`'s stdout.
+    pub fn of(child: &mut Child) -> Reports {
+        Reports(BufReader::new(child.stdout.take().expect("piped stdout")))
+    }
+
+    /// The next line, parsed (a port, or a JSON report).
+    pub fn next<T: serde::de::DeserializeOwned>(&mut self) -> T {
+        let mut line = String::new();
+        self.0.read_line(&mut line).expect("child output");
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("child printed {line:?}: {e}"))
+    }
+}
