@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the test tools (scripts/setup.sh), then runs
 # every unit, integration, interop, doc and fuzz-corpus test, and checks that
-# the benches and fuzz targets still compile.
+# the benches (at smoke size) and fuzz targets still work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +17,5 @@ cargo build --release --bin zebrastream
 cargo test --lib --bins --tests --examples
 cargo test --doc
 cargo bench --no-run
+# Every bench binary once at smoke size (under a minute), so they keep working, not only compiling.
+cargo test --release --benches
