@@ -13,6 +13,9 @@
 //! 3. memory: peak relay RSS growth during `ZS_BENCH_STREAMS` (100)
 //!    concurrent transfers of `ZS_BENCH_STREAM_BYTES` (100 MiB) each, per stream.
 //!
+//! `ZS_BENCH_ONLY` (a comma-separated subset of `throughput,waiters,streams`)
+//! runs only those parts.
+//!
 //! `PIPING_SERVER` names the piping-server executable (default:
 //! `$CARGO_TARGET_DIR/bench-tools/node_modules/.bin/piping-server`); a
 //! missing one, or a missing `curl`/`socat`, is skipped with a note.
@@ -45,6 +48,11 @@ fn main() {
     let waiters = env_u64("ZS_BENCH_WAITERS", 1000) as usize;
     let streams = env_u64("ZS_BENCH_STREAMS", 100) as usize;
     let stream_bytes = env_u64("ZS_BENCH_STREAM_BYTES", 100 * MIB);
+    let only = std::env::var("ZS_BENCH_ONLY").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+    };
 
     let piping = piping_server_path();
     let have = |tool: &str| {
@@ -72,7 +80,7 @@ fn main() {
         bytes / MIB
     );
     let mut best: Vec<(String, f64)> = Vec::new();
-    for round in 0..rounds {
+    for round in 0..if part("throughput") { rounds } else { 0 } {
         let mut contenders: Vec<(String, Option<f64>)> = Vec::new();
         if curl {
             for kind in &kinds {
@@ -107,7 +115,7 @@ fn main() {
         .build()
         .unwrap();
     println!("== memory: {waiters} waiting consumers");
-    for kind in &kinds {
+    for kind in kinds.iter().filter(|_| part("waiters")) {
         let server = Server::start(kind.clone());
         let (before, after) = runtime.block_on(waiting_rss(&server, waiters));
         println!(
@@ -122,7 +130,7 @@ fn main() {
         "== memory: {streams} concurrent transfers of {} MiB each",
         stream_bytes / MIB
     );
-    for kind in &kinds {
+    for kind in kinds.iter().filter(|_| part("streams")) {
         let server = Server::start(kind.clone());
         let (before, peak, secs) = runtime.block_on(concurrent_rss(&server, streams, stream_bytes));
         println!(

@@ -1,0 +1,129 @@
+//! Requests that wait for their peer, parked before hyper serves their
+//! connection.
+//!
+//! A consumer `GET /data/<path>`, a producer `PUT`/`POST /data/<path>` or a
+//! Connect waiter `GET /v0/<path>?mode=…` whose head [`super::head`] read
+//! waits here holding only its socket, its head bytes and the wait's own
+//! state (table entry, timer, channel): well under 2 KiB, where a hyper
+//! connection costs ≈ 30 KiB of buffers and state. When the wait is over
+//! (paired, refused, expired, or shutting down), hyper gets the connection
+//! with the head replayed, and the request's handler answers with the
+//! outcome ([`Waited`]) instead of waiting again. So every answer, header and
+//! keep-alive decision is still hyper's and the handlers'.
+//!
+//! While parked, the socket is watched for the client going away (FIN or
+//! reset), which withdraws the request at once, even for a producer whose
+//! body bytes already arrived (they stay unread in the kernel).
+
+use std::io;
+use std::sync::Arc;
+
+use http::Request;
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::connect::{self, ConnectOutcome, ConnectPlan};
+use super::data::{self, ConsumerPairing, ProducerPairing};
+use super::hub::Hub;
+use super::path::StreamPath;
+use super::rendezvous::Role;
+use super::service::{refusal, Target};
+
+/// The end of a wait that ran before hyper took the connection, for the
+/// handler of that same request.
+pub(crate) enum Waited {
+    /// A producer's pairing (or its refusal).
+    Producer(ProducerPairing),
+    /// A consumer's meeting (or its refusal).
+    Consumer(ConsumerPairing),
+    /// A Connect waiter's outcome.
+    Connect(ConnectOutcome),
+}
+
+/// A request that waits for its peer, checked and ready to park.
+pub(crate) struct Waiter {
+    path: StreamPath,
+    kind: Kind,
+}
+
+enum Kind {
+    Producer,
+    Consumer,
+    Connect(ConnectPlan),
+}
+
+impl Waiter {
+    /// `Some` if `head` is a request that waits: a Data `GET`/`PUT`/`POST`
+    /// or a Connect `GET` on a valid path, with an accepted token (and, for
+    /// Connect, valid parameters). Anything else, including a request that
+    /// is refused at once, is left to the handlers, which answer it.
+    pub(crate) fn admit(hub: &Hub, head: &Request<()>) -> Option<Waiter> {
+        let allowed =
+            |path: &StreamPath, role| refusal(hub, head, path, connect::access_for(role)).is_none();
+        let (path, kind) = match Target::of(head) {
+            Target::Produce(path) if allowed(&path, Role::Producer) => (path, Kind::Producer),
+            Target::Consume(path) if allowed(&path, Role::Consumer) => (path, Kind::Consumer),
+            Target::Connect(path) => {
+                let plan = connect::plan(hub, &path, head, false).ok()?;
+                (path, Kind::Connect(plan))
+            }
+            _ => return None,
+        };
+        Some(Waiter { path, kind })
+    }
+}
+
+/// What became of a parked request.
+pub(crate) enum Parking {
+    /// The wait is over: serve the request with this outcome.
+    Done(Box<Waited>),
+    /// The client went away while waiting; its request was withdrawn.
+    Gone,
+}
+
+/// Runs the wait of `waiter`, whose client is at the other end of `socket`.
+pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: &TcpStream) -> Parking {
+    let Waiter { path, kind } = waiter;
+    let wait = async {
+        match kind {
+            Kind::Producer => {
+                Waited::Producer(data::wait_for_consumer(hub, &path, std::future::pending()).await)
+            }
+            Kind::Consumer => Waited::Consumer(data::wait_for_producer(hub, &path).await),
+            Kind::Connect(plan) => Waited::Connect(connect::wait_for_peer(hub, &path, &plan).await),
+        }
+    };
+    tokio::select! {
+        waited = wait => Parking::Done(Box::new(waited)),
+        () = client_gone(socket) => {
+            tracing::debug!(path = %path, "client left while waiting");
+            Parking::Gone
+        }
+    }
+}
+
+/// Resolves once the peer closed or reset the connection.
+///
+/// Bytes that arrive meanwhile (a producer's body, a pipelined request) are
+/// left in the kernel for hyper. To wait for the *next* event without
+/// reading them, the socket's readiness is cleared by hand, so hyper would
+/// not see them as readable: a parked socket must go through [`unpark`]
+/// before anything reads it.
+async fn client_gone(socket: &TcpStream) {
+    loop {
+        match socket.ready(Interest::READABLE).await {
+            Ok(ready) if !ready.is_read_closed() => {
+                let _ = socket.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
+                });
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Registers a socket that was parked afresh with the runtime, which reads
+/// its readiness anew (unread bytes become readable again).
+pub(crate) fn unpark(socket: TcpStream) -> io::Result<TcpStream> {
+    TcpStream::from_std(socket.into_std()?)
+}
