@@ -282,3 +282,34 @@ async fn serve<I>(
         tracing::debug!(%error, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::hub::{Gate, Settings};
+
+    /// What a parked request costs is mostly its connection task, whose
+    /// size is the size of [`serve_plain`]'s future (hyper's part is boxed):
+    /// it must stay a small fraction of hyper's ≈ 30 KiB per connection.
+    #[tokio::test]
+    async fn a_plain_connection_task_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (_tx, shutdown) = watch::channel(false);
+        let settings = Settings {
+            public_url: None,
+            connect_wait_default: Duration::from_secs(1),
+            connect_wait_max: Duration::from_secs(1),
+            data_wait: Duration::from_secs(1),
+            tls: false,
+        };
+        let hub = Arc::new(Hub::new(10, Gate::Open, settings, None, shutdown));
+        let task = serve_plain(Arc::new(Builders::new()), stream, hub);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "connection task of {size} bytes");
+        drop((task, client));
+    }
+}
