@@ -12,8 +12,11 @@
 //! keep-alive decision is still hyper's and the handlers'.
 //!
 //! While parked, the socket is watched for the client going away (FIN or
-//! reset), which withdraws the request at once, even for a producer whose
-//! body bytes already arrived (they stay unread in the kernel).
+//! reset), which withdraws the request at once. A producer's body bytes stay
+//! unread in the kernel meanwhile (no `100 Continue` is sent before it is
+//! paired); its FIN comes after them, so one that vanishes is noticed at once
+//! as long as what it sent fits in the socket's receive window, and
+//! otherwise only when the data wait expires.
 
 use std::io;
 use std::sync::Arc;
