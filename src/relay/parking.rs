@@ -78,14 +78,19 @@ impl Waiter {
 
 /// What became of a parked request.
 pub(crate) enum Parking {
-    /// The wait is over: serve the request with this outcome.
-    Done(Box<Waited>),
+    /// The wait is over: serve the request on `socket` with this outcome.
+    Done {
+        /// The connection, ready for hyper.
+        socket: TcpStream,
+        /// The end of the wait, for the request's handler.
+        waited: Box<Waited>,
+    },
     /// The client went away while waiting; its request was withdrawn.
     Gone,
 }
 
 /// Runs the wait of `waiter`, whose client is at the other end of `socket`.
-pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: &TcpStream) -> Parking {
+pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: TcpStream) -> Parking {
     let Waiter { path, kind } = waiter;
     let wait = async {
         match kind {
@@ -96,10 +101,20 @@ pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: &TcpStream) -> 
             Kind::Connect(plan) => Waited::Connect(connect::wait_for_peer(hub, &path, &plan).await),
         }
     };
-    tokio::select! {
-        waited = wait => Parking::Done(Box::new(waited)),
-        () = client_gone(socket) => {
+    let waited = tokio::select! {
+        waited = wait => waited,
+        () = client_gone(&socket) => {
             tracing::debug!(path = %path, "client left while waiting");
+            return Parking::Gone;
+        }
+    };
+    match unpark(socket) {
+        Ok(socket) => Parking::Done {
+            socket,
+            waited: Box::new(waited),
+        },
+        Err(error) => {
+            tracing::debug!(path = %path, %error, "could not take a parked connection back");
             Parking::Gone
         }
     }
@@ -109,9 +124,8 @@ pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: &TcpStream) -> 
 ///
 /// Bytes that arrive meanwhile (a producer's body, a pipelined request) are
 /// left in the kernel for hyper. To wait for the *next* event without
-/// reading them, the socket's readiness is cleared by hand, so hyper would
-/// not see them as readable: a parked socket must go through [`unpark`]
-/// before anything reads it.
+/// reading them, the socket's readiness is cleared by hand, so the runtime
+/// would not report them as readable any more: [`unpark`] fixes that.
 async fn client_gone(socket: &TcpStream) {
     loop {
         match socket.ready(Interest::READABLE).await {
@@ -125,8 +139,8 @@ async fn client_gone(socket: &TcpStream) {
     }
 }
 
-/// Registers a socket that was parked afresh with the runtime, which reads
-/// its readiness anew (unread bytes become readable again).
-pub(crate) fn unpark(socket: TcpStream) -> io::Result<TcpStream> {
+/// Registers a parked socket afresh with the runtime, which then reads its
+/// readiness anew (unread bytes are readable again).
+fn unpark(socket: TcpStream) -> io::Result<TcpStream> {
     TcpStream::from_std(socket.into_std()?)
 }

@@ -6,7 +6,6 @@
 //! cheaply ([`super::parking`]); TLS connections go to hyper directly (the
 //! TLS session's own buffers dwarf what parking would save).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
@@ -196,35 +195,26 @@ async fn serve_plain(builders: Arc<Builders>, mut stream: TcpStream, hub: Arc<Hu
                 None => None,
                 Some(waiter) => {
                     head.shrink_to_fit();
-                    match parking::park(&hub, waiter, &stream).await {
+                    match parking::park(&hub, waiter, stream).await {
                         Parking::Gone => return,
-                        Parking::Done(waited) => Some(*waited),
+                        Parking::Done { socket, waited } => {
+                            stream = socket;
+                            Some(*waited)
+                        }
                     }
                 }
             };
-            if parked.is_some() {
-                stream = match parking::unpark(stream) {
-                    Ok(stream) => stream,
-                    Err(error) => {
-                        tracing::debug!(%error, "could not take a parked connection back");
-                        return;
-                    }
-                };
-            }
-            (Cow::Borrowed(&builders.http1), parked)
+            (&builders.http1, parked)
         }
-        FirstBytes::ForHyper => (Cow::Borrowed(&builders.auto), None),
-        // Like hyper's own header timeout: close at once if nothing came,
-        // else let hyper answer `408` (its timer is already over).
-        FirstBytes::TimedOut if head.is_empty() => return,
+        FirstBytes::ForHyper => (&builders.auto, None),
+        // Like hyper's own header timeout, which closes without an answer.
         FirstBytes::TimedOut => {
-            let mut expired = builders.http1.clone();
-            expired.http1().header_read_timeout(Duration::ZERO);
-            (Cow::Owned(expired), None)
+            tracing::debug!("no complete request head in time; closing");
+            return;
         }
     };
     let io = Replay::new(stream, head);
-    Box::pin(serve(&builder, io, hub, parked)).await;
+    Box::pin(serve(builder, io, hub, parked)).await;
 }
 
 async fn serve_tls(
@@ -288,6 +278,19 @@ mod tests {
     use super::*;
     use crate::relay::hub::{Gate, Settings};
 
+    fn hub() -> (Arc<Hub>, watch::Sender<bool>) {
+        let (tx, shutdown) = watch::channel(false);
+        let settings = Settings {
+            public_url: None,
+            connect_wait_default: Duration::from_secs(1),
+            connect_wait_max: Duration::from_secs(1),
+            data_wait: Duration::from_secs(1),
+            tls: false,
+        };
+        let hub = Arc::new(Hub::new(10, Gate::Open, settings, None, shutdown));
+        (hub, tx)
+    }
+
     /// What a parked request costs is mostly its connection task, whose
     /// size is the size of [`serve_plain`]'s future (hyper's part is boxed):
     /// it must stay a small fraction of hyper's ≈ 30 KiB per connection.
@@ -298,15 +301,7 @@ mod tests {
             .await
             .unwrap();
         let (stream, _) = listener.accept().await.unwrap();
-        let (_tx, shutdown) = watch::channel(false);
-        let settings = Settings {
-            public_url: None,
-            connect_wait_default: Duration::from_secs(1),
-            connect_wait_max: Duration::from_secs(1),
-            data_wait: Duration::from_secs(1),
-            tls: false,
-        };
-        let hub = Arc::new(Hub::new(10, Gate::Open, settings, None, shutdown));
+        let (hub, _shutdown) = hub();
         let task = serve_plain(Arc::new(Builders::new()), stream, hub);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2048, "connection task of {size} bytes");
