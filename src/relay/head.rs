@@ -1,9 +1,9 @@
 //! The first request head of a plain connection, read before hyper sees the
 //! connection.
 //!
-//! hyper gives every HTTP/1.1 connection an 8 KiB read buffer (grown to
-//! 16 KiB when the head arrives in pieces) and an 8 KiB write buffer as soon
-//! as it serves it. A request that waits for its peer needs none of that
+//! hyper gives every HTTP/1.1 connection an 8 KiB read buffer (16 KiB once
+//! the head arrived in pieces, as it does after hyper-util's protocol
+//! sniffing) and an 8 KiB write buffer as soon as it serves it. A request that waits for its peer needs none of that
 //! while it waits, so the relay reads the first head itself into a buffer
 //! of about the head's size and parks the request ([`super::parking`]);
 //! hyper gets the connection, with those bytes replayed
