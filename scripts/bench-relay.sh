@@ -2,7 +2,8 @@
 # Relay benchmark: our relay vs npm piping-server@1.12.9 vs a socat forwarder.
 # Installs piping-server into $CARGO_TARGET_DIR/bench-tools (or target/bench-tools),
 # then runs `cargo bench --bench relay`. Sizes: ZS_BENCH_BYTES, ZS_BENCH_ROUNDS,
-# ZS_BENCH_WAITERS, ZS_BENCH_STREAMS, ZS_BENCH_STREAM_BYTES (see benches/relay.rs).
+# ZS_BENCH_WAITERS, ZS_BENCH_STREAMS, ZS_BENCH_STREAM_BYTES; parts: ZS_BENCH_ONLY=throughput,waiters,streams
+# (see benches/relay.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
