@@ -9,10 +9,14 @@
 //!    relays alternating; curl is fed from and drained into pipes by this
 //!    process (see `common::case`); a `socat` forwarder between a raw TCP
 //!    sender and sink (no HTTP) is the plain-TCP baseline;
-//! 2. memory: relay RSS growth with `ZS_BENCH_WAITERS` (1000) consumers
-//!    waiting, per waiter;
+//! 2. memory: relay RSS growth with `ZS_BENCH_WAITERS` (1000) consumers,
+//!    then as many producers, then (ours only) Connect waiters waiting, per
+//!    waiter;
 //! 3. memory: peak relay RSS growth during `ZS_BENCH_STREAMS` (100)
 //!    concurrent transfers of `ZS_BENCH_STREAM_BYTES` (100 MiB) each, per stream.
+//!
+//! `ZS_BENCH_ONLY` (a comma-separated subset of `throughput,waiters,streams`)
+//! runs only those parts.
 //!
 //! `PIPING_SERVER` names the piping-server executable (default:
 //! `$CARGO_TARGET_DIR/bench-tools/node_modules/.bin/piping-server`); a
@@ -39,6 +43,11 @@ fn main() {
     let waiters = env_u64("ZS_BENCH_WAITERS", 1000) as usize;
     let streams = env_u64("ZS_BENCH_STREAMS", 100) as usize;
     let stream_bytes = env_u64("ZS_BENCH_STREAM_BYTES", 100 * MIB);
+    let only = std::env::var("ZS_BENCH_ONLY").ok();
+    let part = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == name))
+    };
 
     let mut kinds = vec![Kind::Ours];
     if let Some(p) = piping_server_path() {
@@ -47,21 +56,23 @@ fn main() {
         println!("note: piping-server not found (run scripts/bench-relay.sh), its part is skipped");
     }
 
-    println!(
-        "== throughput: {} MiB, one curl PUT -> relay -> curl GET, best of {rounds}",
-        bytes / MIB
-    );
     let mut cases = Vec::new();
-    if have_tool("curl") {
-        cases.extend(kinds.iter().map(|kind| Case {
-            name: kind.name(),
-            forwarder: Forwarder::Relay(kind.clone()),
-            producer: Endpoint::Curl,
-            consumer: Endpoint::Curl,
-            bytes,
-        }));
+    if part("throughput") {
+        println!(
+            "== throughput: {} MiB, one curl PUT -> relay -> curl GET, best of {rounds}",
+            bytes / MIB
+        );
+        if have_tool("curl") {
+            cases.extend(kinds.iter().map(|kind| Case {
+                name: kind.name(),
+                forwarder: Forwarder::Relay(kind.clone()),
+                producer: Endpoint::Curl,
+                consumer: Endpoint::Curl,
+                bytes,
+            }));
+        }
     }
-    if have_tool("socat") {
+    if part("throughput") && have_tool("socat") {
         cases.push(Case {
             name: "socat forwarder (raw TCP)".into(),
             forwarder: Forwarder::Socat,
@@ -83,23 +94,33 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("== memory: {waiters} waiting consumers");
-    for kind in &kinds {
-        let server = Server::start(kind);
-        let (before, after) = runtime.block_on(waiting_rss(&server, waiters));
+    for waiting in [Waiting::Consumers, Waiting::Producers, Waiting::Connect] {
+        if !part("waiters") {
+            break;
+        }
+        println!("== memory: {waiters} waiting {}", waiting.name());
+        for kind in &kinds {
+            if waiting == Waiting::Connect && !matches!(kind, Kind::Ours) {
+                continue; // piping-server has no Connect API
+            }
+            let server = Server::start(kind);
+            let (before, after) = runtime.block_on(waiting_rss(&server, waiters, waiting));
+            println!(
+                "  {:<34} RSS {:6} KiB -> {:6} KiB: {:5.2} KiB per waiter",
+                kind.name(),
+                before,
+                after,
+                (after.saturating_sub(before)) as f64 / waiters as f64
+            );
+        }
+    }
+    if part("streams") {
         println!(
-            "  {:<34} RSS {:6} KiB -> {:6} KiB: {:5.2} KiB per waiter",
-            kind.name(),
-            before,
-            after,
-            (after.saturating_sub(before)) as f64 / waiters as f64
+            "== memory: {streams} concurrent transfers of {} MiB each",
+            stream_bytes / MIB
         );
     }
-    println!(
-        "== memory: {streams} concurrent transfers of {} MiB each",
-        stream_bytes / MIB
-    );
-    for kind in &kinds {
+    for kind in kinds.iter().filter(|_| part("streams")) {
         let server = Server::start(kind);
         let (before, peak, secs) = runtime.block_on(concurrent_rss(&server, streams, stream_bytes));
         println!(
@@ -146,14 +167,53 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 }
 
-/// RSS before and after `n` consumers wait on distinct paths.
-async fn waiting_rss(server: &Server, n: usize) -> (u64, u64) {
+/// Which requests wait in the memory measurement.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Raw `GET`s.
+    Consumers,
+    /// Raw chunked `PUT`s that already sent a first 1 KiB chunk.
+    Producers,
+    /// Connect-API `GET /v0/<path>?mode=await-reader` (our relay only).
+    Connect,
+}
+
+impl Waiting {
+    fn name(self) -> &'static str {
+        match self {
+            Waiting::Consumers => "consumers (GET)",
+            Waiting::Producers => "producers (chunked PUT, 1 KiB sent)",
+            Waiting::Connect => "Connect waiters (GET /v0/...?mode=await-reader)",
+        }
+    }
+}
+
+/// RSS before and after `n` requests of one kind wait on distinct paths.
+async fn waiting_rss(server: &Server, n: usize, waiting: Waiting) -> (u64, u64) {
     warm_up(server).await;
     settle().await;
     let before = server.rss_kib();
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
-        sockets.push(send_get(server.port, &format!("{}/wait/{i}", server.prefix)).await);
+        let path = format!("{}/wait/{i}", server.prefix);
+        let socket = match waiting {
+            Waiting::Consumers => send_get(server.port, &path).await,
+            Waiting::Producers => {
+                let mut s = connect(server.port).await;
+                let head = format!(
+                    "PUT {path} HTTP/1.1\r\nHost: bench\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                s.write_all(head.as_bytes()).await.unwrap();
+                s.write_all(format!("400\r\n{}\r\n", "x".repeat(1024)).as_bytes())
+                    .await
+                    .unwrap();
+                s
+            }
+            Waiting::Connect => {
+                send_get(server.port, &format!("/v0/wait/{i}?mode=await-reader")).await
+            }
+        };
+        sockets.push(socket);
     }
     settle().await;
     let after = server.rss_kib();

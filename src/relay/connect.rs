@@ -39,90 +39,141 @@ fn wait_for(requested: Option<&str>, default: Duration, max: Duration) -> Result
     Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
 }
 
-pub(crate) async fn handle(
-    hub: Arc<Hub>,
-    path: StreamPath,
-    req: Request<Incoming>,
-) -> RelayResponse {
-    let mode = match query_param(&req, "mode")
+/// A Connect request, checked and ready to wait.
+pub(crate) struct ConnectPlan {
+    mode: ConnectMode,
+    wait: Duration,
+    url: String,
+    redirect: bool,
+}
+
+/// How a Connect waiter's wait ended: the peer is present (`Ok`), or the
+/// answer to send instead (409, 503, 504).
+pub(crate) type ConnectOutcome = Result<(), RelayResponse>;
+
+/// Checks a Connect request (mode, token unless `authorized` already,
+/// timeout, Host) in that order; `Err` is the answer to a bad one.
+pub(crate) fn plan<B>(
+    hub: &Hub,
+    path: &StreamPath,
+    req: &Request<B>,
+    authorized: bool,
+) -> Result<ConnectPlan, Box<RelayResponse>> {
+    let mode = match query_param(req, "mode")
         .as_deref()
         .map(ConnectMode::from_query)
     {
         Some(Some(mode)) => mode,
         Some(None) | None => {
-            return text(
+            return Err(Box::new(text(
                 StatusCode::BAD_REQUEST,
                 "mode must be await-reader (producer) or await-writer (consumer)",
-            )
+            )))
         }
     };
-    if let Some(refused) = refusal(&hub, &req, &path, access_for(mode.role())) {
-        return refused;
+    if !authorized {
+        if let Some(refused) = refusal(hub, req, path, access_for(mode.role())) {
+            return Err(Box::new(refused));
+        }
     }
     let settings = &hub.settings;
-    let wait = match wait_for(
-        query_param(&req, "timeout").as_deref(),
+    let wait = wait_for(
+        query_param(req, "timeout").as_deref(),
         settings.connect_wait_default,
         settings.connect_wait_max,
-    ) {
-        Ok(wait) => wait,
-        Err(message) => return text(StatusCode::BAD_REQUEST, message),
+    )
+    .map_err(|message| Box::new(text(StatusCode::BAD_REQUEST, message)))?;
+    let Some(url) = data_url(hub, req, path) else {
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "request has no usable Host header",
+        )));
     };
-    let Some(url) = data_url(&hub, &req, &path) else {
-        return text(StatusCode::BAD_REQUEST, "request has no usable Host header");
-    };
-    let redirect = query_param(&req, "redirect").is_some_and(|v| v == "true" || v == "1");
+    let redirect = query_param(req, "redirect").is_some_and(|v| v == "true" || v == "1");
+    Ok(ConnectPlan {
+        mode,
+        wait,
+        url,
+        redirect,
+    })
+}
 
+/// Enters the waiter into the table and waits until the other side is
+/// present (or the plan's wait expires).
+pub(crate) async fn wait_for_peer(
+    hub: &Arc<Hub>,
+    path: &StreamPath,
+    plan: &ConnectPlan,
+) -> ConnectOutcome {
+    let (mode, wait) = (plan.mode, plan.wait);
     let (waker, woken) = oneshot::channel();
-    let arrival = hub.table().await_peer(&path, mode, waker);
+    let arrival = hub.table().await_peer(path, mode, waker);
     match arrival {
         ConnectArrival::Ready { wake } => {
             if let Some(other) = wake {
                 let _ = other.send(());
             }
+            Ok(())
         }
-        ConnectArrival::Busy(_) => {
-            return text(
-                StatusCode::CONFLICT,
-                format!(
-                    "another {} is already waiting on this path",
-                    peer_name(mode)
-                ),
-            )
-        }
-        ConnectArrival::Full(_) => {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "relay is at its stream limit; retry later",
-            )
-        }
+        ConnectArrival::Busy(_) => Err(text(
+            StatusCode::CONFLICT,
+            format!(
+                "another {} is already waiting on this path",
+                peer_name(mode)
+            ),
+        )),
+        ConnectArrival::Full(_) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "relay is at its stream limit; retry later",
+        )),
         ConnectArrival::Waiting(ticket) => {
-            let _guard = hub.wait_guard(&path, ticket);
+            let _guard = hub.wait_guard(path, ticket);
             tokio::select! {
-                result = woken => if result.is_err() {
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down");
+                result = woken => match result {
+                    Ok(()) => Ok(()),
+                    Err(_) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down")),
                 },
-                _ = tokio::time::sleep(wait) => {
-                    return text(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!("no {} arrived within {} s", other_name(mode), wait.as_secs_f64()),
-                    );
-                }
+                _ = tokio::time::sleep(wait) => Err(text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("no {} arrived within {} s", other_name(mode), wait.as_secs_f64()),
+                )),
                 _ = hub.shutting_down() => {
-                    return text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down");
+                    Err(text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down"))
                 }
             }
         }
     }
-    tracing::debug!(path = %path, ?mode, "connect answered");
-    if redirect {
-        let mut response = text(StatusCode::TEMPORARY_REDIRECT, &url);
-        if let Ok(location) = HeaderValue::from_str(&url) {
+}
+
+/// `GET /v0/<path>?mode=…`. `parked` is the end of a wait that already ran
+/// before hyper took the connection (token checked then).
+pub(crate) async fn handle(
+    hub: Arc<Hub>,
+    path: StreamPath,
+    req: Request<Incoming>,
+    parked: Option<ConnectOutcome>,
+) -> RelayResponse {
+    let plan = match plan(&hub, &path, &req, parked.is_some()) {
+        Ok(plan) => plan,
+        Err(answer) => return *answer,
+    };
+    drop(req);
+    let outcome = match parked {
+        Some(outcome) => outcome,
+        None => wait_for_peer(&hub, &path, &plan).await,
+    };
+    if let Err(answer) = outcome {
+        return answer;
+    }
+    tracing::debug!(path = %path, mode = ?plan.mode, "connect answered");
+    if plan.redirect {
+        let mut response = text(StatusCode::TEMPORARY_REDIRECT, &plan.url);
+        if let Ok(location) = HeaderValue::from_str(&plan.url) {
             response.headers_mut().insert(header::LOCATION, location);
         }
         response
     } else {
-        text(StatusCode::OK, url)
+        text(StatusCode::OK, plan.url)
     }
 }
 

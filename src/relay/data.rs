@@ -4,6 +4,8 @@
 //! second pairs with it. The producer's response streams status lines while
 //! its body is forwarded straight into the consumer's response.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
@@ -12,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::connect::access_for;
 use super::forward::{ForwardBody, StatusLines, Upload};
-use super::hub::{Hub, Meeting};
+use super::hub::{ConsumerInbox, Hub, Meeting, PairLease};
 use super::path::StreamPath;
 use super::rendezvous::{Arrival, Role};
 use super::service::{boxed, refusal, text, RelayResponse};
@@ -58,14 +60,70 @@ fn timed_out(hub: &Hub, role: Role) -> RelayResponse {
     )
 }
 
-/// `PUT`/`POST /data/<path>`: the producer.
+/// How a producer's wait ended: paired with a consumer (its inbox and the
+/// pair's lease), or the answer to send instead (409, 503, 504, …).
+pub(crate) type ProducerPairing = Result<(ConsumerInbox, PairLease), RelayResponse>;
+/// How a consumer's wait ended: its producer's [`Meeting`], or the answer to
+/// send instead.
+pub(crate) type ConsumerPairing = Result<Meeting, RelayResponse>;
+
+/// Enters the producer into the table and waits (at most the data wait) for
+/// a consumer. `broke` resolves if the upload fails meanwhile (on HTTP/1.1
+/// before hyper, the parking code watches the socket instead and passes a
+/// future that never resolves).
+pub(crate) async fn wait_for_consumer<F>(
+    hub: &Arc<Hub>,
+    path: &StreamPath,
+    broke: F,
+) -> ProducerPairing
+where
+    F: Future<Output = hyper::Error>,
+{
+    let mut broke = pin!(broke);
+    for _ in 0..PAIRING_ATTEMPTS {
+        let (inbox, delivered) = oneshot::channel();
+        let arrival = hub.table().arrive_producer(path, inbox);
+        match arrival {
+            Arrival::Busy(_) => return Err(busy(Role::Producer)),
+            Arrival::Full(_) => return Err(full()),
+            Arrival::Paired { theirs, .. } => return Ok((theirs, hub.lease(path))),
+            Arrival::Waiting { ticket, wake } => {
+                if let Some(waiter) = wake {
+                    let _ = waiter.send(());
+                }
+                let _guard = hub.wait_guard(path, ticket);
+                tokio::select! {
+                    got = delivered => match got {
+                        Ok(pair) => return Ok(pair),
+                        // The consumer took our inbox and vanished: its lease
+                        // freed the pair, so start over.
+                        Err(_) => continue,
+                    },
+                    error = &mut broke => {
+                        tracing::debug!(path = %path, %error, "producer left while waiting");
+                        return Err(text(StatusCode::BAD_REQUEST, "upload broke off while waiting for a consumer"));
+                    }
+                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(hub, Role::Producer)),
+                    _ = hub.shutting_down() => return Err(shutting_down()),
+                }
+            }
+        }
+    }
+    Err(could_not_pair(Role::Producer))
+}
+
+/// `PUT`/`POST /data/<path>`: the producer. `parked` is the end of a wait
+/// that already ran before hyper took the connection (token checked then).
 pub(crate) async fn produce(
     hub: Arc<Hub>,
     path: StreamPath,
     req: Request<Incoming>,
+    parked: Option<ProducerPairing>,
 ) -> RelayResponse {
-    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Producer)) {
-        return refused;
+    if parked.is_none() {
+        if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Producer)) {
+            return refused;
+        }
     }
     let headers: Vec<(HeaderName, HeaderValue)> = FORWARDED_HEADERS
         .iter()
@@ -73,33 +131,15 @@ pub(crate) async fn produce(
         .collect();
     let after_upload = hub.settings.upload_response.defers(req.headers());
     let mut upload = Upload::new(req.into_body());
+    let mut parked = parked;
     for _ in 0..PAIRING_ATTEMPTS {
-        let (inbox, delivered) = oneshot::channel();
-        let arrival = hub.table().arrive_producer(&path, inbox);
-        let (consumer, lease) = match arrival {
-            Arrival::Busy(_) => return busy(Role::Producer),
-            Arrival::Full(_) => return full(),
-            Arrival::Paired { theirs, .. } => (theirs, hub.lease(&path)),
-            Arrival::Waiting { ticket, wake } => {
-                if let Some(waiter) = wake {
-                    let _ = waiter.send(());
-                }
-                let _guard = hub.wait_guard(&path, ticket);
-                tokio::select! {
-                    got = delivered => match got {
-                        Ok(pair) => pair,
-                        // The consumer took our inbox and vanished: its lease
-                        // freed the pair, so start over.
-                        Err(_) => continue,
-                    },
-                    error = upload.watch() => {
-                        tracing::debug!(path = %path, %error, "producer left while waiting");
-                        return text(StatusCode::BAD_REQUEST, "upload broke off while waiting for a consumer");
-                    }
-                    _ = tokio::time::sleep(hub.settings.data_wait) => return timed_out(&hub, Role::Producer),
-                    _ = hub.shutting_down() => return shutting_down(),
-                }
-            }
+        let pairing = match parked.take() {
+            Some(pairing) => pairing,
+            None => wait_for_consumer(&hub, &path, upload.watch()).await,
+        };
+        let (consumer, lease) = match pairing {
+            Ok(pair) => pair,
+            Err(answer) => return answer,
         };
         let (report, outcome) = oneshot::channel();
         let (flowing, started) = oneshot::channel();
@@ -147,72 +187,92 @@ pub(crate) async fn produce(
             Err(meeting) => upload = meeting.body.into_upload(),
         }
     }
-    text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "could not pair: consumers kept leaving; retry",
-    )
+    could_not_pair(Role::Producer)
 }
 
-/// `GET /data/<path>`: the consumer.
-pub(crate) async fn consume(
-    hub: Arc<Hub>,
-    path: StreamPath,
-    req: Request<Incoming>,
-) -> RelayResponse {
-    if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Consumer)) {
-        return refused;
-    }
-    drop(req);
+/// Enters the consumer into the table and waits (at most the data wait) for
+/// its producer's [`Meeting`].
+pub(crate) async fn wait_for_producer(hub: &Arc<Hub>, path: &StreamPath) -> ConsumerPairing {
     for _ in 0..PAIRING_ATTEMPTS {
         let (inbox, meeting) = oneshot::channel();
-        let arrival = hub.table().arrive_consumer(&path, inbox);
+        let arrival = hub.table().arrive_consumer(path, inbox);
         let meeting = match arrival {
-            Arrival::Busy(_) => return busy(Role::Consumer),
-            Arrival::Full(_) => return full(),
+            Arrival::Busy(_) => return Err(busy(Role::Consumer)),
+            Arrival::Full(_) => return Err(full()),
             Arrival::Paired { theirs, mine } => {
                 // The producer is parked: hand it our inbox, then wait for
                 // its body (it answers at once unless it is gone).
-                if theirs.send((mine, hub.lease(&path))).is_err() {
+                if theirs.send((mine, hub.lease(path))).is_err() {
                     continue;
                 }
                 tokio::select! {
                     got = meeting => got,
-                    _ = hub.shutting_down() => return shutting_down(),
+                    _ = hub.shutting_down() => return Err(shutting_down()),
                 }
             }
             Arrival::Waiting { ticket, wake } => {
                 if let Some(waiter) = wake {
                     let _ = waiter.send(());
                 }
-                let _guard = hub.wait_guard(&path, ticket);
+                let _guard = hub.wait_guard(path, ticket);
                 tokio::select! {
                     got = meeting => got,
-                    _ = tokio::time::sleep(hub.settings.data_wait) => return timed_out(&hub, Role::Consumer),
-                    _ = hub.shutting_down() => return shutting_down(),
+                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(hub, Role::Consumer)),
+                    _ = hub.shutting_down() => return Err(shutting_down()),
                 }
             }
         };
         // Err: the producer vanished between pairing and delivery; start over.
-        if let Ok(Meeting { headers, body }) = meeting {
-            let mut response = Response::new(boxed(body));
-            let out = response.headers_mut();
-            out.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            for (name, value) in headers {
-                out.insert(name, value);
-            }
-            out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            out.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            return response;
+        if let Ok(meeting) = meeting {
+            return Ok(meeting);
         }
     }
-    text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "could not pair: producers kept leaving; retry",
-    )
+    Err(could_not_pair(Role::Consumer))
+}
+
+/// `GET /data/<path>`: the consumer. `parked` is the end of a wait that
+/// already ran before hyper took the connection (token checked then).
+pub(crate) async fn consume(
+    hub: Arc<Hub>,
+    path: StreamPath,
+    req: Request<Incoming>,
+    parked: Option<ConsumerPairing>,
+) -> RelayResponse {
+    let pairing = match parked {
+        Some(pairing) => pairing,
+        None => {
+            if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Consumer)) {
+                return refused;
+            }
+            drop(req);
+            wait_for_producer(&hub, &path).await
+        }
+    };
+    let Meeting { headers, body } = match pairing {
+        Ok(meeting) => meeting,
+        Err(answer) => return answer,
+    };
+    let mut response = Response::new(boxed(body));
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    for (name, value) in headers {
+        out.insert(name, value);
+    }
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    out.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn could_not_pair(role: Role) -> RelayResponse {
+    let message = match role {
+        Role::Producer => "could not pair: consumers kept leaving; retry",
+        Role::Consumer => "could not pair: producers kept leaving; retry",
+    };
+    text(StatusCode::SERVICE_UNAVAILABLE, message)
 }

@@ -89,8 +89,11 @@ impl Upload {
     /// the upload fails.
     ///
     /// HTTP/1.1 notices a vanished client only while the request body is being
-    /// read, so a parked producer is watched this way (and its path freed)
-    /// instead of blocking the path until the wait times out. Past the
+    /// read, so a producer that waits inside hyper (TLS, h2, or a later
+    /// request of a keep-alive connection; a first request on plain HTTP/1.1
+    /// waits in `parking`, which watches the socket instead) is watched this
+    /// way (and its path freed) instead of blocking the path until the wait
+    /// times out. Past the
     /// read-ahead limit nothing more is read: backpressure holds the rest,
     /// and only the wait timeout notices a producer that vanishes then.
     /// Reading also sends `100 Continue` to a client that asked for it.

@@ -20,17 +20,23 @@
 //!
 //! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
 //! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
-//! bodies, `server` accepts connections, [`tap`] lets tests watch the bytes.
+//! bodies, `server` accepts connections, `head`/`parking`/`replay` park
+//! waiting HTTP/1.1 requests before hyper serves them (a waiter then costs
+//! a few KiB, not hyper's per-connection buffers), [`tap`] lets tests watch
+//! the bytes.
 
 mod config;
 mod connect;
 mod data;
 mod error;
 mod forward;
+mod head;
 mod hub;
 mod metrics;
+mod parking;
 mod path;
 mod rendezvous;
+mod replay;
 mod server;
 mod service;
 pub mod tap;

@@ -1,21 +1,31 @@
 //! Accepting connections: TCP (+ optional TLS), HTTP/1.1 and h2/h2c on one
 //! port, graceful shutdown, and the hard kill.
+//!
+//! On plain TCP the first request head is read before hyper
+//! ([`super::head`]) so that a request waiting for its peer is parked
+//! cheaply ([`super::parking`]); TLS connections go to hyper directly (the
+//! TLS session's own buffers dwarf what parking would save).
 
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::Request;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::error::Error;
+use super::head;
 use super::hub::Hub;
+use super::parking::{self, Parking, Waited, Waiter};
+use super::replay::Replay;
 use super::service::route;
 
 /// Largest HTTP/1.1 read buffer per connection: bounds request heads and the
@@ -77,22 +87,35 @@ pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(HTTP1_MAX_BUF);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(H2_MAX_HEADER_LIST)
-        .initial_stream_window_size(H2_STREAM_WINDOW)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW)
-        .max_send_buf_size(H2_STREAM_WINDOW as usize)
-        .keep_alive_interval(Duration::from_secs(30));
-    builder
+/// The hyper connection builders, shared by every connection.
+pub(crate) struct Builders {
+    /// HTTP/1.1 or h2 (prior knowledge, or by ALPN under TLS).
+    auto: auto::Builder<TokioExecutor>,
+    /// HTTP/1.1 only: for connections whose first head was read already.
+    http1: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(HTTP1_MAX_BUF);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(H2_MAX_HEADER_LIST)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_send_buf_size(H2_STREAM_WINDOW as usize)
+            .keep_alive_interval(Duration::from_secs(30));
+        Builders {
+            http1: builder.clone().http1_only(),
+            auto: builder,
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` turns true, then waits for the open
@@ -104,8 +127,7 @@ pub(crate) async fn accept_loop(
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = http_builder();
-    let graceful = GracefulShutdown::new();
+    let builders = Arc::new(Builders::new());
     // Owning every connection task here means that aborting this task
     // aborts them all.
     let mut connections = JoinSet::new();
@@ -114,11 +136,13 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
-                    let watcher = graceful.watcher();
-                    let (builder, hub, tls) = (builder.clone(), Arc::clone(&hub), tls.clone());
-                    connections.spawn(async move {
-                        serve_connection(builder, stream, hub, tls, watcher).await;
-                    });
+                    // Small status lines and h2 response heads must not wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    let (builders, hub) = (Arc::clone(&builders), Arc::clone(&hub));
+                    match tls.clone() {
+                        None => connections.spawn(serve_plain(builders, stream, hub)),
+                        Some(acceptor) => connections.spawn(serve_tls(builders, stream, hub, acceptor)),
+                    };
                 }
                 Err(error) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -131,45 +155,157 @@ pub(crate) async fn accept_loop(
         }
     }
     drop(listener);
+    // Every connection sees the same shutdown signal (through the hub) and
+    // closes after its current request.
     tracing::info!("shutting down: no new connections; waiting for transfers to finish");
-    graceful.shutdown().await;
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(
-    builder: auto::Builder<TokioExecutor>,
+/// How reading the first head of a plain connection ended.
+enum FirstBytes {
+    /// A complete HTTP/1.x head.
+    Head(Box<Request<()>>),
+    /// Something else (h2 preface, odd or long head, end, shutdown): hyper
+    /// decides, as if it had read the bytes itself.
+    ForHyper,
+    /// No complete head within [`HEADER_READ_TIMEOUT`].
+    TimedOut,
+}
+
+/// A plain-TCP connection: its first request head is read here, and a
+/// request that waits for its peer is parked ([`super::parking`]) before
+/// hyper serves the connection. The task itself then holds little more
+/// than the socket (hyper's part is boxed).
+async fn serve_plain(builders: Arc<Builders>, mut stream: TcpStream, hub: Arc<Hub>) {
+    let mut head = Vec::new();
+    let first = tokio::select! {
+        read = tokio::time::timeout(HEADER_READ_TIMEOUT, head::read(&mut stream, &mut head)) => match read {
+            Ok(Some(req)) => FirstBytes::Head(req),
+            Ok(None) => FirstBytes::ForHyper,
+            Err(_) => FirstBytes::TimedOut,
+        },
+        // An idle connection must not hold up a graceful shutdown.
+        _ = hub.shutting_down() => FirstBytes::ForHyper,
+    };
+    let (builder, parked) = match first {
+        FirstBytes::Head(req) => {
+            let waiter = Waiter::admit(&hub, &req);
+            drop(req);
+            let parked = match waiter {
+                None => None,
+                Some(waiter) => {
+                    head.shrink_to_fit();
+                    match parking::park(&hub, waiter, stream).await {
+                        Parking::Gone => return,
+                        Parking::Done { socket, waited } => {
+                            stream = socket;
+                            Some(*waited)
+                        }
+                    }
+                }
+            };
+            (&builders.http1, parked)
+        }
+        FirstBytes::ForHyper => (&builders.auto, None),
+        // Like hyper's own header timeout, which closes without an answer.
+        FirstBytes::TimedOut => {
+            tracing::debug!("no complete request head in time; closing");
+            return;
+        }
+    };
+    let io = Replay::new(stream, head);
+    Box::pin(serve(builder, io, hub, parked)).await;
+}
+
+async fn serve_tls(
+    builders: Arc<Builders>,
     stream: TcpStream,
     hub: Arc<Hub>,
-    tls: Option<TlsAcceptor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    acceptor: TlsAcceptor,
 ) {
-    // Small status lines and h2 response heads must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| route(Arc::clone(&hub), req));
-    let result = match tls {
-        None => {
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            watcher.watch(conn.into_owned()).await
-        }
-        Some(acceptor) => {
-            let tls_stream =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(error)) => {
-                        tracing::debug!(%error, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("TLS handshake timed out");
-                        return;
-                    }
-                };
-            let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
-            watcher.watch(conn.into_owned()).await
+    let tls_stream =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+    Box::pin(serve(&builders.auto, tls_stream, hub, None)).await;
+}
+
+/// Serves a connection with hyper until it closes, or, once a graceful
+/// shutdown began, after its current request. `parked` goes to the first
+/// request's handler.
+async fn serve<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    hub: Arc<Hub>,
+    parked: Option<Waited>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let parked = Mutex::new(parked);
+    let routes = Arc::clone(&hub);
+    let service = service_fn(move |req| {
+        let parked = parked.lock().unwrap_or_else(|e| e.into_inner()).take();
+        route(Arc::clone(&routes), req, parked)
+    });
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+    // `biased`: hyper is polled before the shutdown is looked at, so it
+    // has read a replayed head before a graceful shutdown could close the
+    // connection as one that never sent anything.
+    let result = tokio::select! {
+        biased;
+        result = conn.as_mut() => result,
+        () = hub.shutting_down() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
     };
     if let Err(error) = result {
         // Aborted transfers end connections with errors by design.
         tracing::debug!(%error, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::hub::{Gate, Settings};
+
+    fn hub() -> (Arc<Hub>, watch::Sender<bool>) {
+        let (tx, shutdown) = watch::channel(false);
+        let settings = Settings {
+            public_url: None,
+            connect_wait_default: Duration::from_secs(1),
+            connect_wait_max: Duration::from_secs(1),
+            data_wait: Duration::from_secs(1),
+            upload_response: crate::relay::UploadResponse::Auto,
+            tls: false,
+        };
+        let hub = Arc::new(Hub::new(10, Gate::Open, settings, None, shutdown));
+        (hub, tx)
+    }
+
+    /// What a parked request costs is mostly its connection task, whose
+    /// size is the size of [`serve_plain`]'s future (hyper's part is boxed):
+    /// it must stay a small fraction of hyper's ≈ 30 KiB per connection.
+    #[tokio::test]
+    async fn a_plain_connection_task_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let (hub, _shutdown) = hub();
+        let task = serve_plain(Arc::new(Builders::new()), stream, hub);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "connection task of {size} bytes");
+        drop((task, client));
     }
 }

@@ -7,6 +7,9 @@
 //! | `GET /v0/<path>?mode=…` | Connect API ([`super::connect`]) |
 //! | `PUT`/`POST /data/<path>` | producer ([`super::data`]) |
 //! | `GET /data/<path>` | consumer ([`super::data`]) |
+//!
+//! The three waiting kinds may have waited already, before hyper took the
+//! connection ([`super::parking`]); their handlers then only answer.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +22,8 @@ use hyper::body::Incoming;
 
 use super::forward::BoxError;
 use super::hub::{Gate, Hub};
-use super::path::StreamPath;
+use super::parking::Waited;
+use super::path::{PathError, StreamPath};
 use super::tokens::{Access, Denied};
 
 /// Every response body the relay sends.
@@ -60,49 +64,105 @@ where
     BodyExt::boxed(BodyExt::map_err(body, Into::into))
 }
 
-/// The hyper service: routes one request. Each handler future is boxed so
-/// that an idle connection carries only the small routing future, not the
-/// largest handler's state (it matters with thousands of waiting clients).
+/// Where a request goes, by method and path alone.
+pub(crate) enum Target {
+    /// `GET`/`HEAD /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /v0/<path>`: a Connect waiter.
+    Connect(StreamPath),
+    /// `PUT`/`POST /data/<path>`: a producer.
+    Produce(StreamPath),
+    /// `GET /data/<path>`: a consumer.
+    Consume(StreamPath),
+    /// An API path that is not a valid stream path.
+    BadPath(PathError),
+    /// A known path with a method it does not take (the `Allow` value).
+    WrongMethod(&'static str),
+    /// Anything else.
+    NotFound,
+}
+
+impl Target {
+    /// Routes `req` (shared by [`route`] and the parking of waiting requests
+    /// before hyper, so both always agree).
+    pub(crate) fn of<B>(req: &Request<B>) -> Target {
+        let path = req.uri().path();
+        let method = req.method();
+        if path == HEALTH_PATH {
+            match *method {
+                Method::GET | Method::HEAD => Target::Health,
+                _ => Target::WrongMethod("GET"),
+            }
+        } else if path == METRICS_PATH {
+            match *method {
+                Method::GET => Target::Metrics,
+                _ => Target::WrongMethod("GET"),
+            }
+        } else if let Some(rest) = api_rest(path, CONNECT_PREFIX) {
+            match StreamPath::parse(rest) {
+                Err(e) => Target::BadPath(e),
+                Ok(stream) if method == Method::GET => Target::Connect(stream),
+                Ok(_) => Target::WrongMethod("GET"),
+            }
+        } else if let Some(rest) = api_rest(path, DATA_PREFIX) {
+            match StreamPath::parse(rest) {
+                Err(e) => Target::BadPath(e),
+                Ok(stream) => match *method {
+                    Method::PUT | Method::POST => Target::Produce(stream),
+                    Method::GET => Target::Consume(stream),
+                    _ => Target::WrongMethod("GET, PUT, POST"),
+                },
+            }
+        } else {
+            Target::NotFound
+        }
+    }
+}
+
+/// The hyper service: routes one request. `parked` is the end of the wait
+/// this request already went through before hyper took its connection
+/// (see [`super::parking`]); it is dropped if the request is not the
+/// waiter it belongs to. Each handler future is boxed so that an idle
+/// connection carries only the small routing future, not the largest
+/// handler's state.
 pub(crate) async fn route(
     hub: Arc<Hub>,
     req: Request<Incoming>,
+    parked: Option<Waited>,
 ) -> Result<RelayResponse, Infallible> {
-    let path = req.uri().path().to_owned();
     let counters = Arc::clone(&hub);
-    let response = if path == HEALTH_PATH {
-        match *req.method() {
-            Method::GET | Method::HEAD => text(StatusCode::OK, "ok"),
-            _ => method_not_allowed("GET"),
+    let response = match (Target::of(&req), parked) {
+        (Target::Health, _) => text(StatusCode::OK, "ok"),
+        (Target::Metrics, _) => metrics_response(&hub),
+        (Target::Connect(stream), parked) => {
+            let parked = match parked {
+                Some(Waited::Connect(outcome)) => Some(outcome),
+                _ => None,
+            };
+            Box::pin(super::connect::handle(hub, stream, req, parked)).await
         }
-    } else if path == METRICS_PATH {
-        match *req.method() {
-            Method::GET => metrics_response(&hub),
-            _ => method_not_allowed("GET"),
+        (Target::Produce(stream), parked) => {
+            let parked = match parked {
+                Some(Waited::Producer(pairing)) => Some(pairing),
+                _ => None,
+            };
+            Box::pin(super::data::produce(hub, stream, req, parked)).await
         }
-    } else if let Some(rest) = api_rest(&path, CONNECT_PREFIX) {
-        match StreamPath::parse(rest) {
-            Err(e) => text(StatusCode::BAD_REQUEST, e),
-            Ok(stream) if req.method() == Method::GET => {
-                Box::pin(super::connect::handle(hub, stream, req)).await
-            }
-            Ok(_) => method_not_allowed("GET"),
+        (Target::Consume(stream), parked) => {
+            let parked = match parked {
+                Some(Waited::Consumer(pairing)) => Some(pairing),
+                _ => None,
+            };
+            Box::pin(super::data::consume(hub, stream, req, parked)).await
         }
-    } else if let Some(rest) = api_rest(&path, DATA_PREFIX) {
-        match StreamPath::parse(rest) {
-            Err(e) => text(StatusCode::BAD_REQUEST, e),
-            Ok(stream) => match *req.method() {
-                Method::PUT | Method::POST => {
-                    Box::pin(super::data::produce(hub, stream, req)).await
-                }
-                Method::GET => Box::pin(super::data::consume(hub, stream, req)).await,
-                _ => method_not_allowed("GET, PUT, POST"),
-            },
-        }
-    } else {
-        text(
+        (Target::BadPath(e), _) => text(StatusCode::BAD_REQUEST, e),
+        (Target::WrongMethod(allow), _) => method_not_allowed(allow),
+        (Target::NotFound, _) => text(
             StatusCode::NOT_FOUND,
             format!("not found: use {CONNECT_PREFIX}/<stream path> or {DATA_PREFIX}/<stream path>"),
-        )
+        ),
     };
     counters.metrics.responded(response.status());
     Ok(response)
