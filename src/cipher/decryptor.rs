@@ -730,6 +730,26 @@ mod tests {
         );
     }
 
+    /// `MAX_HEADER_LEN` leaves room for hundreds of recipients (age itself
+    /// has no limit): 300 X25519 stanzas make a header of about 30 KB.
+    #[test]
+    fn a_header_for_hundreds_of_recipients_fits() {
+        let ids: Vec<_> = (0..300)
+            .map(|_| age::x25519::Identity::generate())
+            .collect();
+        let recipients = ids
+            .iter()
+            .map(|id| Box::new(id.to_public()) as Box<dyn age::Recipient + Send>)
+            .collect();
+        let wire = Encryptor::with_recipients(Format::AgeRt, recipients)
+            .unwrap()
+            .encrypt_all(b"to all")
+            .unwrap();
+        assert!(header_len(&wire) > 16 * 1024);
+        let last = ids.last().unwrap();
+        assert_eq!(dec(last).decrypt_all(&wire).unwrap(), b"to all");
+    }
+
     #[test]
     fn unsupported_recipient_types_are_named() {
         let (id, _) = x25519();
