@@ -646,7 +646,13 @@ mod tests {
         let mac_at = header_len(&wire) - 5;
         wire[mac_at] = if wire[mac_at] == b'A' { b'B' } else { b'A' };
         let mut d = dec(&id);
-        assert_eq!(d.feed(&wire), Err(Error::Header(HeaderError::BadMac)));
+        let bad_mac = Error::Header(HeaderError::BadMac);
+        assert_eq!(d.feed(&wire), Err(bad_mac.clone()));
+        assert!(d.plaintext().is_empty());
+        // The error is latched: a caller that ignores it and goes on gets
+        // it again, never plaintext or a clean end.
+        assert_eq!(d.feed(b"more"), Err(bad_mac.clone()));
+        assert_eq!(d.finish(), Err(bad_mac));
         assert!(d.plaintext().is_empty());
     }
 
