@@ -346,7 +346,13 @@ impl<A: ChunkAead> Decryptor<A> {
             }
             return Ok(false);
         };
-        let line_start = self.header.len();
+        // The line may have arrived in pieces, the earlier ones already
+        // moved into the header: it starts after the header's last newline.
+        let line_start = self
+            .header
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         self.append_header(self.start + nl + 1)?;
         let line = &self.header[line_start..self.header.len() - 1];
         if self.format.is_none() {
@@ -692,6 +698,32 @@ mod tests {
                 dec(&id).feed(&bad),
                 Err(Error::Protocol(ProtocolError::BadChunkLength(len)))
             );
+        }
+    }
+
+    /// A stream that arrives one byte at a time (tiny network reads)
+    /// decrypts: every byte is taken in every state (the input buffer asks
+    /// for as much as the next step needs), and a header line split across
+    /// reads is still recognised (the MAC line once was not, so the header
+    /// never ended and the stream failed as truncated).
+    #[test]
+    fn a_stream_fed_one_byte_at_a_time_decrypts() {
+        for format in [Format::AgeRt, Format::AgeV1] {
+            let (id, r) = x25519();
+            let wire = Encryptor::with_recipients(format, r)
+                .unwrap()
+                .encrypt_all(b"byte by byte")
+                .unwrap();
+            let mut d = dec(&id);
+            let mut out = Vec::new();
+            for byte in wire.chunks(1) {
+                assert_eq!(d.feed(byte), Ok(1), "{format}");
+                out.extend_from_slice(d.plaintext());
+                d.consume_plaintext(d.plaintext().len());
+            }
+            assert_eq!(d.finish(), Ok(()), "{format}");
+            out.extend_from_slice(d.plaintext());
+            assert_eq!(out, b"byte by byte", "{format}");
         }
     }
 
