@@ -3,6 +3,8 @@
 #   - a Python venv (.venv) with the official client zebrastream-io 0.5.4 and age-rt 0.2.2
 #   - Debian's `age`, curl, socat (benches), nginx (scale-out test)
 #   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
+#   - `cargo-deny` 0.20.2 (cargo install, cached in ~/.cargo/bin; ~4 minutes of
+#     compile on 2 cores the first time)
 # Safe to run repeatedly; each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,4 +45,11 @@ if ! rage --version 2>/dev/null | grep -q "$RAGE_VERSION"; then
   log "cargo install rage $RAGE_VERSION (one-off, a few minutes)"
   cargo install rage --version "$RAGE_VERSION" --locked --quiet
 fi
-log "ready: age $(age --version), $(rage --version), $("$VENV/bin/python" --version)"
+
+# cargo-deny, pinned: licenses, bans and sources of the dependency tree (deny.toml).
+CARGO_DENY_VERSION=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+  log "cargo install cargo-deny $CARGO_DENY_VERSION (one-off, a few minutes)"
+  cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --quiet
+fi
+log "ready: age $(age --version), $(rage --version), $(cargo deny --version), $("$VENV/bin/python" --version)"

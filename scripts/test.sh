@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the test tools (scripts/setup.sh), then runs
-# every unit, integration, interop, doc and fuzz-corpus test, and checks that
-# the benches (at smoke size) and fuzz targets still work.
+# every unit, integration, interop, doc and fuzz-corpus test, checks that the
+# benches (at smoke size) and fuzz targets still work, and checks the
+# dependency tree's licenses, bans and sources with cargo-deny (deny.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
+
+# Supply chain (deny.toml), first because it takes seconds. Advisories need
+# the RustSec database from GitHub, so they are not checked here (see
+# docs/reliability.md, "Supply chain").
+if cargo deny --version >/dev/null 2>&1; then
+  cargo deny check --hide-inclusion-graph bans licenses sources
+elif [ "${CI:-}" = true ]; then
+  echo "[test] cargo-deny is missing (CI=true): run scripts/setup.sh" >&2
+  exit 1
+else
+  echo "[test] cargo-deny is missing: skipping the supply-chain check" >&2
+fi
 
 # Tell the interop tests where the tools are; under CI=true they fail when one is missing.
 export ZS_TEST_PYTHON="$PWD/.venv/bin/python"

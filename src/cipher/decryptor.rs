@@ -651,7 +651,13 @@ mod tests {
         let mac_at = header_len(&wire) - 5;
         wire[mac_at] = if wire[mac_at] == b'A' { b'B' } else { b'A' };
         let mut d = dec(&id);
-        assert_eq!(d.feed(&wire), Err(Error::Header(HeaderError::BadMac)));
+        let bad_mac = Error::Header(HeaderError::BadMac);
+        assert_eq!(d.feed(&wire), Err(bad_mac.clone()));
+        assert!(d.plaintext().is_empty());
+        // The error is latched: a caller that ignores it and goes on gets
+        // it again, never plaintext or a clean end.
+        assert_eq!(d.feed(b"more"), Err(bad_mac.clone()));
+        assert_eq!(d.finish(), Err(bad_mac));
         assert!(d.plaintext().is_empty());
     }
 
@@ -694,6 +700,32 @@ mod tests {
         }
     }
 
+    /// A stream that arrives one byte at a time (tiny network reads)
+    /// decrypts: every byte is taken in every state (the input buffer asks
+    /// for as much as the next step needs), and a header line split across
+    /// reads is still recognised (the MAC line once was not, so the header
+    /// never ended and the stream failed as truncated).
+    #[test]
+    fn a_stream_fed_one_byte_at_a_time_decrypts() {
+        for format in [Format::AgeRt, Format::AgeV1] {
+            let (id, r) = x25519();
+            let wire = Encryptor::with_recipients(format, r)
+                .unwrap()
+                .encrypt_all(b"byte by byte")
+                .unwrap();
+            let mut d = dec(&id);
+            let mut out = Vec::new();
+            for byte in wire.chunks(1) {
+                assert_eq!(d.feed(byte), Ok(1), "{format}");
+                out.extend_from_slice(d.plaintext());
+                d.consume_plaintext(d.plaintext().len());
+            }
+            assert_eq!(d.finish(), Ok(()), "{format}");
+            out.extend_from_slice(d.plaintext());
+            assert_eq!(out, b"byte by byte", "{format}");
+        }
+    }
+
     #[test]
     fn trailing_data_in_a_later_feed_is_a_protocol_error() {
         let (id, r) = x25519();
@@ -733,6 +765,26 @@ mod tests {
                 limit: MAX_HEADER_LEN
             }))
         );
+    }
+
+    /// `MAX_HEADER_LEN` leaves room for hundreds of recipients (age itself
+    /// has no limit): 300 X25519 stanzas make a header of about 30 KB.
+    #[test]
+    fn a_header_for_hundreds_of_recipients_fits() {
+        let ids: Vec<_> = (0..300)
+            .map(|_| age::x25519::Identity::generate())
+            .collect();
+        let recipients = ids
+            .iter()
+            .map(|id| Box::new(id.to_public()) as Box<dyn age::Recipient + Send>)
+            .collect();
+        let wire = Encryptor::with_recipients(Format::AgeRt, recipients)
+            .unwrap()
+            .encrypt_all(b"to all")
+            .unwrap();
+        assert!(header_len(&wire) > 16 * 1024);
+        let last = ids.last().unwrap();
+        assert_eq!(dec(last).decrypt_all(&wire).unwrap(), b"to all");
     }
 
     #[test]

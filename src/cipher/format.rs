@@ -291,6 +291,19 @@ mod tests {
         }
     }
 
+    /// The names the CLI's `--format` takes and prints.
+    #[test]
+    fn format_names_print_and_parse() {
+        for (format, name) in [(Format::AgeRt, "age-rt"), (Format::AgeV1, "age")] {
+            assert_eq!(format.to_string(), name);
+            assert_eq!(name.parse::<Format>(), Ok(format));
+        }
+        assert_eq!(
+            "age-v1".parse::<Format>(),
+            Err(UnknownFormat("age-v1".into()))
+        );
+    }
+
     #[test]
     fn rejects_unknown_identifier_and_bad_grammar() {
         assert!(matches!(

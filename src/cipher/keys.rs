@@ -210,6 +210,33 @@ mod tests {
         ));
     }
 
+    /// The file readers parse what they read and name a missing file.
+    #[test]
+    fn key_files_are_read_and_parsed() {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ids = write("id.txt", format!("{}\n", id.to_string().expose_secret()));
+        let recipients = write("r.txt", format!("{}\n{}\n", id.to_public(), id.to_public()));
+        assert_eq!(read_identity_file(&ids).unwrap().len(), 1);
+        assert_eq!(read_recipients_file(&recipients).unwrap().len(), 2);
+        let missing = dir.path().join("missing");
+        for err in [
+            read_identity_file(&missing).err().unwrap(),
+            read_recipients_file(&missing).err().unwrap(),
+        ] {
+            assert!(matches!(
+                err,
+                Error::Key(KeyError::Io { ref path, kind: std::io::ErrorKind::NotFound }) if *path == missing
+            ));
+        }
+    }
+
     #[test]
     fn generated_identity_round_trips() {
         use age::secrecy::ExposeSecret;

@@ -246,6 +246,70 @@ mod tests {
         seal_open_and_dual_flag::<crate::cipher::aead::RustCryptoAead>();
     }
 
+    const KEY: [u8; KEY_LEN] = [5u8; KEY_LEN];
+
+    /// Seals chunks of `(plaintext length, final)` in order with a fresh
+    /// sealer under [`KEY`]; each chunk holds its index as plaintext bytes.
+    fn sealed(chunks: &[(usize, bool)]) -> Vec<Vec<u8>> {
+        let mut sealer: ChunkSealer = ChunkSealer::new(&KEY);
+        let sealed = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, &(len, last))| {
+                let mut chunk = vec![i as u8; len + TAG_SIZE];
+                sealer.seal(&mut chunk, last).unwrap();
+                chunk
+            })
+            .collect();
+        assert_eq!(sealer.is_finished(), chunks.last().is_some_and(|c| c.1));
+        sealed
+    }
+
+    #[test]
+    fn empty_and_full_chunks_open_and_the_index_advances() {
+        let mut chunks = sealed(&[(CHUNK_SIZE, false), (0, true)]);
+        let mut opener: ChunkOpener = ChunkOpener::new(&KEY);
+        assert_eq!(opener.index(), 0);
+        assert_eq!(opener.open(&mut chunks[0], false), Ok(CHUNK_SIZE));
+        assert_eq!(opener.index(), 1);
+        assert!(!opener.is_finished());
+        assert_eq!(opener.open(&mut chunks[1], true), Ok(0));
+        assert_eq!(opener.index(), 2);
+        assert!(opener.is_finished());
+    }
+
+    /// `ChunkOpener` is public: a buffer that cannot be a sealed chunk is an
+    /// authentication failure, never a panic or an oversized AEAD call.
+    #[test]
+    fn impossible_chunk_lengths_fail_without_panicking() {
+        for len in [0, TAG_SIZE - 1, ENCRYPTED_CHUNK_SIZE + 1] {
+            let mut opener: ChunkOpener = ChunkOpener::new(&KEY);
+            let fail = Err(Error::ChunkAuthentication { index: 0 });
+            assert_eq!(opener.open(&mut vec![0u8; len], false), fail, "{len}");
+            let mut backup = vec![0u8; ENCRYPTED_CHUNK_SIZE + 1];
+            assert_eq!(
+                opener.open_either(&mut vec![0u8; len], &mut backup),
+                fail.map(|n| (n, false)),
+                "{len}"
+            );
+        }
+    }
+
+    /// After the final chunk nothing opens, not even a chunk that is valid
+    /// under the same key at the next index (the sealer never makes one,
+    /// but the opener must not rely on that).
+    #[test]
+    fn nothing_opens_after_the_final_chunk() {
+        let mut finals = sealed(&[(3, true)]);
+        let mut more = sealed(&[(3, false), (3, false)]);
+        let mut opener: ChunkOpener = ChunkOpener::new(&KEY);
+        assert_eq!(opener.open(&mut finals[0], true), Ok(3));
+        assert_eq!(
+            opener.open(&mut more[1], false),
+            Err(Error::ChunkAuthentication { index: 1 })
+        );
+    }
+
     #[test]
     fn wrong_order_fails_with_index() {
         let key = [4u8; 32];
