@@ -222,6 +222,31 @@ mod tests {
         assert_eq!(Error::from_io(&other), None);
     }
 
+    /// The I/O kinds callers of the adapters match on: misuse and bad keys
+    /// are the caller's input, unsupported features are `Unsupported`.
+    #[test]
+    fn io_kinds_tell_input_data_and_unsupported_apart() {
+        for (error, kind) in [
+            (Error::Truncated, io::ErrorKind::UnexpectedEof),
+            (Error::Finished, io::ErrorKind::InvalidInput),
+            (
+                Error::InvalidRecipients("none"),
+                io::ErrorKind::InvalidInput,
+            ),
+            (
+                Error::Key(KeyError::Empty("k".into())),
+                io::ErrorKind::InvalidInput,
+            ),
+            (
+                Error::Unsupported(Unsupported::Armor),
+                io::ErrorKind::Unsupported,
+            ),
+            (Error::NoMatchingIdentity, io::ErrorKind::InvalidData),
+        ] {
+            assert_eq!(error.io_kind(), kind, "{error:?}");
+        }
+    }
+
     #[test]
     fn key_errors_name_file_and_line() {
         let e = KeyError::InvalidIdentity {

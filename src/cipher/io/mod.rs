@@ -214,6 +214,52 @@ mod tests {
         assert_eq!(out, b"partial");
     }
 
+    /// A std reader whose reads first fail with the given errors, in order.
+    struct Failing<'a> {
+        inner: &'a [u8],
+        errors: Vec<io::ErrorKind>,
+    }
+
+    impl std::io::Read for Failing<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !self.errors.is_empty() {
+                return Err(self.errors.remove(0).into());
+            }
+            std::io::Read::read(&mut self.inner, buf)
+        }
+    }
+
+    /// std adapters: `flush` makes what was written decryptable before the
+    /// end; a read interrupted by a signal is retried, any other read error
+    /// is returned as it is.
+    #[test]
+    fn blocking_flush_delivers_and_only_interrupted_reads_are_retried() {
+        use std::io::{Read, Write};
+        let id = age::x25519::Identity::generate();
+        let enc =
+            Encryptor::with_recipients(Format::AgeRt, vec![Box::new(id.to_public())]).unwrap();
+        let mut w = EncryptingWriter::new(Vec::new(), enc);
+        Write::write_all(&mut w, b"flushed").unwrap();
+        Write::flush(&mut w).unwrap();
+        let wire = w.get_ref().clone();
+        let read_once = |errors: Vec<io::ErrorKind>| {
+            let dec = Decryptor::with_identities(vec![Box::new(id.clone())]);
+            let inner = Failing {
+                inner: &wire,
+                errors,
+            };
+            let mut out = [0u8; 16];
+            let n = Read::read(&mut DecryptingReader::new(inner, dec), &mut out)?;
+            Ok::<_, io::Error>(out[..n].to_vec())
+        };
+        assert_eq!(
+            read_once(vec![io::ErrorKind::Interrupted]).unwrap(),
+            b"flushed"
+        );
+        let err = read_once(vec![io::ErrorKind::ConnectionReset]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+    }
+
     #[test]
     fn blocking_tamper_is_invalid_data() {
         use std::io::{Read, Write};
