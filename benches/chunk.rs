@@ -3,7 +3,7 @@
 //! the raw AEAD call on a buffer of the same size, so the framing overhead
 //! shows as a ratio.
 //!
-//! `cargo bench --bench chunk` (ring only) or
+//! `cargo bench --bench chunk` (openssl and ring) or
 //! `cargo bench --bench chunk --features rustcrypto` (both backends).
 //!
 //! After the criterion groups, the binary prints an interleaved
@@ -279,6 +279,10 @@ fn print_interleaved<A: ChunkAead + 'static>() {
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    #[cfg(all(feature = "openssl", feature = "ring"))]
+    criterion_groups::<zebrastream::cipher::aead::DefaultAead>(&mut c);
+    #[cfg(feature = "openssl")]
+    criterion_groups::<zebrastream::cipher::aead::OpenSslAead>(&mut c);
     #[cfg(feature = "ring")]
     criterion_groups::<zebrastream::cipher::aead::RingAead>(&mut c);
     #[cfg(feature = "rustcrypto")]
@@ -288,6 +292,10 @@ fn main() {
     // Only under `cargo bench` (criterion's `--bench` flag), not in test mode.
     if std::env::args().any(|a| a == "--bench") {
         println!("\nInterleaved (best of 60 batches each): op | backend | chunk | raw AEAD | framed | framed/raw");
+        #[cfg(all(feature = "openssl", feature = "ring"))]
+        print_interleaved::<zebrastream::cipher::aead::DefaultAead>();
+        #[cfg(feature = "openssl")]
+        print_interleaved::<zebrastream::cipher::aead::OpenSslAead>();
         #[cfg(feature = "ring")]
         print_interleaved::<zebrastream::cipher::aead::RingAead>();
         #[cfg(feature = "rustcrypto")]

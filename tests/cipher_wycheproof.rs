@@ -61,7 +61,7 @@ fn check<A: ChunkAead>() -> (usize, usize) {
             invalid += 1;
             continue;
         };
-        let aead = A::new(&key);
+        let mut aead = A::new(&key);
         let tag: [u8; TAG_LEN] = c.tag.as_slice().try_into().expect("all tags are 128-bit");
         let mut buf = c.ct.clone();
         let opened = aead.open_in_place(&nonce, &c.aad, &mut buf, &tag);
@@ -104,4 +104,15 @@ fn rustcrypto_passes_all_wycheproof_cases() {
         check::<zebrastream::cipher::aead::RustCryptoAead>(),
         (256, 69)
     );
+}
+
+#[cfg(feature = "openssl")]
+#[test]
+fn openssl_passes_all_wycheproof_cases() {
+    assert_eq!(check::<zebrastream::cipher::aead::OpenSslAead>(), (256, 69));
+}
+
+#[test]
+fn default_backend_passes_all_wycheproof_cases() {
+    assert_eq!(check::<zebrastream::cipher::aead::DefaultAead>(), (256, 69));
 }

@@ -123,8 +123,7 @@ pub fn play(role: &str) -> bool {
     let args = RoleArgs::from_env();
     let report = match role {
         PRODUCE | CONSUME => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();

@@ -175,7 +175,7 @@ impl<A: ChunkAead> ChunkOpener<A> {
         Ok((n, true))
     }
 
-    fn try_open(&self, chunk: &mut [u8], last: bool) -> Result<usize, Error> {
+    fn try_open(&mut self, chunk: &mut [u8], last: bool) -> Result<usize, Error> {
         let auth_failure = Error::ChunkAuthentication {
             index: self.counter,
         };
@@ -232,6 +232,12 @@ mod tests {
         assert_eq!(opener.open_either(&mut c1, &mut backup), Ok((6, true)));
         assert_eq!(&c1[..5], b"world");
         assert!(opener.is_finished());
+    }
+
+    #[cfg(feature = "openssl")]
+    #[test]
+    fn openssl_seal_open_and_dual_flag() {
+        seal_open_and_dual_flag::<crate::cipher::aead::OpenSslAead>();
     }
 
     #[cfg(feature = "ring")]

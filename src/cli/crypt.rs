@@ -117,7 +117,7 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let key = SealingKey::from_plan(plan, &subject)?
         .ok_or_else(|| Failure::usage("encrypt needs a key"))?;
     let encryptor = key.encryptor(args.format, &subject)?;
-    super::block_on(async move {
+    super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
         let mut sink = Sink::create(args.output.as_deref())?;
         let progress = Progress::for_stderr(quiet);
@@ -179,7 +179,7 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
             return Err(Failure::usage(format!("{subject}: decrypt needs a key")))
         }
     };
-    super::block_on(async move {
+    super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
         let mut sink = Sink::create(args.output.as_deref())?;
         let progress = Progress::for_stderr(quiet);

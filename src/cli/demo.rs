@@ -147,7 +147,7 @@ fn fill_block(block: &mut [u8], index: u64) {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> CmdResult {
-    super::block_on(demo(args.size, args.format))
+    super::block_on(super::Runtime::MultiThread, demo(args.size, args.format))
 }
 
 async fn demo(size: u64, format: Format) -> CmdResult {

@@ -285,17 +285,30 @@ async fn until_connected<T>(
     })
 }
 
-/// Runs `future` to completion on a multi-threaded tokio runtime.
-fn block_on<F: std::future::Future<Output = CmdResult>>(future: F) -> CmdResult {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure::new(
-                ExitKind::Other,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })?;
+/// Which tokio runtime a command runs on.
+#[derive(Clone, Copy)]
+enum Runtime {
+    /// One thread: a single stream's client. Every hand-over between the
+    /// caller's copy loop and the HTTP connection stays on one thread, no
+    /// cross-thread wake-ups: 1.4–1.8× the throughput of a multi-thread
+    /// runtime for `read`/`write` on loopback (docs/performance.md).
+    SingleStream,
+    /// All cores: `demo`, which runs a relay and both clients in one process.
+    MultiThread,
+}
+
+/// Runs `future` to completion on a tokio runtime of the given kind.
+fn block_on<F: std::future::Future<Output = CmdResult>>(kind: Runtime, future: F) -> CmdResult {
+    let mut builder = match kind {
+        Runtime::SingleStream => tokio::runtime::Builder::new_current_thread(),
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = builder.enable_all().build().map_err(|e| {
+        Failure::new(
+            ExitKind::Other,
+            format!("cannot start the async runtime: {e}"),
+        )
+    })?;
     let result = runtime.block_on(async {
         tokio::select! {
             result = future => result,

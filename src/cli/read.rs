@@ -107,7 +107,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
     let unbuffered = stream.unbuffered;
 
-    super::block_on(async move {
+    super::block_on(super::Runtime::SingleStream, async move {
         // A file output is created before connecting: an unwritable path fails fast.
         let early_sink = match (&output, command.is_empty()) {
             (Some(path), _) => Some(Sink::create(Some(path))?),

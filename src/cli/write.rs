@@ -137,7 +137,7 @@ pub fn run(
     let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
     let unbuffered = stream.unbuffered;
 
-    super::block_on(async move {
+    super::block_on(super::Runtime::SingleStream, async move {
         // A file input is opened before connecting: a wrong path fails fast.
         let mut early_source = match (&input, command.is_empty()) {
             (Some(path), _) => Some(Source::open(Some(path)).await?),
