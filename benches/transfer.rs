@@ -14,11 +14,15 @@
 //! is reported, since other load on the machine only ever slows a round
 //! down; CPU seconds per GiB are reported too, as they hardly depend on that
 //! load. Sizes: `ZS_BENCH_MIB` (default 1024) and `ZS_BENCH_RSS_MIB`
-//! (default 4096). `benches/suite` measures all of this and more in one run.
+//! (default 4096). The clients run on a current-thread tokio runtime, as the
+//! CLI does; `ZS_BENCH_RUNTIME=multi` or `multi-spawn` measures a
+//! multi-thread runtime instead. `benches/suite` measures all of this and
+//! more in one run.
 //!
 //! ```text
 //! cargo bench --bench transfer
 //! ZS_BENCH_MIB=256 ZS_BENCH_RSS_MIB=512 cargo bench --bench transfer
+//! ZS_BENCH_RUNTIME=multi-spawn cargo bench --bench transfer
 //! ```
 
 mod common;

@@ -118,21 +118,60 @@ pub fn new_key() -> String {
         .to_string()
 }
 
+/// The tokio runtime a client role runs on (`ZS_BENCH_RUNTIME`), to measure
+/// what the runtime flavor costs a single stream.
+enum ClientRuntime {
+    /// `current` (default): one thread, as the CLI's `read` and `write`.
+    CurrentThread,
+    /// `multi`: a multi-thread runtime, the stream driven by `block_on` on
+    /// the main thread (what `#[tokio::main]` code does).
+    MultiBlockOn,
+    /// `multi-spawn`: a multi-thread runtime, the stream in a spawned task.
+    MultiSpawned,
+}
+
+impl ClientRuntime {
+    fn from_env() -> ClientRuntime {
+        match std::env::var("ZS_BENCH_RUNTIME").as_deref() {
+            Ok("multi") => ClientRuntime::MultiBlockOn,
+            Ok("multi-spawn") => ClientRuntime::MultiSpawned,
+            Ok("current") | Err(_) => ClientRuntime::CurrentThread,
+            Ok(other) => panic!("ZS_BENCH_RUNTIME={other}: expected current, multi or multi-spawn"),
+        }
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> T {
+        let mut builder = match self {
+            ClientRuntime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            _ => tokio::runtime::Builder::new_multi_thread(),
+        };
+        let runtime = builder.enable_all().build().unwrap();
+        match self {
+            ClientRuntime::MultiSpawned => {
+                runtime.block_on(async { tokio::spawn(work).await.unwrap() })
+            }
+            _ => runtime.block_on(work),
+        }
+    }
+}
+
 /// Plays `role` if it is one of this module's; returns false otherwise.
 pub fn play(role: &str) -> bool {
     let args = RoleArgs::from_env();
     let report = match role {
         PRODUCE | CONSUME => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = ClientRuntime::from_env();
             let config = config(&args.url, &args.path, args.key.as_deref(), role == PRODUCE);
             if role == PRODUCE {
-                let sent = send(&config, args.seed, args.bytes, args.write_size);
-                serde_json::to_string(&runtime.block_on(sent))
+                let (seed, bytes, write_size) = (args.seed, args.bytes, args.write_size);
+                let sent = runtime.run(async move { send(&config, seed, bytes, write_size).await });
+                serde_json::to_string(&sent)
             } else {
-                serde_json::to_string(&runtime.block_on(receive(&config, args.seed)))
+                let seed = args.seed;
+                serde_json::to_string(&runtime.run(async move { receive(&config, seed).await }))
             }
         }
         TCP_PRODUCE => serde_json::to_string(&tcp_produce(&args)),
