@@ -50,7 +50,8 @@ pub enum Endpoint {
     },
     /// A raw TCP sender or sink (the bench binary re-executed; socat only).
     Tcp,
-    /// `curl` on the data API, fed from or drained into a pipe.
+    /// `curl` on the data API: a producer uploads a file in RAM (tmpfs)
+    /// holding the pattern, a consumer is drained into a pipe and checked.
     Curl,
     /// The official Python CLI (`zebrastream-io`), through a pipe,
     /// optionally with a passphrase (age-rt).
@@ -155,9 +156,38 @@ struct Running {
     _home: Option<tempfile::TempDir>,
 }
 
+/// The pattern of `seed` as a file in RAM (`/dev/shm` when there is one),
+/// for a curl producer to upload: curl then reads the page cache instead of a
+/// pipe this process must feed, so the harness takes less of the CPU the
+/// relays compete for. Written before the clock starts; deleted on drop.
+fn upload_file(seed: u64, bytes: u64) -> tempfile::NamedTempFile {
+    let shm = std::path::Path::new("/dev/shm");
+    let mut file = if shm.is_dir() {
+        tempfile::NamedTempFile::new_in(shm)
+    } else {
+        tempfile::NamedTempFile::new()
+    }
+    .expect("upload file");
+    Pattern::new(seed).write_to(&mut file, bytes, PIPE_WRITE);
+    file.flush().expect("upload file");
+    file
+}
+
+/// The seed of the pattern sent on `target`.
+fn seed_of(target: &Target, bytes: u64) -> u64 {
+    bytes ^ target.path.len() as u64
+}
+
 impl Running {
-    fn spawn(endpoint: &Endpoint, producer: bool, target: &Target, bytes: u64) -> Running {
-        let seed = bytes ^ target.path.len() as u64;
+    /// Starts `endpoint`; a curl producer uploads `upload` (see [`upload_file`]).
+    fn spawn(
+        endpoint: &Endpoint,
+        producer: bool,
+        target: &Target,
+        bytes: u64,
+        upload: Option<&std::path::Path>,
+    ) -> Running {
+        let seed = seed_of(target, bytes);
         let mut home = None;
         let mut command = match endpoint {
             Endpoint::Ours { key, write_size } => {
@@ -186,7 +216,9 @@ impl Running {
                 let mut command = Command::new("curl");
                 command.args(["-sS", "--fail"]);
                 if producer {
-                    command.args(["-T", "-", "-H", "Transfer-Encoding: chunked"]);
+                    let file = upload.expect("a curl producer uploads a file");
+                    command.arg("-T").arg(file);
+                    command.args(["-H", "Transfer-Encoding: chunked"]);
                     command.args(["--expect100-timeout", "60", "-o", "/dev/null"]);
                 }
                 command.arg(&target.data_url);
@@ -214,7 +246,7 @@ impl Running {
             }
         };
         let mut child = command
-            .stdin(if producer {
+            .stdin(if producer && upload.is_none() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -227,14 +259,13 @@ impl Running {
             .spawn()
             .expect("spawn client");
         let (mut feeder, mut drain) = (None, None);
-        if producer {
-            let mut stdin = child.stdin.take().unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
             widen_pipe(&stdin);
             feeder = Some(std::thread::spawn(move || {
                 Pattern::new(seed).write_to(&mut stdin, bytes, PIPE_WRITE);
                 stdin.flush().expect("flush");
             }));
-        } else {
+        } else if !producer {
             let mut stdout = child.stdout.take().unwrap();
             widen_pipe(&stdout);
             drain = Some(std::thread::spawn(move || {
@@ -295,12 +326,12 @@ pub fn run(case: &Case, path: &str) -> Outcome {
             let server = Server::start(kind);
             target.connect_url = server.connect_url();
             target.data_url = server.url(path);
-            let consumer = Running::spawn(&case.consumer, false, &target, case.bytes);
+            let consumer = Running::spawn(&case.consumer, false, &target, case.bytes, None);
             std::thread::sleep(case.consumer.start_up());
             (consumer, Box::new(move || server.finish()))
         }
         Forwarder::Socat => {
-            let mut consumer = Running::spawn(&case.consumer, false, &target, case.bytes);
+            let mut consumer = Running::spawn(&case.consumer, false, &target, case.bytes, None);
             let sink: u16 = consumer.reports.as_mut().expect("a TCP sink").next();
             target.port = super::server::free_port();
             let socat = Command::new("socat")
@@ -314,8 +345,11 @@ pub fn run(case: &Case, path: &str) -> Outcome {
             (consumer, Box::new(move || wait_ok(socat, "socat")))
         }
     };
+    let upload = matches!(case.producer, Endpoint::Curl)
+        .then(|| upload_file(seed_of(&target, case.bytes), case.bytes));
     let spawned_ns = now_ns();
-    let producer = Running::spawn(&case.producer, true, &target, case.bytes);
+    let upload_path = upload.as_ref().map(|f| f.path());
+    let producer = Running::spawn(&case.producer, true, &target, case.bytes, upload_path);
     let producer = producer.finish_producer();
     let (delivery, consumer) = consumer.finish_consumer();
     let relay = forwarder();
