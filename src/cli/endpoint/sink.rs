@@ -67,6 +67,7 @@ impl Sink {
     }
 
     fn stdout() -> Sink {
+        super::widen_pipe(&std::io::stdout());
         Sink {
             kind: SinkKind::Stdout(BufWriter::with_capacity(CHUNK_SIZE, tokio::io::stdout())),
         }
@@ -94,6 +95,7 @@ impl Sink {
             .stdin
             .take()
             .ok_or_else(|| Failure::new(ExitKind::Other, "consumer stdin was not piped"))?;
+        super::widen_pipe(&stdin);
         Ok(Sink {
             kind: SinkKind::Consumer {
                 child,

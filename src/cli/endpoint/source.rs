@@ -28,8 +28,8 @@ impl Source {
     /// The file at `path`, or stdin when `None` or `-`.
     pub async fn open(path: Option<&Path>) -> Result<Source, Failure> {
         let kind = match path {
-            None => SourceKind::Stdin(tokio::io::stdin()),
-            Some(p) if p == Path::new("-") => SourceKind::Stdin(tokio::io::stdin()),
+            None => Self::stdin(),
+            Some(p) if p == Path::new("-") => Self::stdin(),
             Some(p) => SourceKind::File(tokio::fs::File::open(p).await.map_err(|e| {
                 Failure::new(
                     ExitKind::Other,
@@ -38,6 +38,11 @@ impl Source {
             })?),
         };
         Ok(Source { kind })
+    }
+
+    fn stdin() -> SourceKind {
+        super::widen_pipe(&std::io::stdin());
+        SourceKind::Stdin(tokio::io::stdin())
     }
 
     /// Starts `command` (program and arguments) with its stdout piped to us;
@@ -63,6 +68,7 @@ impl Source {
             .stdout
             .take()
             .ok_or_else(|| Failure::new(ExitKind::Other, "producer stdout was not piped"))?;
+        super::widen_pipe(&stdout);
         Ok(Source {
             kind: SourceKind::Producer {
                 child,
