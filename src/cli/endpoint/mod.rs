@@ -103,7 +103,8 @@ mod tests {
         let mut fds = [0; 2];
         // SAFETY: pipe() fills two fresh descriptors, which OwnedFd then owns.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         let capacity = |fd: &OwnedFd| unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
         assert_eq!(capacity(&read_end), 64 * 1024, "a fresh pipe holds 64 KiB");
         widen_pipe(&read_end);
