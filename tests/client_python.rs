@@ -14,7 +14,7 @@ use secrecy::SecretString;
 use tokio::io::AsyncWriteExt;
 use zebrastream::cipher::Format;
 use zebrastream::client::{self, Config, Encryption, StreamWriter};
-use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
+use zebrastream::relay::{Presence, Relay, RelayConfig, RelayHandle};
 
 /// Runs the official client's file API: `write SRC` streams a file, `read DST` stores the stream.
 const PY_SCRIPT: &str = r#"
@@ -207,6 +207,17 @@ async fn dropped_writer_fails_the_python_reader() {
             .unwrap();
         writer.write_all(&payload(100_000)).await.unwrap();
         writer.flush().await.unwrap();
+        // Drop only once the reader's GET is paired: a producer that vanishes
+        // before that frees the path, and the reader then (rightly) waits for
+        // the next producer (`relay_waiters.rs` tests that case).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while relay.stream_status(&path).consumer != Presence::Transferring {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{mode}: the reader never paired"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         drop(writer);
         let output = tokio::time::timeout(Duration::from_secs(120), reader.wait_with_output())
             .await

@@ -324,3 +324,62 @@ async fn parked_answers_409_504_and_503_come_from_hyper_as_before() {
         .expect("shutdown completes")
         .unwrap();
 }
+
+/// A parked producer sends more than the relay's socket receive window,
+/// then vanishes without its chunked terminator. Whether the relay has seen
+/// it go (its FIN got through) or not (the FIN is stuck behind unread bytes),
+/// a consumer arriving later must never get a clean end of the vanished
+/// producer's bytes, and must not wait for the data timeout: it either pairs
+/// with the dead upload and sees it break off at once, or waits for the next
+/// producer and gets exactly that one's bytes.
+#[tokio::test]
+async fn a_vanished_producer_with_a_large_unsent_body_never_reaches_a_consumer_as_complete() {
+    let relay = relay().await;
+    for sent in [100_000usize, 1_000_000] {
+        let path = format!("/vanished-big/{sent}");
+        let put =
+            format!("PUT /data{path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let mut producer = raw(&relay, &put).await;
+        // The relay reads a parked producer's body only up to its read-ahead,
+        // so the rest may stay in our send buffer.
+        let body = chunk(&pattern(sent, 1));
+        let _ = tokio::time::timeout(Duration::from_millis(500), producer.write_all(&body)).await;
+        eventually(&relay, &path, |s| s.producer == Presence::Waiting).await;
+        drop(producer);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let noticed = relay.stream_status(&path) == StreamStatus::default();
+
+        let mut consumer = raw(
+            &relay,
+            &format!("GET /data{path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+        .await;
+        if noticed {
+            eventually(&relay, &path, |s| s.consumer == Presence::Waiting).await;
+            let mut next = raw(&relay, &put).await;
+            let fresh = pattern(5000, 2);
+            next.write_all(&chunk(&fresh)).await.unwrap();
+            next.write_all(b"0\r\n\r\n").await.unwrap();
+            let (status, _, got) = tokio::time::timeout(
+                Duration::from_secs(10),
+                read_chunked_response(&mut consumer),
+            )
+            .await
+            .expect("the consumer gets the next producer's stream");
+            assert_eq!(status, 200);
+            assert_eq!(got, fresh, "{path}: only the next producer's bytes");
+        } else {
+            let (status, text) =
+                tokio::time::timeout(Duration::from_secs(10), read_to_close(&mut consumer))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{path}: paired with a dead upload, still open after 10 s")
+                    });
+            assert_eq!(status, 200, "{path}: paired");
+            assert!(
+                !text.ends_with("0\r\n\r\n"),
+                "{path}: a cut-off upload ended cleanly"
+            );
+        }
+    }
+}
