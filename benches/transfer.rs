@@ -23,7 +23,12 @@
 //! cargo bench --bench transfer
 //! ZS_BENCH_MIB=256 ZS_BENCH_RSS_MIB=512 cargo bench --bench transfer
 //! ZS_BENCH_RUNTIME=multi-spawn cargo bench --bench transfer
+//! ZS_BENCH_LINKS=500,1000 ZS_BENCH_LINK_MIB=256 cargo bench --bench transfer
 //! ```
+//!
+//! The paced sweep (`ZS_BENCH_LINKS`, default 250, 500, 750 and 1000 MB/s)
+//! holds the producer to a link speed, as if it sat behind a network link:
+//! encrypted against plain where the link, not the CPU, is the limit.
 
 mod common;
 
@@ -39,6 +44,61 @@ fn print_run(run: &Outcome) {
         run.mb_per_s * 1e6 / MIB as f64,
         p + r + c
     );
+}
+
+/// Producers paced to a link speed (`ZS_BENCH_LINKS`, MB/s, comma-separated;
+/// `ZS_BENCH_LINK_MIB` per run): does encryption keep up with plaintext
+/// when the link, not the CPU, is the limit?
+fn paced_sweep(
+    case: &dyn Fn(&str, Forwarder, &Endpoint, u64) -> Case,
+    ours: &Forwarder,
+    plain: &Endpoint,
+    encrypted: &Endpoint,
+    rounds: u64,
+) {
+    let links = std::env::var("ZS_BENCH_LINKS").unwrap_or_else(|_| {
+        String::from(if common::benching() {
+            "250,500,750,1000"
+        } else {
+            "50"
+        })
+    });
+    let mib = env_u64(
+        "ZS_BENCH_LINK_MIB",
+        if common::benching() { 512 } else { 4 },
+    );
+    let links: Vec<u64> = links
+        .split(',')
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if links.is_empty() {
+        return;
+    }
+    println!(
+        "producer paced to a link speed, {mib} MiB per run: link | plain | age-rt | age-rt / plain"
+    );
+    for link in links {
+        let cases = [
+            case(
+                "paced plain",
+                ours.clone(),
+                &plain.clone().paced(link),
+                mib * MIB,
+            ),
+            case(
+                "paced age-rt",
+                ours.clone(),
+                &encrypted.clone().paced(link),
+                mib * MIB,
+            ),
+        ];
+        let runs = best_of(&cases, rounds, &format!("paced-{link}"));
+        let (p, e) = (runs[0].mb_per_s, runs[1].mb_per_s);
+        println!(
+            "| {link} MB/s | {p:.0} MB/s | {e:.0} MB/s | {:.1} % |",
+            100.0 * e / p
+        );
+    }
 }
 
 fn main() {
@@ -94,6 +154,7 @@ fn main() {
         "encrypted / plain: {:5.1} %",
         100.0 * encrypted_rate / plain_rate
     );
+    paced_sweep(&case, &ours, &plain, &encrypted, rounds);
     let memory = case("memory", ours, &encrypted, rss_mib * MIB);
     let memory = run(&memory, "/bench/rss");
     println!(

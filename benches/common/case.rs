@@ -47,6 +47,8 @@ pub enum Endpoint {
         key: Option<String>,
         /// Bytes per write (producer).
         write_size: usize,
+        /// A producer's pace in MB/s (0: as fast as it can).
+        pace_mb_s: u64,
     },
     /// A raw TCP sender or sink (the bench binary re-executed; socat only).
     Tcp,
@@ -69,6 +71,7 @@ impl Endpoint {
         Endpoint::Ours {
             key: None,
             write_size,
+            pace_mb_s: 0,
         }
     }
 
@@ -77,6 +80,22 @@ impl Endpoint {
         Endpoint::Ours {
             key: Some(super::client::new_key()),
             write_size,
+            pace_mb_s: 0,
+        }
+    }
+
+    /// This endpoint, sending at most `mb_s` MB/s when it is a producer of
+    /// ours (as if behind a link of that speed).
+    pub fn paced(self, mb_s: u64) -> Endpoint {
+        match self {
+            Endpoint::Ours {
+                key, write_size, ..
+            } => Endpoint::Ours {
+                key,
+                write_size,
+                pace_mb_s: mb_s,
+            },
+            other => other,
         }
     }
 
@@ -190,7 +209,11 @@ impl Running {
         let seed = seed_of(target, bytes);
         let mut home = None;
         let mut command = match endpoint {
-            Endpoint::Ours { key, write_size } => {
+            Endpoint::Ours {
+                key,
+                write_size,
+                pace_mb_s,
+            } => {
                 let args = RoleArgs {
                     url: target.connect_url.clone(),
                     path: target.path.clone(),
@@ -199,6 +222,7 @@ impl Running {
                     write_size: *write_size,
                     seed,
                     port: 0,
+                    pace_mb_s: *pace_mb_s,
                 };
                 return Running::own(args.spawn(if producer { PRODUCE } else { CONSUME }));
             }

@@ -54,6 +54,9 @@ pub struct RoleArgs {
     pub seed: u64,
     /// TCP port to send to (raw TCP producer).
     pub port: u16,
+    /// Pace of a producer of ours in MB/s (10⁶ B/s), as if behind a link
+    /// of that speed; 0 sends as fast as it can.
+    pub pace_mb_s: u64,
 }
 
 impl RoleArgs {
@@ -68,6 +71,7 @@ impl RoleArgs {
             .env("ZS_BENCH_WRITE", self.write_size.to_string())
             .env("ZS_BENCH_SEED", self.seed.to_string())
             .env("ZS_BENCH_PORT", self.port.to_string())
+            .env("ZS_BENCH_PACE", self.pace_mb_s.to_string())
             .env_remove("ZEBRASTREAM_ACCESS_TOKEN")
             .stdout(Stdio::piped());
         match &self.key {
@@ -86,6 +90,7 @@ impl RoleArgs {
             write_size: env_u64("ZS_BENCH_WRITE", 64 * 1024) as usize,
             seed: env_u64("ZS_BENCH_SEED", 0),
             port: env_u64("ZS_BENCH_PORT", 0) as u16,
+            pace_mb_s: env_u64("ZS_BENCH_PACE", 0),
         }
     }
 }
@@ -167,7 +172,9 @@ pub fn play(role: &str) -> bool {
             let config = config(&args.url, &args.path, args.key.as_deref(), role == PRODUCE);
             if role == PRODUCE {
                 let (seed, bytes, write_size) = (args.seed, args.bytes, args.write_size);
-                let sent = runtime.run(async move { send(&config, seed, bytes, write_size).await });
+                let pace = args.pace_mb_s;
+                let sent =
+                    runtime.run(async move { send(&config, seed, bytes, write_size, pace).await });
                 serde_json::to_string(&sent)
             } else {
                 let seed = args.seed;
@@ -183,13 +190,26 @@ pub fn play(role: &str) -> bool {
 }
 
 /// Connects a `StreamWriter` with `config` and sends `bytes` of the
-/// pattern of `seed`, `write_size` bytes per write.
-pub async fn send(config: &Config, seed: u64, bytes: u64, write_size: usize) -> Sent {
+/// pattern of `seed`, `write_size` bytes per write, at most `pace_mb_s`
+/// MB/s on average (0: unpaced).
+pub async fn send(
+    config: &Config,
+    seed: u64,
+    bytes: u64,
+    write_size: usize,
+    pace_mb_s: u64,
+) -> Sent {
     let mut writer = StreamWriter::connect(config).await.expect("connect");
     let pattern = Pattern::new(seed);
     let start_ns = now_ns();
+    let started = tokio::time::Instant::now();
     let mut offset = 0;
     while offset < bytes {
+        if pace_mb_s > 0 {
+            // Never ahead of the link: wait until `offset` bytes are due.
+            let due = Duration::from_secs_f64(offset as f64 / (pace_mb_s as f64 * 1e6));
+            tokio::time::sleep_until(started + due).await;
+        }
         let n = (bytes - offset).min(write_size as u64) as usize;
         writer
             .write_all(pattern.slice(offset, n))

@@ -96,7 +96,7 @@ pub fn play() {
 async fn pair(url: String, index: u64, bytes: u64) -> bool {
     let path = format!("/bench/swarm/{index}");
     let writer_config = config(&url, &path, None, true);
-    let producer = tokio::spawn(async move { send(&writer_config, index, bytes, WRITE).await });
+    let producer = tokio::spawn(async move { send(&writer_config, index, bytes, WRITE, 0).await });
     let delivery = receive(&config(&url, &path, None, false), index).await;
     producer.await.expect("producer");
     delivery.exact && delivery.bytes == bytes
