@@ -363,6 +363,76 @@ mod tests {
         round_trip::<DefaultAead>();
     }
 
+    /// A stand-in backend that records which side of a split got a call.
+    struct Recorder<const LARGE: bool>;
+
+    thread_local! {
+        static ROUTED: std::cell::RefCell<Vec<(bool, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    impl<const LARGE: bool> ChunkAead for Recorder<LARGE> {
+        const NAME: &'static str = "recorder";
+        // Differs per side, so the split's combination of the two is visible.
+        const OPEN_PRESERVES_ON_FAILURE: bool = LARGE;
+
+        fn new(_key: &[u8; KEY_LEN]) -> Self {
+            Recorder
+        }
+
+        fn seal_in_place(
+            &mut self,
+            _: &[u8; NONCE_LEN],
+            _: &[u8],
+            buf: &mut [u8],
+        ) -> [u8; TAG_LEN] {
+            ROUTED.with(|r| r.borrow_mut().push((LARGE, buf.len())));
+            [0; TAG_LEN]
+        }
+
+        fn open_in_place(
+            &mut self,
+            _: &[u8; NONCE_LEN],
+            _: &[u8],
+            buf: &mut [u8],
+            _: &[u8; TAG_LEN],
+        ) -> Result<(), AeadFailure> {
+            ROUTED.with(|r| r.borrow_mut().push((LARGE, buf.len())));
+            Ok(())
+        }
+    }
+
+    /// Up to the threshold the small-buffer backend works, above it the
+    /// large-buffer one, for sealing and opening alike; the split preserves
+    /// a failed open's buffer only if both sides do.
+    #[test]
+    fn size_split_routes_by_length_and_combines_the_preserve_flag() {
+        let mut split = SizeSplitAead::<Recorder<false>, Recorder<true>>::new(&[0; KEY_LEN]);
+        let lens = [0, 1, SIZE_SPLIT_THRESHOLD, SIZE_SPLIT_THRESHOLD + 1, 65536];
+        for len in lens {
+            let mut buf = vec![0u8; len];
+            split.seal_in_place(&[0; NONCE_LEN], b"", &mut buf);
+            split
+                .open_in_place(&[0; NONCE_LEN], b"", &mut buf, &[0; TAG_LEN])
+                .unwrap();
+        }
+        let routed = ROUTED.with(|r| r.take());
+        let want: Vec<(bool, usize)> = lens
+            .iter()
+            .flat_map(|&len| [(len > SIZE_SPLIT_THRESHOLD, len); 2])
+            .collect();
+        assert_eq!(routed, want);
+        let preserves = [
+            SizeSplitAead::<Recorder<false>, Recorder<true>>::OPEN_PRESERVES_ON_FAILURE,
+            SizeSplitAead::<Recorder<true>, Recorder<false>>::OPEN_PRESERVES_ON_FAILURE,
+            SizeSplitAead::<Recorder<true>, Recorder<true>>::OPEN_PRESERVES_ON_FAILURE,
+        ];
+        assert_eq!(
+            preserves,
+            [false, false, true],
+            "only if both sides preserve"
+        );
+    }
+
     /// Either side of the threshold, the split backend's output is the same
     /// cipher: what it seals, a single backend opens, and the other way round.
     #[cfg(all(feature = "openssl", feature = "ring"))]
