@@ -29,6 +29,8 @@ export CARGO_TERM_COLOR=never
 cargo build --release --bin zebrastream
 cargo test --lib --bins --tests --examples
 cargo test --doc
+# Every intra-doc link resolves (the public API is documented; broken links fail).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 cargo bench --no-run
 # Every bench binary once at smoke size (under a minute), so they keep working, not only compiling.
 cargo test --release --benches

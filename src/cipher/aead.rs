@@ -1,12 +1,12 @@
 //! The ChaCha20-Poly1305 backend, behind one small trait.
 //!
 //! Three implementations:
-//! - [`OpenSslAead`] (feature `openssl`, on by default): the system
+//! - `OpenSslAead` (feature `openssl`, on by default): the system
 //!   OpenSSL's EVP ChaCha20-Poly1305, whose AVX-512 code runs at 3.4 GB/s
 //!   on this project's benchmark machine, 1.8× ring (`docs/performance.md`);
-//! - [`RingAead`] (feature `ring`, also on by default; rustls needs it
+//! - `RingAead` (feature `ring`, also on by default; rustls needs it
 //!   anyway): BoringSSL's assembly, no system library needed;
-//! - [`RustCryptoAead`] (feature `rustcrypto`): pure Rust.
+//! - `RustCryptoAead` (feature `rustcrypto`): pure Rust.
 //!
 //! [`DefaultAead`] combines OpenSSL and ring through [`SizeSplitAead`]
 //! when both are compiled in (ring is faster below 2 KiB), else it is the
