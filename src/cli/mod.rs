@@ -290,8 +290,9 @@ async fn until_connected<T>(
 enum Runtime {
     /// One thread: a single stream's client. Every hand-over between the
     /// caller's copy loop and the HTTP connection stays on one thread, no
-    /// cross-thread wake-ups: 1.4–1.8× the throughput of a multi-thread
-    /// runtime for `read`/`write` on loopback (docs/performance.md).
+    /// cross-thread wake-ups: 1.2× the throughput of a multi-thread runtime
+    /// for `read`/`write` through pipes on loopback, 1.2–1.5× for the
+    /// library's clients alone (docs/performance.md, docs/client.md).
     SingleStream,
     /// All cores: `demo`, which runs a relay and both clients in one process.
     MultiThread,

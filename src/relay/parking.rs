@@ -43,6 +43,32 @@ pub(crate) enum Waited {
     Connect(ConnectOutcome),
 }
 
+impl Waited {
+    /// The producer's pairing, if this wait was a producer's.
+    pub(crate) fn into_producer(self) -> Option<ProducerPairing> {
+        match self {
+            Waited::Producer(pairing) => Some(pairing),
+            _ => None,
+        }
+    }
+
+    /// The consumer's meeting, if this wait was a consumer's.
+    pub(crate) fn into_consumer(self) -> Option<ConsumerPairing> {
+        match self {
+            Waited::Consumer(pairing) => Some(pairing),
+            _ => None,
+        }
+    }
+
+    /// The Connect outcome, if this wait was a Connect waiter's.
+    pub(crate) fn into_connect(self) -> Option<ConnectOutcome> {
+        match self {
+            Waited::Connect(outcome) => Some(outcome),
+            _ => None,
+        }
+    }
+}
+
 /// A request that waits for its peer, checked and ready to park.
 pub(crate) struct Waiter {
     path: StreamPath,

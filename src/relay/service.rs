@@ -137,24 +137,15 @@ pub(crate) async fn route(
         (Target::Health, _) => text(StatusCode::OK, "ok"),
         (Target::Metrics, _) => metrics_response(&hub),
         (Target::Connect(stream), parked) => {
-            let parked = match parked {
-                Some(Waited::Connect(outcome)) => Some(outcome),
-                _ => None,
-            };
+            let parked = parked.and_then(Waited::into_connect);
             Box::pin(super::connect::handle(hub, stream, req, parked)).await
         }
         (Target::Produce(stream), parked) => {
-            let parked = match parked {
-                Some(Waited::Producer(pairing)) => Some(pairing),
-                _ => None,
-            };
+            let parked = parked.and_then(Waited::into_producer);
             Box::pin(super::data::produce(hub, stream, req, parked)).await
         }
         (Target::Consume(stream), parked) => {
-            let parked = match parked {
-                Some(Waited::Consumer(pairing)) => Some(pairing),
-                _ => None,
-            };
+            let parked = parked.and_then(Waited::into_consumer);
             Box::pin(super::data::consume(hub, stream, req, parked)).await
         }
         (Target::BadPath(e), _) => text(StatusCode::BAD_REQUEST, e),
