@@ -11,6 +11,7 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
+//! | 0 wire conventions | [`protocol`] | wire conventions both the clients and the relay use |
 //! | 1 stream cipher | [`cipher`] | sans-IO age-rt v0.2 / age v1 encoder and decoder, plus thin `tokio::io` and `std::io` adapters |
 //! | 2 protocol client | [`api`] | Connect API and Data API over HTTP, status lines, retries |
 //! | 3 streams | [`client`] | `StreamWriter: AsyncWrite`, `StreamReader: AsyncRead`, blocking wrappers, `push`/`pull` |
@@ -60,6 +61,7 @@
 
 pub mod api;
 pub mod cipher;
+pub mod protocol;
 pub mod client;
 pub mod relay;
 pub mod ticket;

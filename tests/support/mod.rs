@@ -8,6 +8,7 @@
 
 pub mod balancer;
 pub mod fault_proxy;
+pub mod hostile_relay;
 
 use std::path::{Path, PathBuf};
 
