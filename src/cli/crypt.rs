@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use zebrastream::cipher::{DecryptingReader, EncryptingWriter, Format};
 
 use super::config::{Config, Environment};
-use super::endpoint::{pump, PumpError, Sink, Source};
+use super::endpoint::{pump, FlushPolicy, PumpError, Sink, Source};
 use super::errors::{io_failure, Side};
 use super::key_material::{OpeningPlan, SealingKey};
 use super::keys::{self, KeyFlags, KeyPlan, Role};
@@ -123,7 +123,13 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
         let progress = Progress::for_stderr(quiet);
         progress.transferring("encrypted");
         let mut writer = EncryptingWriter::new(sink.writer(), encryptor);
-        let pumped = pump(source.reader(), &mut writer, &progress, false).await;
+        let pumped = pump(
+            source.reader(),
+            &mut writer,
+            &progress,
+            FlushPolicy::WhenFull,
+        )
+        .await;
         let result = match pumped {
             Ok(_) => writer
                 .shutdown()
@@ -185,7 +191,7 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
         let progress = Progress::for_stderr(quiet);
         progress.transferring("decrypted");
         let mut reader = DecryptingReader::new(source.reader(), key.decryptor());
-        let pumped = pump(&mut reader, sink.writer(), &progress, false).await;
+        let pumped = pump(&mut reader, sink.writer(), &progress, FlushPolicy::WhenIdle).await;
         drop(reader);
         match pumped {
             Ok(_) => {

@@ -11,7 +11,7 @@ use zebrastream::cipher::{DecryptingReader, Format};
 use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
-use super::endpoint::{pump, PumpError, Sink};
+use super::endpoint::{pump, FlushPolicy, PumpError, Sink};
 use super::errors::{client_failure, io_failure, Side};
 use super::key_material::{self, OpeningKey, OpeningPlan};
 use super::passphrase;
@@ -40,7 +40,8 @@ pub struct ReadArgs {
     /// Decrypt with the identities in FILE (age-keygen / zebrastream keygen format); repeatable
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     identities: Vec<PathBuf>,
-    /// Write output as soon as it arrives (flush after every piece)
+    /// Flush after every piece received (output is live without it too: what
+    /// arrived is written out before read waits for more)
     #[arg(short = 'u', long = "unbuffered-output")]
     unbuffered_output: bool,
     /// Write to FILE instead of stdout (it appears only when complete)
@@ -105,7 +106,13 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     let client_config = make_config(encryption)?;
     // With forward secrecy, the reader first publishes a one-time key.
     let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
-    let unbuffered = stream.unbuffered;
+    // Every authenticated byte goes out before the next wait (live output);
+    // `-u` flushes after every piece on top.
+    let flush = if stream.unbuffered {
+        FlushPolicy::EachPiece
+    } else {
+        FlushPolicy::WhenIdle
+    };
 
     super::block_on(super::Runtime::SingleStream, async move {
         // A file output is created before connecting: an unwritable path fails fast.
@@ -171,7 +178,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
                 }
             },
         };
-        let pumped = pump(&mut input, sink.writer(), &progress, unbuffered).await;
+        let pumped = pump(&mut input, sink.writer(), &progress, flush).await;
         drop(input);
         let outcome = match pumped {
             Ok(_) => sink.commit(&subject).await,

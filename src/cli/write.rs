@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use zebrastream::client::{self, AutoFlush, StreamWriter};
 
 use super::config::{Config, ConfigSelection};
-use super::endpoint::{pump, PumpError, Source};
+use super::endpoint::{pump, FlushPolicy, PumpError, Source};
 use super::errors::{client_failure, io_failure, Side};
 use super::key_material::SealingKey;
 use super::passphrase;
@@ -174,7 +174,17 @@ pub fn run(
                 }
             },
         };
-        let pumped = pump(source.reader(), &mut writer, &progress, unbuffered).await;
+        let pumped = pump(
+            source.reader(),
+            &mut writer,
+            &progress,
+            if unbuffered {
+                FlushPolicy::EachPiece
+            } else {
+                FlushPolicy::WhenFull
+            },
+        )
+        .await;
         let outcome = match pumped {
             Ok(_) => match source.finish(&subject).await {
                 // The producer failed: abort instead of finishing, so the reader

@@ -6,7 +6,9 @@
 mod sink;
 mod source;
 
+use std::future::Future;
 use std::io;
+use std::task::Poll;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -56,15 +58,28 @@ pub enum PumpError {
     Write(io::Error),
 }
 
+/// When a [`pump`] flushes its writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Only when the writer's buffer is full (and by the caller at the end):
+    /// for `write`, whose flushes seal chunks and follow `-d`.
+    WhenFull,
+    /// Whenever the source has nothing more ready: every byte that arrived
+    /// is out before the pump waits for more, and a busy stream still goes
+    /// out in full buffers. What `read` and `decrypt` use, so output is live.
+    WhenIdle,
+    /// After every piece read (`-u`).
+    EachPiece,
+}
+
 /// Copies `reader` to `writer` until EOF through one 256 KiB buffer, counting
-/// bytes on `progress`. `flush_each` flushes the writer after every read
-/// (`-u`: each piece goes out as soon as it arrives). Does not flush or shut
-/// down `writer` at the end; the caller decides how the destination ends.
+/// bytes on `progress`, flushing the writer as `flush` says. Does not flush or
+/// shut down `writer` at the end; the caller decides how the destination ends.
 pub async fn pump<R, W>(
     reader: &mut R,
     writer: &mut W,
     progress: &Progress,
-    flush_each: bool,
+    flush: FlushPolicy,
 ) -> Result<u64, PumpError>
 where
     R: AsyncRead + Unpin + ?Sized,
@@ -73,7 +88,22 @@ where
     let mut buf = vec![0u8; PUMP_BUFFER];
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf).await {
+        let read = {
+            let mut read = std::pin::pin!(reader.read(&mut buf));
+            // Poll once: if nothing is ready, flush what was written before
+            // waiting, so the destination never holds bytes while we wait.
+            let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(result) => result,
+                Poll::Pending => {
+                    if flush == FlushPolicy::WhenIdle {
+                        writer.flush().await.map_err(PumpError::Write)?;
+                    }
+                    read.await
+                }
+            }
+        };
+        let n = match read {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -83,7 +113,7 @@ where
             .write_all(&buf[..n])
             .await
             .map_err(PumpError::Write)?;
-        if flush_each {
+        if flush == FlushPolicy::EachPiece {
             writer.flush().await.map_err(PumpError::Write)?;
         }
         total += n as u64;
@@ -119,9 +149,14 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         let mut out = Vec::new();
         let progress = Progress::for_stderr(true);
-        let n = pump(&mut data.as_slice(), &mut out, &progress, false)
-            .await
-            .unwrap();
+        let n = pump(
+            &mut data.as_slice(),
+            &mut out,
+            &progress,
+            FlushPolicy::WhenFull,
+        )
+        .await
+        .unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(out, data);
         assert_eq!(progress.bytes(), data.len() as u64);
@@ -148,9 +183,14 @@ mod tests {
                 std::task::Poll::Ready(Ok(()))
             }
         }
-        let err = pump(&mut data.as_slice(), &mut Broken, &progress, false)
-            .await
-            .unwrap_err();
+        let err = pump(
+            &mut data.as_slice(),
+            &mut Broken,
+            &progress,
+            FlushPolicy::WhenFull,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, PumpError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe));
     }
 }
