@@ -163,3 +163,37 @@ fn ticket_writer_with_an_extra_x25519_recipient_is_readable_by_its_identity() {
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
 }
+
+/// `ticket new` with nothing but `--relay` (default `--path /`), then
+/// `write`/`read` with nothing but `--ticket-file`: the defaults work end to end.
+#[test]
+fn a_ticket_made_with_defaults_works_with_defaults() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let path = sb.home().join("default.txt");
+    sb.spawn(
+        &[
+            "ticket",
+            "new",
+            "--relay",
+            &relay.connect_url,
+            "-o",
+            path.to_str().unwrap(),
+        ],
+        None,
+    )
+    .finish()
+    .expect_code(0);
+    let t = path.to_str().unwrap();
+    let shown = sb
+        .spawn(&["ticket", "show", "--ticket-file", t], None)
+        .finish();
+    shown.expect_code(0);
+    let payload = data(100_000, 16);
+    let reader = sb.spawn(&["read", "--ticket-file", t], None);
+    let writer = sb.spawn(&["write", "--ticket-file", t], Some(payload.clone()));
+    let (w, r) = (writer.finish(), reader.finish());
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+}

@@ -134,7 +134,7 @@ impl Ticket {
         validate_path_prefix(path_prefix)?;
         Ok(Ticket {
             connect_url: connect_url.to_owned(),
-            path_prefix: path_prefix.trim_end_matches('/').to_owned(),
+            path_prefix: canonical_prefix(path_prefix),
             secret,
             access_token,
         })
@@ -145,7 +145,8 @@ impl Ticket {
         &self.connect_url
     }
 
-    /// The path prefix the stream lives under (without a trailing `/`).
+    /// The path prefix the stream lives under (without a trailing `/`, except
+    /// the root, which is `/`).
     pub fn path_prefix(&self) -> &str {
         &self.path_prefix
     }
@@ -167,7 +168,7 @@ impl Ticket {
         let derived = Zeroizing::new(hkdf(&[], label, self.secret.expose_secret()));
         format!(
             "{}/{}",
-            self.path_prefix,
+            self.path_prefix.trim_end_matches('/'),
             TEXT_ENCODING.encode(&derived[..PATH_SECRET_BYTES])
         )
     }
@@ -360,6 +361,15 @@ fn validate_connect_url(url: &str) -> Result<(), TicketError> {
     }
 }
 
+/// `prefix` without its trailing `/`; the root stays `/` (an empty prefix
+/// would not survive the ticket's own validation when it is parsed back).
+fn canonical_prefix(prefix: &str) -> String {
+    match prefix.trim_end_matches('/') {
+        "" => String::from("/"),
+        trimmed => trimmed.to_owned(),
+    }
+}
+
 fn validate_path_prefix(prefix: &str) -> Result<(), TicketError> {
     if prefix.len() > 1000 {
         return Err(TicketError::TooLong("path prefix"));
@@ -477,6 +487,20 @@ mod tests {
         assert_eq!(back.stream_path(), t.stream_path());
         assert_eq!(back.access_token().unwrap().expose_secret(), "tok-123");
         assert_eq!(back.secret.expose_secret(), t.secret.expose_secret());
+    }
+
+    #[test]
+    fn a_root_prefix_round_trips_and_makes_a_valid_stream_path() {
+        for root in ["/", "//"] {
+            let t = Ticket::generate("http://127.0.0.1:8080/v0", root).unwrap();
+            assert_eq!(t.path_prefix(), "/");
+            let back = Ticket::parse(t.to_secret_string().expose_secret()).unwrap();
+            assert_eq!(back.path_prefix(), "/");
+            assert_eq!(back.stream_path(), t.stream_path());
+            let path = t.stream_path();
+            assert!(path.starts_with('/') && !path.starts_with("//"), "{path}");
+            assert_eq!(path.matches('/').count(), 1, "{path}");
+        }
     }
 
     #[test]
