@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, idempotently:
 #   - a Python venv (.venv) with the official client zebrastream-io 0.5.4 and age-rt 0.2.2
-#   - Debian's `age`, curl, socat (benches), nginx (scale-out test), and
+#   - Debian's `age`, curl, socat (benches), nginx (scale-out test), PostgreSQL
+#     (the pg_dump/psql test), and
 #     libssl-dev + pkg-config (the default OpenSSL AEAD backend)
 #   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
 #   - `cargo-deny` 0.20.2 (cargo install, cached in ~/.cargo/bin; ~4 minutes of
@@ -21,6 +22,9 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 # system libcrypto.
 [ -f /usr/include/openssl/evp.h ] || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# PostgreSQL: the pg_dump -> zebrastream -> psql test (tests/cli_postgres.rs)
+# starts a throw-away cluster of its own; the package's service is not used.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 # nginx: the load balancer of the scale-out test (deploy/nginx.conf).
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then

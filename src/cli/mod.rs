@@ -40,8 +40,9 @@ const CONNECT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs
 /// Text after the subcommand list in `zebrastream --help`.
 const MAIN_AFTER_HELP: &str = "\
 Examples:
-  pg_dump mydb | zebrastream write -s /hospital/trial-42 --passphrase-file key.txt
-  zebrastream read -s /hospital/trial-42 --passphrase-file key.txt | psql
+  zebrastream write -s /hospital/trial-42 --passphrase-file key.txt -- pg_dump mydb
+  zebrastream read -s /hospital/trial-42 --passphrase-file key.txt \\
+      -- psql --single-transaction -v ON_ERROR_STOP=1 mydb
   zebrastream keygen -o partner.key        # then: write -r age1…, read -i partner.key
   zebrastream demo                         # encrypted transfer through a local relay
   zebrastream relay --tokens tokens.toml   # run your own relay (see relay --help)

@@ -28,8 +28,13 @@ after '--'. The format (age-rt, age, plaintext) is detected. Without a key,
 plaintext passes through and an encrypted stream is refused (exit 8) unless
 its passphrase can be asked on the terminal; --plain saves it as it is.
 
+With a consumer command, a stream that fails kills it before its input
+ends; 'psql --single-transaction -v ON_ERROR_STOP=1' then commits nothing of
+a cut dump, where '| psql' would commit every row that arrived.
+
 Examples:
-  zebrastream read -s /hospital/trial-42 --passphrase-file key.txt | psql
+  zebrastream read -s /hospital/trial-42 --passphrase-file key.txt \\
+      -- psql --single-transaction -v ON_ERROR_STOP=1 mydb
   zebrastream read -s /trial-42 -i partner.key -o data.csv
   zebrastream read -s /logs --plain --unbuffered-output | grep ERROR
   zebrastream read -s /backup --passphrase-file key.txt -- tar -xz

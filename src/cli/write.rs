@@ -25,8 +25,12 @@ after '--'. Encrypts with the key from -p/--passphrase-file/-r/-R, or from
 ZEBRASTREAM_PASSPHRASE / the config; asks for a passphrase on a terminal;
 refuses to send plaintext unless --plain is given.
 
+Prefer '-- CMD' to a shell pipe: in 'pg_dump | zebrastream write' a dump
+that dies looks finished (its pipe just closes) and is sealed as a complete
+stream; with '-- pg_dump' a failed producer aborts the stream (exit 6).
+
 Examples:
-  pg_dump mydb | zebrastream write -s /hospital/trial-42 --passphrase-file key.txt
+  zebrastream write -s /hospital/trial-42 --passphrase-file key.txt -- pg_dump mydb
   zebrastream write -s /trial-42 -r age1… data.csv
   zebrastream write -s /logs -d 0 --plain -- tail -f app.log   # instant flush
   zebrastream write -s /backup -- sh -c \"tar c dir | gzip\"
