@@ -2,6 +2,7 @@
 //! passphrase (age-rt and age v1), X25519 recipients, files in and out.
 
 mod cli_support;
+mod support;
 
 use cli_support::{data, Sandbox, TestRelay};
 
@@ -160,5 +161,44 @@ fn through_the_zebrastream_relay_command_plaintext_passphrase_and_x25519() {
         let r = reader.finish();
         r.expect_code(0);
         assert_eq!(r.stdout, payload, "{path}");
+    }
+}
+
+/// `write --format age|age-rt` is `--encryption-mode` under the name
+/// `encrypt` uses: the relay sees the chosen format's header line.
+#[test]
+fn write_format_is_another_name_for_encryption_mode() {
+    let sb = Sandbox::new();
+    let relay = support::hostile_relay::HostileRelay::start();
+    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    for (format, first_line) in [
+        ("age", "age-encryption.org/v1\n"),
+        ("age-rt", "github.com/parsimonit/age-rt-encryption/v0.2\n"),
+    ] {
+        let path = format!("/t/format/{format}");
+        sb.spawn(
+            &[
+                "write",
+                "-U",
+                &relay.connect_url(),
+                "-t",
+                "30",
+                "-s",
+                &path,
+                "-r",
+                &recipient,
+                "--format",
+                format,
+            ],
+            Some(b"some rows\n".to_vec()),
+        )
+        .finish()
+        .expect_code(0);
+        let body = relay.wait_recorded(&path);
+        assert!(
+            body.starts_with(first_line.as_bytes()),
+            "--format {format}: {:?}",
+            String::from_utf8_lossy(&body[..40.min(body.len())])
+        );
     }
 }

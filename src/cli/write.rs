@@ -44,8 +44,13 @@ pub struct WriteArgs {
     /// Automatic flush delay in seconds (0 = instant, 1+ = timer, omit to disable)
     #[arg(short = 'd', long = "auto-flush-delay", value_name = "SECONDS")]
     auto_flush_delay: Option<u64>,
-    /// Encryption format: age-rt (default, variable chunks) or age (standard, fixed 64 KiB blocks)
-    #[arg(long = "encryption-mode", value_name = "MODE")]
+    /// Encryption format: age-rt (default, variable chunks) or age (standard, fixed 64 KiB blocks);
+    /// --format is the same flag (the word `encrypt` uses)
+    #[arg(
+        long = "encryption-mode",
+        visible_alias = "format",
+        value_name = "MODE"
+    )]
     encryption_mode: Option<String>,
     /// Encrypt to this recipient (age1… or an SSH public key); repeatable
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
