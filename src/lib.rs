@@ -61,8 +61,8 @@
 
 pub mod api;
 pub mod cipher;
-pub mod protocol;
 pub mod client;
+pub mod protocol;
 pub mod relay;
 pub mod ticket;
 

@@ -18,28 +18,45 @@ fn config(relay: &HostileRelay, path: &str) -> Config {
 #[tokio::test]
 async fn records_a_put_and_serves_it_again_whole_or_truncated() {
     let relay = HostileRelay::start();
-    let mut writer = StreamWriter::connect(&config(&relay, "/h/rec")).await.unwrap();
-    writer.write_all(b"monday: pay 100 EUR to alice").await.unwrap();
+    let mut writer = StreamWriter::connect(&config(&relay, "/h/rec"))
+        .await
+        .unwrap();
+    writer
+        .write_all(b"monday: pay 100 EUR to alice")
+        .await
+        .unwrap();
     writer.shutdown().await.unwrap();
-    assert_eq!(relay.recorded("/h/rec"), vec![b"monday: pay 100 EUR to alice".to_vec()]);
+    assert_eq!(
+        relay.recorded("/h/rec"),
+        vec![b"monday: pay 100 EUR to alice".to_vec()]
+    );
 
     // A second reader gets the same bytes again: the replay.
     for _ in 0..2 {
-        let mut reader = StreamReader::connect(&config(&relay, "/h/rec")).await.unwrap();
+        let mut reader = StreamReader::connect(&config(&relay, "/h/rec"))
+            .await
+            .unwrap();
         let mut got = Vec::new();
         reader.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"monday: pay 100 EUR to alice");
     }
 
     relay.truncate_at(Some(6));
-    let mut reader = StreamReader::connect(&config(&relay, "/h/rec")).await.unwrap();
+    let mut reader = StreamReader::connect(&config(&relay, "/h/rec"))
+        .await
+        .unwrap();
     let mut got = Vec::new();
-    assert!(reader.read_to_end(&mut got).await.is_err(), "a cut body is an error");
+    assert!(
+        reader.read_to_end(&mut got).await.is_err(),
+        "a cut body is an error"
+    );
     assert!(got.len() <= 6);
 
     relay.truncate_at(None);
     relay.serve("/h/rec", b"chosen".to_vec());
-    let mut reader = StreamReader::connect(&config(&relay, "/h/rec")).await.unwrap();
+    let mut reader = StreamReader::connect(&config(&relay, "/h/rec"))
+        .await
+        .unwrap();
     let mut got = Vec::new();
     reader.read_to_end(&mut got).await.unwrap();
     assert_eq!(got, b"chosen");
@@ -62,7 +79,10 @@ async fn answers_connect_with_a_data_url_of_its_choosing() {
     .await;
     // Whatever the client decides, the Connect call reached the hostile relay,
     // and the redirect target is a distinct origin.
-    assert!(relay.seen().iter().any(|s| s.uri.starts_with("/v0/h/redir")));
+    assert!(relay
+        .seen()
+        .iter()
+        .any(|s| s.uri.starts_with("/v0/h/redir")));
     assert_ne!(relay.origin(), elsewhere.origin());
     let _ = (result, seen_before);
 }

@@ -98,9 +98,8 @@ impl HostileRelay {
                     while let Ok((socket, _)) = listener.accept().await {
                         let shared = task_shared.clone();
                         tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                handle(shared.clone(), req)
-                            });
+                            let service =
+                                hyper::service::service_fn(move |req| handle(shared.clone(), req));
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
                                 .await;
@@ -257,7 +256,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             state.recorded.entry(stream_path).or_default().push(body);
             drop(state);
             shared.changed.notify_all();
-            Ok(full(200, "[STATE:CONNECTED]\n[STATE:TRANSFER_SUCCESSFUL]\n"))
+            Ok(full(
+                200,
+                "[STATE:CONNECTED]\n[STATE:TRANSFER_SUCCESSFUL]\n",
+            ))
         }
         hyper::Method::GET => {
             let waiting = shared.clone();
@@ -270,11 +272,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                             && !s.recorded.contains_key(&stream_path)
                     })
                     .unwrap();
-                let body = state
-                    .chosen
-                    .get(&stream_path)
-                    .cloned()
-                    .or_else(|| state.recorded.get(&stream_path).and_then(|b| b.last().cloned()));
+                let body = state.chosen.get(&stream_path).cloned().or_else(|| {
+                    state
+                        .recorded
+                        .get(&stream_path)
+                        .and_then(|b| b.last().cloned())
+                });
                 body.map(|b| (b, state.truncate_at))
             })
             .await
