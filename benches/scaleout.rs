@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use support::balancer::{free_port, start_balancer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -30,6 +30,7 @@ fn config(connect_url: &str, path: &str) -> Config {
     Config::builder(path)
         .connect_url(connect_url)
         .no_access_token()
+        .encryption(Encryption::Plain)
         .build()
         .expect("config")
 }

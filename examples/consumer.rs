@@ -25,9 +25,11 @@ async fn main() -> ExitCode {
     let mut builder = Config::builder(stream_path)
         .connect_url(connect_url)
         .connect_timeout(Duration::from_secs(300));
-    if let Ok(passphrase) = std::env::var("ZEBRASTREAM_PASSPHRASE") {
-        builder = builder.encryption(Encryption::passphrase(SecretString::from(passphrase)));
-    }
+    // Plaintext only when asked for: an unencrypted stream is never a silent default.
+    builder = builder.encryption(match std::env::var("ZEBRASTREAM_PASSPHRASE") {
+        Ok(passphrase) => Encryption::passphrase(SecretString::from(passphrase)),
+        Err(_) => Encryption::Plain,
+    });
     let config = match builder.build() {
         Ok(config) => config,
         Err(e) => {

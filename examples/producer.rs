@@ -29,9 +29,11 @@ async fn main() -> ExitCode {
         .connect_timeout(Duration::from_secs(300))
         // Interactive input (a terminal, a log tail) reaches the consumer within 200 ms.
         .auto_flush(AutoFlush::After(Duration::from_millis(200)));
-    if let Ok(passphrase) = std::env::var("ZEBRASTREAM_PASSPHRASE") {
-        builder = builder.encryption(Encryption::passphrase(SecretString::from(passphrase)));
-    }
+    // Plaintext only when asked for: an unencrypted stream is never a silent default.
+    builder = builder.encryption(match std::env::var("ZEBRASTREAM_PASSPHRASE") {
+        Ok(passphrase) => Encryption::passphrase(SecretString::from(passphrase)),
+        Err(_) => Encryption::Plain,
+    });
     let config = match builder.build() {
         Ok(config) => config,
         Err(e) => {

@@ -96,9 +96,10 @@ fn plaintext_both_ways_and_age_v1_from_python() {
         &token,
     )
     .unwrap();
+    // Python's read accepts plaintext silently; ours only with --plain.
     let our_reader = ours(
         &sb,
-        &["read", "-U", url, "-t", "60", "-s", "/t/py4"],
+        &["read", "--plain", "-U", url, "-t", "60", "-s", "/t/py4"],
         &token,
     );
     let (w, r) = run_pair(py_writer, our_reader, &payload);

@@ -18,14 +18,24 @@ fn plaintext_with_explicit_plain_on_both_sides() {
 }
 
 #[test]
-fn read_without_key_passes_plaintext_through() {
+fn read_takes_plaintext_only_with_plain() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
     let payload = b"just text\n".to_vec();
-    let (w, r) = sb.transfer(&relay, "/t/detect", &["--plain"], &[], &payload);
+    let (w, r) = sb.transfer(&relay, "/t/detect", &["--plain"], &["--plain"], &payload);
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
+    // Without a key (and no terminal to ask on) the same stream is refused.
+    let (_, r) = sb.transfer(&relay, "/t/detect2", &["--plain"], &[], &payload);
+    r.expect_code(8);
+    assert!(
+        r.stderr
+            .contains("the stream is not encrypted; use --plain to accept it"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
 }
 
 #[test]

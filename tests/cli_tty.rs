@@ -3,11 +3,13 @@
 //! progress display (present on a TTY, absent in a pipe).
 
 mod cli_support;
+mod support;
 
 use std::time::Duration;
 
 use cli_support::{data, Proc, Sandbox, TestRelay};
 use expectrl::{Eof, Regex, Session, WaitStatus};
+use support::hostile_relay::HostileRelay;
 
 /// Starts our binary on a pseudo-terminal.
 fn on_tty(sb: &Sandbox, args: &[&str]) -> Session {
@@ -35,9 +37,11 @@ fn until_match(session: &mut Session, pattern: &str) -> String {
     String::from_utf8_lossy(found.before()).into_owned() + &String::from_utf8_lossy(&matched)
 }
 
+/// Everything printed until the end (expectrl hands the rest over as the match).
 fn until_eof(session: &mut Session) -> String {
     let found = session.expect(Eof).expect("EOF");
-    String::from_utf8_lossy(found.before()).into_owned()
+    let matched: Vec<u8> = found.matches().flat_map(|m| m.to_vec()).collect();
+    String::from_utf8_lossy(found.before()).into_owned() + &String::from_utf8_lossy(&matched)
 }
 
 fn exit_code(session: &Session) -> i32 {
@@ -165,7 +169,7 @@ fn no_progress_or_prompt_in_a_pipe() {
 }
 
 #[test]
-fn read_without_a_key_asks_for_the_passphrase_of_an_encrypted_stream() {
+fn read_without_a_key_asks_for_the_passphrase_before_connecting() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
     let payload = data(200_000, 34);
@@ -184,18 +188,44 @@ fn read_without_a_key_asks_for_the_passphrase_of_an_encrypted_stream() {
             "out.bin",
         ],
     );
-    // The reader waits first; its spinner says for whom.
+    // The passphrase is asked first (once, no confirmation), then the reader waits.
+    let before = until(&mut s, "Passphrase for /t/ttyread: ");
+    assert!(
+        !before.contains("waiting"),
+        "connected before asking: {before:?}"
+    );
+    s.send_line("asked first").unwrap();
     until(&mut s, "waiting for writer");
     let mut writer = sb.cmd(&["write", "-U", url, "-t", "60", "-s", "/t/ttyread"]);
-    writer.env("ZEBRASTREAM_PASSPHRASE", "asked later");
+    writer.env("ZEBRASTREAM_PASSPHRASE", "asked first");
     let writer = Proc::spawn(writer, Some(payload.clone()));
-    // The stream turns out to be encrypted: the passphrase is asked once (no confirmation).
-    until(&mut s, "Passphrase for /t/ttyread: ");
-    s.send_line("asked later").unwrap();
     let rest = until_match(&mut s, r"received 19[0-9.]+ KiB");
-    assert!(!rest.contains("asked later"), "echoed: {rest:?}");
+    assert!(!rest.contains("asked first"), "echoed: {rest:?}");
     until_eof(&mut s);
     assert_eq!(exit_code(&s), 0, "{rest}");
     writer.finish().expect_code(0);
     assert_eq!(std::fs::read(sb.home().join("out.bin")).unwrap(), payload);
+}
+
+/// The attack: the user meant to type the passphrase at the prompt, and the
+/// relay serves plaintext of its own. Nothing is asked of the relay before
+/// the passphrase is typed, and the injected text is refused (exit 8).
+#[test]
+fn read_on_a_terminal_never_shows_injected_plaintext() {
+    let sb = Sandbox::new();
+    let relay = HostileRelay::start();
+    relay.serve("/t/inject", b"INJECTED pay 100 EUR to mallory".to_vec());
+    let url = relay.connect_url();
+    let mut s = on_tty(&sb, &["read", "-U", &url, "-t", "60", "-s", "/t/inject"]);
+    until(&mut s, "Passphrase for /t/inject: ");
+    assert!(
+        relay.seen().is_empty(),
+        "connected before asking: {:?}",
+        relay.seen()
+    );
+    s.send_line("typed passphrase").unwrap();
+    let rest = until_eof(&mut s);
+    assert_eq!(exit_code(&s), 8, "{rest}");
+    assert!(!rest.contains("INJECTED"), "plaintext shown: {rest:?}");
+    assert!(rest.contains("--plain"), "{rest}");
 }

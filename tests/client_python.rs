@@ -86,17 +86,20 @@ fn our_config(relay: &RelayHandle, path: &str, mode: &str) -> Config {
         "age-rt" => Some(Format::AgeRt),
         _ => Some(Format::AgeV1),
     };
-    let mut builder = Config::builder(path)
+    let builder = Config::builder(path)
         .connect_url(relay.connect_url())
         .no_access_token()
         .connect_timeout(Duration::from_secs(60));
-    if let Some(format) = format {
-        builder = builder.encryption(Encryption::Passphrase {
-            passphrase: SecretString::from(PASSPHRASE),
-            format,
-        });
-    }
-    builder.build().unwrap()
+    builder
+        .encryption(match format {
+            Some(format) => Encryption::Passphrase {
+                passphrase: SecretString::from(PASSPHRASE),
+                format,
+            },
+            None => Encryption::Plain,
+        })
+        .build()
+        .unwrap()
 }
 
 async fn check_python_exit(child: tokio::process::Child, what: &str) {

@@ -68,6 +68,7 @@ fn config(relay: &RelayHandle, path: &str) -> ConfigBuilder {
         .connect_url(relay.connect_url())
         .no_access_token()
         .connect_timeout(Duration::from_secs(20))
+        .encryption(Encryption::Plain)
 }
 
 /// Writes `size` pattern bytes in 64 KiB writes, then shuts down.
@@ -278,6 +279,7 @@ async fn wrong_token_is_an_auth_error() {
             .connect_url(relay.connect_url())
             .access_token(SecretString::from(token))
             .connect_timeout(Duration::from_secs(5))
+            .encryption(Encryption::Plain)
             .build()
             .unwrap()
     };
@@ -291,6 +293,7 @@ async fn wrong_token_is_an_auth_error() {
     let no_token = Config::builder("/auth/s")
         .connect_url(relay.connect_url())
         .no_access_token()
+        .encryption(Encryption::Plain)
         .build()
         .unwrap();
     let err = StreamWriter::connect(&no_token).await.unwrap_err();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
 async fn metric(relay: &RelayHandle, line_prefix: &str) -> i64 {
@@ -26,6 +26,7 @@ fn config(relay: &RelayHandle, path: &str) -> Config {
     Config::builder(path)
         .connect_url(relay.connect_url())
         .no_access_token()
+        .encryption(Encryption::Plain)
         .build()
         .unwrap()
 }

@@ -96,6 +96,7 @@ fn config(cluster_url: &str, path: &str) -> Config {
     Config::builder(path)
         .connect_url(cluster_url)
         .no_access_token()
+        .encryption(Encryption::Plain)
         .build()
         .unwrap()
 }
@@ -488,7 +489,10 @@ async fn tls_is_terminated_at_the_balancer() {
                 trusted(&path).encryption(Encryption::identities(vec![Box::new(identity)])),
             )
         } else {
-            (trusted(&path), trusted(&path))
+            (
+                trusted(&path).encryption(Encryption::Plain),
+                trusted(&path).encryption(Encryption::Plain),
+            )
         };
         let data = Arc::new(payload(700 + i, 6 << 20));
         let producer = tokio::spawn(produce(writer_config.build().unwrap(), data.clone(), None));

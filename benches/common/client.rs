@@ -99,19 +99,26 @@ impl RoleArgs {
 /// plaintext, or with `key` (an age X25519 identity string) encrypting to
 /// its recipient (age-rt) for a `producer`, decrypting with it otherwise.
 pub fn config(url: &str, path: &str, key: Option<&str>, producer: bool) -> Config {
-    let mut builder = Config::builder(path).connect_url(url).no_access_token();
-    if let Some(key) = key {
-        let identity = age::x25519::Identity::from_str(key).expect("identity");
-        builder = builder.encryption(if producer {
-            Encryption::recipients(
-                vec![Box::new(identity.to_public())],
-                zebrastream::cipher::Format::AgeRt,
-            )
-        } else {
-            Encryption::identities(vec![Box::new(identity)])
-        });
-    }
-    builder.build().expect("config")
+    let encryption = match key {
+        None => Encryption::Plain,
+        Some(key) => {
+            let identity = age::x25519::Identity::from_str(key).expect("identity");
+            if producer {
+                Encryption::recipients(
+                    vec![Box::new(identity.to_public())],
+                    zebrastream::cipher::Format::AgeRt,
+                )
+            } else {
+                Encryption::identities(vec![Box::new(identity)])
+            }
+        }
+    };
+    Config::builder(path)
+        .connect_url(url)
+        .no_access_token()
+        .encryption(encryption)
+        .build()
+        .expect("config")
 }
 
 /// A fresh age X25519 identity, as its `AGE-SECRET-KEY-…` string.

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::connect::{connect_request_url, parse_connect_url, parse_data_url};
+use super::origin::{parse_token_origin, TokenOrigins};
 use super::{ConnectMode, Download, Error, Operation, RetryPolicy, Upload};
 
 /// How long establishing a TCP (and TLS) connection may take, per attempt
@@ -35,6 +36,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     connect_url: Url,
     token: Option<SecretString>,
+    origins: TokenOrigins,
     retry: RetryPolicy,
 }
 
@@ -43,6 +45,7 @@ impl std::fmt::Debug for ApiClient {
         f.debug_struct("ApiClient")
             .field("connect_url", &self.connect_url.as_str())
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("origins", &self.origins)
             .field("retry", &self.retry)
             .finish()
     }
@@ -53,6 +56,7 @@ impl std::fmt::Debug for ApiClient {
 pub struct ApiClientBuilder {
     connect_url: String,
     token: Option<SecretString>,
+    token_origins: Vec<String>,
     retry: RetryPolicy,
     root_certificates: Vec<reqwest::Certificate>,
 }
@@ -61,6 +65,22 @@ impl ApiClientBuilder {
     /// The access token sent as `Authorization: Bearer …` (none when empty).
     pub fn access_token(mut self, token: Option<SecretString>) -> Self {
         self.token = token.filter(|t| !t.expose_secret().is_empty());
+        self
+    }
+
+    /// Also trusts these origins (`scheme://host[:port]`) with the token and
+    /// the stream, for relays whose Connect API names data URLs on another
+    /// origin than its own (checked by [`build`](Self::build)). By default
+    /// only the connect URL's origin is trusted, plus
+    /// `https://data.zebrastream.io` for the hosted connect URL. An `https`
+    /// connect URL is never followed to an `http` data URL, listed or not.
+    pub fn token_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.token_origins
+            .extend(origins.into_iter().map(Into::into));
         self
     }
 
@@ -79,6 +99,12 @@ impl ApiClientBuilder {
     /// Builds the client.
     pub fn build(self) -> Result<ApiClient, Error> {
         let connect_url = parse_connect_url(&self.connect_url)?;
+        let listed = self
+            .token_origins
+            .iter()
+            .map(|o| parse_token_origin(o))
+            .collect::<Result<_, _>>()?;
+        let origins = TokenOrigins::new(&connect_url, listed);
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("zebrastream-rs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(TCP_CONNECT_TIMEOUT)
@@ -93,6 +119,7 @@ impl ApiClientBuilder {
             http: http.build().map_err(Error::ClientSetup)?,
             connect_url,
             token: self.token,
+            origins,
             retry: self.retry,
         })
     }
@@ -105,6 +132,7 @@ impl ApiClient {
         ApiClientBuilder {
             connect_url: connect_url.to_owned(),
             token: None,
+            token_origins: Vec::new(),
             retry: RetryPolicy::default(),
             root_certificates: Vec::new(),
         }
@@ -203,12 +231,15 @@ impl ApiClient {
             .text()
             .await
             .map_err(|e| Error::network(op, 1, e))?;
-        parse_data_url(&self.connect_url, &body)
+        let data_url = parse_data_url(&self.connect_url, &body)?;
+        self.origins.check(&data_url)?;
+        Ok(data_url)
     }
 
     /// Starts the Data API `PUT` to `data_url` in a background task and
     /// returns its body sink and status at once. Must run inside a Tokio
-    /// runtime. The upload is never retried.
+    /// runtime. The upload is never retried. A `data_url` on an origin the
+    /// token is not for is refused, as in [`connect`](Self::connect).
     ///
     /// `buffer_size` is the largest HTTP chunk; `0` sends every write as its
     /// own chunk.
@@ -218,6 +249,7 @@ impl ApiClient {
         content_type: Option<&str>,
         buffer_size: usize,
     ) -> Result<Upload, Error> {
+        self.origins.check(data_url)?;
         let mut request = self.authorized(self.http.put(data_url.clone()));
         if let Some(content_type) = content_type {
             let value = HeaderValue::from_str(content_type)
@@ -228,8 +260,10 @@ impl ApiClient {
     }
 
     /// Sends the Data API `GET` to `data_url` and returns the body once the
-    /// response head arrived. The download is never retried.
+    /// response head arrived. The download is never retried. A `data_url` on
+    /// an origin the token is not for is refused, as in [`connect`](Self::connect).
     pub async fn download(&self, data_url: &Url) -> Result<Download, Error> {
+        self.origins.check(data_url)?;
         let op = Operation::Download;
         let response = self
             .authorized(self.http.get(data_url.clone()))
@@ -333,7 +367,7 @@ mod tests {
                 if n < 2 {
                     respond(503, "busy")
                 } else {
-                    respond(200, "http://127.0.0.1:1/data\n")
+                    respond(200, "/data\n")
                 }
             }
         })
@@ -519,6 +553,80 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert!(got.is_err(), "the server saw a clean body: {got:?}");
+    }
+
+    /// A relay that answers Connect with a data URL on another origin: the
+    /// error names both origins, and the other origin gets no request.
+    #[tokio::test]
+    async fn a_foreign_data_url_is_refused_before_any_request_goes_there() {
+        let foreign_hits = Arc::new(AtomicUsize::new(0));
+        let hits = foreign_hits.clone();
+        let (foreign, _foreign_server) = serve(move |_| {
+            hits.fetch_add(1, Ordering::SeqCst);
+            async { respond(200, "stolen") }
+        })
+        .await;
+        let answer = format!("{foreign}/data/s\n");
+        let (base, _server) = serve(move |_| {
+            let answer = answer.clone();
+            async move { respond(200, &answer) }
+        })
+        .await;
+        let err = client(&base, Some("tok"))
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        match &err {
+            Error::ForeignDataOrigin {
+                data_origin,
+                connect_origin,
+            } => {
+                assert_eq!(data_origin, &foreign);
+                assert_eq!(connect_origin, &base);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!err.is_retryable());
+        // Listed, the same answer is followed.
+        let listed = ApiClient::builder(&format!("{base}/v0"))
+            .token_origins([foreign.clone()])
+            .build()
+            .unwrap();
+        let url = listed
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap();
+        assert_eq!(url.as_str(), format!("{foreign}/data/s"));
+        assert_eq!(foreign_hits.load(Ordering::SeqCst), 0);
+        // upload/download apply the rule to URLs passed in directly.
+        let elsewhere = Url::parse("http://127.0.0.1:9/data/s").unwrap();
+        let api = client(&base, Some("tok"));
+        assert!(matches!(
+            api.download(&elsewhere).await,
+            Err(Error::ForeignDataOrigin { .. })
+        ));
+        assert!(matches!(
+            api.upload(&elsewhere, None, 64),
+            Err(Error::ForeignDataOrigin { .. })
+        ));
+    }
+
+    /// An https connect URL is never followed to http: refused in
+    /// `download`/`upload` before any connection (no TLS server needed).
+    #[tokio::test]
+    async fn https_connect_url_never_goes_to_http() {
+        let api = ApiClient::builder("https://relay.example/v0")
+            .token_origins(["http://relay.example"])
+            .build()
+            .unwrap();
+        let downgraded = Url::parse("http://relay.example/data/s").unwrap();
+        let err = api.download(&downgraded).await.unwrap_err();
+        assert!(matches!(err, Error::InsecureDataUrl { .. }), "{err:?}");
+        assert!(err.to_string().contains("http://relay.example"), "{err}");
+        assert!(matches!(
+            api.upload(&downgraded, None, 64),
+            Err(Error::InsecureDataUrl { .. })
+        ));
     }
 
     #[tokio::test]

@@ -52,6 +52,33 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A token origin is not `scheme://host[:port]`.
+    #[error("invalid token origin {origin:?}: {reason}")]
+    InvalidTokenOrigin {
+        /// The rejected text.
+        origin: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The Connect API named a data URL on an origin the token is not for
+    /// (neither the connect URL's origin nor a listed token origin); nothing
+    /// was sent to it.
+    #[error("the relay answered with a data URL on {data_origin}, which is not the connect URL's origin {connect_origin} nor a listed token origin; refusing to send the access token or the stream there")]
+    ForeignDataOrigin {
+        /// The origin of the refused data URL.
+        data_origin: String,
+        /// The origin of the connect URL.
+        connect_origin: String,
+    },
+    /// The Connect API of an `https` connect URL named a plain-`http` data
+    /// URL; nothing was sent to it.
+    #[error("the relay answered the https connect URL {connect_origin} with a plain-http data URL on {data_origin}; refusing to downgrade to http")]
+    InsecureDataUrl {
+        /// The origin of the refused data URL.
+        data_origin: String,
+        /// The origin of the connect URL.
+        connect_origin: String,
+    },
     /// The content type is not a valid HTTP header value.
     #[error("invalid content type {0:?}")]
     InvalidContentType(String),

@@ -13,11 +13,19 @@
 //!   demand ([`Download`]).
 //!
 //! Nothing is retried once a data exchange started.
+//!
+//! The access token, and the stream, go only to the connect URL's origin and
+//! the origins listed with [`ApiClientBuilder::token_origins`] (for the hosted
+//! connect URL also `https://data.zebrastream.io`): a Connect answer naming
+//! another origin fails with [`Error::ForeignDataOrigin`], an `https` connect
+//! URL answered with an `http` data URL with [`Error::InsecureDataUrl`],
+//! before any request goes there.
 
 mod api_client;
 mod connect;
 mod download;
 mod error;
+mod origin;
 mod retry;
 mod status_line;
 #[cfg(test)]
@@ -31,6 +39,7 @@ pub use connect::{
 };
 pub use download::Download;
 pub use error::{Error, Operation};
+pub use origin::parse_token_origin;
 pub use retry::{RetryPolicy, RetryRun};
 pub use status_line::{
     StatusLine, StatusLineCodec, StatusLineError, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT,

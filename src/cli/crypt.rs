@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 
-use zebrastream::cipher::{DecryptingReader, EncryptingWriter, Format};
+use zebrastream::cipher::{DecryptingReader, EncryptingWriter, Format, DEFAULT_MAX_WORK_FACTOR};
 
 use super::config::{Config, Environment};
 use super::endpoint::{pump, FlushPolicy, PumpError, Sink, Source};
@@ -81,6 +81,14 @@ pub struct DecryptArgs {
     /// Write the plaintext to FILE (appears only when complete) instead of stdout
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Accept passphrase files with an scrypt work factor up to 2^N (each step doubles memory and time)
+    #[arg(
+        long = "max-work-factor",
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_WORK_FACTOR,
+        value_parser = clap::value_parser!(u8).range(1..=63)
+    )]
+    max_work_factor: u8,
     /// The file to decrypt (default: stdin)
     #[arg(value_name = "INPUT")]
     input: Option<PathBuf>,
@@ -181,16 +189,17 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let plan = key_plan(Role::Decrypt, flags, env, &subject)?;
     let key = match OpeningPlan::from_plan(plan, &subject)? {
         OpeningPlan::Key(key) => key,
-        OpeningPlan::Plain | OpeningPlan::Detect { .. } => {
+        OpeningPlan::Plain | OpeningPlan::Detect => {
             return Err(Failure::usage(format!("{subject}: decrypt needs a key")))
         }
     };
+    let decryptor = key.decryptor(args.max_work_factor);
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
         let mut sink = Sink::create(args.output.as_deref())?;
         let progress = Progress::for_stderr(quiet);
         progress.transferring("decrypted");
-        let mut reader = DecryptingReader::new(source.reader(), key.decryptor());
+        let mut reader = DecryptingReader::new(source.reader(), decryptor);
         let pumped = pump(&mut reader, sink.writer(), &progress, FlushPolicy::WhenIdle).await;
         drop(reader);
         match pumped {

@@ -3,8 +3,8 @@
 
 use std::io;
 
-use zebrastream::cipher;
-use zebrastream::client;
+use zebrastream::cipher::{self, HeaderError};
+use zebrastream::{api, client};
 
 use super::{ExitKind, Failure};
 
@@ -41,6 +41,15 @@ pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
         E::ChunkAuthentication { index } => (
             ExitKind::Decryption,
             format!("authentication failed at chunk {index}: the data was tampered with or corrupted; nothing after it was output"),
+        ),
+        // The first line is the sender's text (a relay's, maybe): never shown.
+        E::Header(HeaderError::UnknownIdentifier(_)) => (
+            ExitKind::Decryption,
+            String::from("the input is not encrypted (no age-rt or age header; its first line is not shown); an unencrypted stream is accepted only by read --plain"),
+        ),
+        E::Header(HeaderError::ScryptWorkFactorTooHigh { log_n, max }) => (
+            ExitKind::Decryption,
+            format!("the passphrase stanza asks for scrypt work factor 2^{log_n}, above the accepted 2^{max} (each step doubles the memory and time a wrong guess costs: 2^20 is 1 GiB); if you trust the writer, raise the limit with --max-work-factor {log_n}"),
         ),
         E::Header(h) => (
             ExitKind::Decryption,
@@ -85,6 +94,20 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
         ),
         E::Decryption(e) | E::Encryption(e) => return cipher_failure(subject, e),
         E::InvalidConfig(why) => (ExitKind::Usage, why.clone()),
+        E::Connect(api::Error::ForeignDataOrigin {
+            data_origin,
+            connect_origin,
+        }) => (
+            ExitKind::Other,
+            format!("the relay at {connect_origin} answered with a data URL on {data_origin}; refusing to send the access token or the stream there (nothing was sent). If {data_origin} belongs to your relay, allow it with --token-origins {data_origin}"),
+        ),
+        E::Connect(api::Error::InsecureDataUrl {
+            data_origin,
+            connect_origin,
+        }) => (
+            ExitKind::Other,
+            format!("the relay at {connect_origin} answered with a plain-http data URL on {data_origin}; refusing to downgrade from https (nothing was sent)"),
+        ),
         E::Io(e) => return io_failure(subject, side, copy_io(e)),
         other => (ExitKind::Other, other.to_string()),
     };

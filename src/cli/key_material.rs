@@ -8,7 +8,7 @@ use zebrastream::cipher::{Decryptor, Encryptor, Format};
 use zebrastream::client::Encryption;
 
 use super::errors::cipher_failure;
-use super::keys::{KeyPlan, PassphraseSource};
+use super::keys::KeyPlan;
 use super::passphrase;
 use super::Failure;
 
@@ -32,12 +32,8 @@ pub enum OpeningKey {
 pub enum OpeningPlan {
     /// Pass bytes through (`--plain`).
     Plain,
-    /// No key configured: plaintext passes, an encrypted stream is refused
-    /// or its passphrase asked for (`can_prompt`).
-    Detect {
-        /// A terminal is there to ask on.
-        can_prompt: bool,
-    },
+    /// No key and no terminal: refuse the stream, naming what it is.
+    Detect,
     /// Decrypt with this key.
     Key(OpeningKey),
 }
@@ -47,23 +43,27 @@ impl SealingKey {
     pub fn from_plan(plan: KeyPlan, subject: &str) -> Result<Option<SealingKey>, Failure> {
         Ok(Some(match plan {
             KeyPlan::Plain => return Ok(None),
-            KeyPlan::Passphrase(source) => SealingKey::Passphrase(passphrase::obtain(source, subject)?),
+            KeyPlan::Passphrase(source) => {
+                SealingKey::Passphrase(passphrase::obtain(source, subject)?)
+            }
             KeyPlan::Recipients { keys, files } => {
                 let mut recipients = Vec::new();
                 for key in &keys {
-                    recipients.push(keys::parse_recipient(key).map_err(|e| cipher_failure(subject, &e))?);
+                    recipients
+                        .push(keys::parse_recipient(key).map_err(|e| cipher_failure(subject, &e))?);
                 }
                 for file in &files {
                     recipients.extend(
-                        keys::read_recipients_file(file).map_err(|e| cipher_failure(subject, &e))?,
+                        keys::read_recipients_file(file)
+                            .map_err(|e| cipher_failure(subject, &e))?,
                     );
                 }
                 SealingKey::Recipients(recipients)
             }
-            KeyPlan::Identities(_) | KeyPlan::Detect { .. } => {
+            KeyPlan::Identities(_) | KeyPlan::Detect => {
                 return Err(Failure::usage(format!(
-                    "{subject}: identities decrypt; to encrypt give recipients (-r/-R) or a passphrase"
-                )))
+                "{subject}: identities decrypt; to encrypt give recipients (-r/-R) or a passphrase"
+            )))
             }
         }))
     }
@@ -79,12 +79,14 @@ impl SealingKey {
 }
 
 impl OpeningKey {
-    /// A decryptor with this key.
-    pub fn decryptor(self) -> Decryptor {
+    /// A decryptor with this key that accepts scrypt work factors up to
+    /// 2^`max_work_factor`.
+    pub fn decryptor(self, max_work_factor: u8) -> Decryptor {
         match self {
             OpeningKey::Passphrase(p) => Decryptor::with_passphrase(p),
             OpeningKey::Identities(ids) => Decryptor::with_identities(ids),
         }
+        .max_work_factor(max_work_factor)
     }
 }
 
@@ -93,7 +95,7 @@ impl OpeningPlan {
     pub fn from_plan(plan: KeyPlan, subject: &str) -> Result<OpeningPlan, Failure> {
         Ok(match plan {
             KeyPlan::Plain => OpeningPlan::Plain,
-            KeyPlan::Detect { can_prompt } => OpeningPlan::Detect { can_prompt },
+            KeyPlan::Detect => OpeningPlan::Detect,
             KeyPlan::Passphrase(source) => {
                 OpeningPlan::Key(OpeningKey::Passphrase(passphrase::obtain(source, subject)?))
             }
@@ -131,10 +133,4 @@ pub fn client_opening(key: OpeningKey) -> Encryption {
         OpeningKey::Passphrase(passphrase) => Encryption::passphrase(passphrase),
         OpeningKey::Identities(identities) => Encryption::identities(identities),
     }
-}
-
-/// Asks for the passphrase of a stream found to be encrypted (read without a key).
-pub fn prompt_for_detected(subject: &str) -> Result<OpeningKey, Failure> {
-    passphrase::obtain(PassphraseSource::Prompt { confirm: false }, subject)
-        .map(OpeningKey::Passphrase)
 }

@@ -11,11 +11,13 @@
 //!    `recipient`, `recipients_file`, `identity`, `plain: true`). Two
 //!    different kinds at once (say a passphrase and a recipient, or
 //!    `plain: true` and a passphrase) are a usage error, never a guess.
-//! 4. Nothing at all: `write`/`encrypt`/`decrypt` prompt for a passphrase
-//!    when they can talk to a terminal (stderr is a TTY) and otherwise
-//!    refuse (exit 2); `write` never sends plaintext by default. `read`
-//!    passes plaintext through but refuses (exit 8) a stream that turns
-//!    out to be encrypted, prompting for its passphrase when it can.
+//! 4. Nothing at all: every command prompts for a passphrase when it can
+//!    talk to a terminal (stderr is a TTY), `read` too, before it connects.
+//!    Otherwise `write`/`encrypt`/`decrypt` refuse (exit 2): `write` never
+//!    sends plaintext by default. `read` without a terminal connects and
+//!    refuses (exit 8) whatever arrives: an unencrypted stream ("use --plain
+//!    to accept it"; a relay could inject it) as well as an encrypted one
+//!    (no key). Plaintext is accepted only with `--plain` or `plain: true`.
 //! 5. A passphrase cannot be mixed with recipients (age allows scrypt only
 //!    alone), nor with identities on read. Empty passphrases are refused.
 
@@ -138,12 +140,9 @@ pub enum KeyPlan {
     },
     /// Identity files (opening).
     Identities(Vec<PathBuf>),
-    /// `read` without any key: plaintext passes through; an encrypted stream
-    /// is refused, or its passphrase prompted for when `can_prompt`.
-    Detect {
-        /// A terminal is available for a passphrase prompt.
-        can_prompt: bool,
-    },
+    /// `read` without any key and without a terminal to ask on: the stream
+    /// is refused (exit 8) with a message that says whether it is encrypted.
+    Detect,
 }
 
 /// Key settings found in the config/environment.
@@ -419,7 +418,6 @@ fn given(secret: SecretString, origin: String, subject: &str) -> Result<KeyPlan,
 /// What happens when nothing supplies a key.
 fn no_key(role: Role, can_prompt: bool, subject: &str) -> Result<KeyPlan, Failure> {
     match role {
-        Role::Read => Ok(KeyPlan::Detect { can_prompt }),
         _ if can_prompt => Ok(KeyPlan::Passphrase(PassphraseSource::Prompt {
             confirm: role.seals(),
         })),
@@ -430,6 +428,7 @@ fn no_key(role: Role, can_prompt: bool, subject: &str) -> Result<KeyPlan, Failur
                 role.key_flags()
             ),
         )),
+        Role::Read => Ok(KeyPlan::Detect),
         Role::Encrypt | Role::Decrypt => Err(Failure::usage(format!(
             "{subject}: no key given and no terminal to prompt on. Use {} or set ZEBRASTREAM_PASSPHRASE",
             role.key_flags()
@@ -467,9 +466,35 @@ mod tests {
     }
 
     #[test]
-    fn read_without_any_key_detects() {
+    fn read_without_any_key_prompts_first_or_refuses_what_arrives() {
         let p = plan(Role::Read, KeyFlags::default(), &cfg(""), false, "/s").unwrap();
-        assert!(matches!(p, KeyPlan::Detect { can_prompt: false }));
+        assert!(matches!(p, KeyPlan::Detect));
+        // On a terminal the passphrase is asked before connecting, once.
+        let p = plan(Role::Read, KeyFlags::default(), &cfg(""), true, "/s").unwrap();
+        assert!(matches!(
+            p,
+            KeyPlan::Passphrase(PassphraseSource::Prompt { confirm: false })
+        ));
+        // Plaintext only when chosen.
+        let flags = KeyFlags {
+            plain: true,
+            ..KeyFlags::default()
+        };
+        assert!(matches!(
+            plan(Role::Read, flags, &cfg(""), true, "/s").unwrap(),
+            KeyPlan::Plain
+        ));
+        assert!(matches!(
+            plan(
+                Role::Read,
+                KeyFlags::default(),
+                &cfg("plain: true\n"),
+                true,
+                "/s"
+            )
+            .unwrap(),
+            KeyPlan::Plain
+        ));
     }
 
     #[test]

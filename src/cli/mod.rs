@@ -230,10 +230,12 @@ fn client_common(
     connect_url: &Option<String>,
     connect_timeout: Option<std::time::Duration>,
     access_token: Option<secrecy::SecretString>,
+    token_origins: &[String],
 ) -> zebrastream::client::ConfigBuilder {
     if let Some(url) = connect_url {
         builder = builder.connect_url(url.clone());
     }
+    builder = builder.token_origins(token_origins.iter().cloned());
     if let Some(timeout) = connect_timeout {
         builder = builder.connect_timeout(timeout);
     }

@@ -69,7 +69,7 @@ fn prompt(subject: &str, confirm: bool) -> Result<SecretString, Failure> {
     let first = ask(format!("Passphrase for {subject}: "))?;
     if first.expose_secret().is_empty() {
         return Err(Failure::usage(format!(
-            "{subject}: empty passphrase; type a passphrase (or use --plain to send unencrypted)"
+            "{subject}: empty passphrase; type a passphrase (or use --plain for an unencrypted stream)"
         )));
     }
     if confirm {

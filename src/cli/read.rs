@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use zebrastream::cipher::{DecryptingReader, Format};
+use zebrastream::cipher::Format;
 use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
@@ -24,9 +24,11 @@ use super::{CmdResult, ExitKind, Failure};
 #[command(after_help = "\
 Writes to stdout by default, to FILE with -o (the file appears only when the
 whole stream arrived and authenticated), or into a consumer command's stdin
-after '--'. The format (age-rt, age, plaintext) is detected. Without a key,
-plaintext passes through and an encrypted stream is refused (exit 8) unless
-its passphrase can be asked on the terminal; --plain saves it as it is.
+after '--'. The format (age-rt or age) is detected. An unencrypted stream is
+accepted only with --plain (or 'plain: true'): anything else refuses it (exit
+8), so a relay cannot slip in plaintext. Without a key, the passphrase is
+asked on the terminal before connecting; with no terminal either, the stream
+is refused (exit 8). --plain saves whatever arrives as it is.
 
 With a consumer command, a stream that fails kills it before its input
 ends; 'psql --single-transaction -v ON_ERROR_STOP=1' then commits nothing of
@@ -45,6 +47,14 @@ pub struct ReadArgs {
     /// Decrypt with the identities in FILE (age-keygen / zebrastream keygen format); repeatable
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     identities: Vec<PathBuf>,
+    /// Accept passphrase streams with an scrypt work factor up to 2^N (each step doubles memory and time)
+    #[arg(
+        long = "max-work-factor",
+        value_name = "N",
+        default_value_t = client::DEFAULT_READER_MAX_WORK_FACTOR,
+        value_parser = clap::value_parser!(u8).range(1..=63)
+    )]
+    max_work_factor: u8,
     /// Flush after every piece received (output is live without it too: what
     /// arrived is written out before read waits for more)
     #[arg(short = 'u', long = "unbuffered-output")]
@@ -65,6 +75,7 @@ pub struct ReadArgs {
 /// Runs `zebrastream read`.
 pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: bool) -> CmdResult {
     let output = args.output;
+    let max_work_factor = args.max_work_factor;
     let stream = settings::resolve_stream(
         args.stream,
         ModeFlags {
@@ -87,26 +98,36 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
-    let (encryption, detect) = match (&stream.ticket, plan) {
+    // `refuse`: no key and no terminal; the stream is refused, named by what it is.
+    let (encryption, refuse) = match (&stream.ticket, plan) {
         (Some(ticket), OpeningPlan::Key(OpeningKey::Identities(extra))) => {
-            (ticket.reader_encryption(extra), None)
+            (ticket.reader_encryption(extra), false)
         }
-        (Some(ticket), _) => (ticket.reader_encryption(Vec::new()), None),
-        (None, OpeningPlan::Plain) => (client::Encryption::Plain, None),
-        (None, OpeningPlan::Detect { can_prompt }) => (client::Encryption::Plain, Some(can_prompt)),
-        (None, OpeningPlan::Key(key)) => (key_material::client_opening(key), None),
+        (Some(ticket), _) => (ticket.reader_encryption(Vec::new()), false),
+        (None, OpeningPlan::Plain) => (client::Encryption::Plain, false),
+        (None, OpeningPlan::Detect) => (client::Encryption::Plain, true),
+        (None, OpeningPlan::Key(key)) => (key_material::client_opening(key), false),
     };
-    let (connect_url, connect_timeout, access_token) = (
+    let (connect_url, connect_timeout, access_token, token_origins) = (
         stream.connect_url,
         stream.connect_timeout,
         stream.access_token,
+        stream.token_origins,
     );
     let config_subject = subject.clone();
     let make_config = move |encryption: client::Encryption| {
-        let builder = client::Config::builder(config_subject.clone()).encryption(encryption);
-        super::client_common(builder, &connect_url, connect_timeout, access_token.clone())
-            .build()
-            .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
+        let builder = client::Config::builder(config_subject.clone())
+            .encryption(encryption)
+            .max_work_factor(max_work_factor);
+        super::client_common(
+            builder,
+            &connect_url,
+            connect_timeout,
+            access_token.clone(),
+            &token_origins,
+        )
+        .build()
+        .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
     };
     let client_config = make_config(encryption)?;
     // With forward secrecy, the reader first publishes a one-time key.
@@ -142,36 +163,10 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         )
         .await?;
         tracing::info!("{subject}: writer connected");
-        let mut input: Box<dyn AsyncRead + Unpin + Send + '_> = match detect {
-            None => Box::new(&mut reader),
-            Some(can_prompt) => {
-                let (head, format) = match sniff_format(&mut reader).await {
-                    Ok(found) => found,
-                    Err(e) => {
-                        progress.clear();
-                        return Err(io_failure(&subject, Side::Consumer, e));
-                    }
-                };
-                let replayed = io::Cursor::new(head).chain(&mut reader);
-                match format {
-                    None => Box::new(replayed),
-                    Some(_) if can_prompt => {
-                        progress.clear();
-                        let key = key_material::prompt_for_detected(&subject)?;
-                        Box::new(DecryptingReader::new(replayed, key.decryptor()))
-                    }
-                    Some(format) => {
-                        progress.clear();
-                        return Err(Failure::new(
-                            ExitKind::Decryption,
-                            format!(
-                                "{subject}: the stream is encrypted ({format}) but no key was given; use -p/--passphrase-file/-i or ZEBRASTREAM_PASSPHRASE (or --plain to save the ciphertext as it is)"
-                            ),
-                        ));
-                    }
-                }
-            }
-        };
+        if refuse {
+            progress.clear();
+            return Err(refusal(&mut reader, &subject).await);
+        }
         progress.transferring("received");
         let mut sink = match early_sink {
             Some(s) => s,
@@ -183,8 +178,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
                 }
             },
         };
-        let pumped = pump(&mut input, sink.writer(), &progress, flush).await;
-        drop(input);
+        let pumped = pump(&mut reader, sink.writer(), &progress, flush).await;
         let outcome = match pumped {
             Ok(_) => sink.commit(&subject).await,
             Err(PumpError::Read(e)) => {
@@ -216,6 +210,25 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             }
         }
     })
+}
+
+/// Why a stream read without any key (and no terminal to ask on) is refused:
+/// it is encrypted and there is no key, or it is not encrypted and plaintext
+/// was not chosen (a relay could have injected it). Reads only the first bytes.
+async fn refusal<R: AsyncRead + Unpin>(reader: &mut R, subject: &str) -> Failure {
+    let format = match sniff_format(reader).await {
+        Ok((_, format)) => format,
+        Err(e) => return io_failure(subject, Side::Consumer, e),
+    };
+    let why = match format {
+        None => String::from(
+            "the stream is not encrypted; use --plain to accept it (or 'plain: true' in the config)",
+        ),
+        Some(format) => format!(
+            "the stream is encrypted ({format}) but no key was given; use -p/--passphrase-file/-i or ZEBRASTREAM_PASSPHRASE (or --plain to save the ciphertext as it is)"
+        ),
+    };
+    Failure::new(ExitKind::Decryption, format!("{subject}: {why}"))
 }
 
 /// Reads just enough of `reader` to tell whether the stream starts with an

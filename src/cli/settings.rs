@@ -23,6 +23,9 @@ pub struct StreamArgs {
     /// Override the Connect API URL [default: https://connect.zebrastream.io/v0]
     #[arg(short = 'U', long = "connect-url", value_name = "URL")]
     pub connect_url: Option<String>,
+    /// Also send the access token (and the stream) to these data origins (scheme://host[:port]; comma-separated or repeated) when the relay's Connect API names them [default: only the connect URL's origin]
+    #[arg(long = "token-origins", value_name = "ORIGINS", value_delimiter = ',')]
+    pub token_origins: Vec<String>,
     /// Give up if the peer has not connected after this many seconds
     #[arg(short = 't', long = "connect-timeout", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
@@ -84,6 +87,8 @@ pub struct StreamSettings {
     pub connect_timeout: Option<Duration>,
     /// The bearer token, if any.
     pub access_token: Option<SecretString>,
+    /// Origins besides the connect URL's that may get the token and the stream.
+    pub token_origins: Vec<String>,
     /// The producer/consumer command (empty: stdin/stdout or a file).
     pub command: Vec<String>,
     /// `-u` or `unbuffered_input`/`unbuffered_output`.
@@ -204,6 +209,7 @@ pub fn resolve_stream(
     if let Some(url) = &connect_url {
         check_http_url(url)?;
     }
+    let token_origins = resolve_token_origins(args.token_origins, config)?;
     let connect_timeout = match args.connect_timeout {
         Some(secs) => Some(Duration::from_secs(secs)),
         None => config
@@ -262,6 +268,7 @@ pub fn resolve_stream(
         connect_url,
         connect_timeout,
         access_token,
+        token_origins,
         command,
         unbuffered,
         keys,
@@ -344,6 +351,32 @@ pub fn resolve_write(
     })
 }
 
+/// The token origins from `--token-origins` (comma lists, repeatable), else
+/// from `ZEBRASTREAM_TOKEN_ORIGINS` / the config's `token_origins` (a comma
+/// list or a YAML list). Each must be `scheme://host[:port]`.
+fn resolve_token_origins(flag: Vec<String>, config: &Config) -> Result<Vec<String>, Failure> {
+    let (items, origin) = if flag.is_empty() {
+        match config.strings("token_origins").map_err(config_failure)? {
+            Some(s) => (s.value, s.origin.to_string()),
+            None => return Ok(Vec::new()),
+        }
+    } else {
+        (flag, String::from("--token-origins"))
+    };
+    let origins: Vec<String> = items
+        .iter()
+        .flat_map(|item| item.split(','))
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for text in &origins {
+        zebrastream::api::parse_token_origin(text)
+            .map_err(|e| Failure::usage(format!("{origin}: {e}")))?;
+    }
+    Ok(origins)
+}
+
 /// Checks that `url` is an absolute http(s) URL.
 fn check_http_url(url: &str) -> Result<(), Failure> {
     match url::Url::parse(url) {
@@ -368,6 +401,7 @@ mod tests {
         StreamArgs {
             stream_path: stream.map(String::from),
             connect_url: None,
+            token_origins: Vec::new(),
             connect_timeout: None,
             access_token: None,
             passphrase: None,
@@ -618,6 +652,54 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn token_origins_from_flag_env_or_config() {
+        let home = Home::new(
+            Some("token_origins: [\"https://a.example\", \"https://b.example:8443\"]\n"),
+            &[],
+        );
+        let s = resolve(
+            args(Some("/a")),
+            &home.env(&[]),
+            ConfigSelection::GlobalOnly,
+            Mode::Read,
+        )
+        .unwrap();
+        assert_eq!(
+            s.token_origins,
+            ["https://a.example", "https://b.example:8443"]
+        );
+        let env = home.env(&[(
+            "ZEBRASTREAM_TOKEN_ORIGINS",
+            "http://127.0.0.1:9,http://[::1]:9",
+        )]);
+        let s = resolve(
+            args(Some("/a")),
+            &env,
+            ConfigSelection::GlobalOnly,
+            Mode::Read,
+        )
+        .unwrap();
+        assert_eq!(s.token_origins, ["http://127.0.0.1:9", "http://[::1]:9"]);
+        let mut a = args(Some("/a"));
+        a.token_origins = vec![String::from("https://flag.example")];
+        let s = resolve(a, &env, ConfigSelection::GlobalOnly, Mode::Read).unwrap();
+        assert_eq!(s.token_origins, ["https://flag.example"]);
+        let env = home.env(&[("ZEBRASTREAM_TOKEN_ORIGINS", "https://x.example/data")]);
+        let err = resolve(
+            args(Some("/a")),
+            &env,
+            ConfigSelection::GlobalOnly,
+            Mode::Read,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("ZEBRASTREAM_TOKEN_ORIGINS") && err.message.contains("path"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -117,10 +117,11 @@ pub fn run(
             ticket.writer_encryption(extra, format)
         }
     };
-    let (connect_url, connect_timeout, access_token) = (
+    let (connect_url, connect_timeout, access_token, token_origins) = (
         stream.connect_url,
         stream.connect_timeout,
         stream.access_token,
+        stream.token_origins,
     );
     let content_type = write.content_type;
     let auto_flush = match write.auto_flush_delay {
@@ -131,8 +132,13 @@ pub fn run(
     let config_subject = subject.clone();
     let make_config = move |encryption: client::Encryption| {
         let mut builder = client::Config::builder(config_subject.clone()).encryption(encryption);
-        builder =
-            super::client_common(builder, &connect_url, connect_timeout, access_token.clone());
+        builder = super::client_common(
+            builder,
+            &connect_url,
+            connect_timeout,
+            access_token.clone(),
+            &token_origins,
+        );
         if let Some(content_type) = &content_type {
             builder = builder.content_type(content_type.clone());
         }

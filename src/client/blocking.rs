@@ -28,9 +28,12 @@ fn runtime() -> Result<Runtime, Error> {
 ///
 /// ```no_run
 /// use std::io::Write;
-/// use zebrastream::client::{blocking, Config};
+/// use zebrastream::client::{blocking, Config, Encryption};
 ///
-/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
+///     .build()?;
 /// let mut writer = blocking::Writer::connect(&config)?;
 /// writer.write_all(b"hello\n")?;
 /// let report = writer.finish()?; // the relay confirmed the transfer
@@ -94,9 +97,12 @@ impl Write for Writer {
 ///
 /// ```no_run
 /// use std::io::Read;
-/// use zebrastream::client::{blocking, Config};
+/// use zebrastream::client::{blocking, Config, Encryption};
 ///
-/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
+///     .build()?;
 /// let mut reader = blocking::Reader::connect(&config)?;
 /// let mut data = Vec::new();
 /// reader.read_to_end(&mut data)?;

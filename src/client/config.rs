@@ -15,6 +15,12 @@ pub const ACCESS_TOKEN_ENV: &str = "ZEBRASTREAM_ACCESS_TOKEN";
 pub const DEFAULT_WRITE_BUFFER_SIZE: usize = 64 * 1024;
 /// The largest accepted write buffer: 16 MiB.
 pub const MAX_WRITE_BUFFER_SIZE: usize = 16 * 1024 * 1024;
+/// The largest scrypt work factor (log2 N) a reader accepts by default:
+/// 2^18, what our writer and the official client use. A stream from a relay
+/// with a higher factor makes the reader spend up to 1 GiB and seconds per
+/// attempt (2^20); raise it with [`ConfigBuilder::max_work_factor`] only for
+/// a writer you trust to use more.
+pub const DEFAULT_READER_MAX_WORK_FACTOR: u8 = 18;
 
 /// When a [`StreamWriter`](super::StreamWriter) pushes buffered bytes out on
 /// its own (in addition to explicit `flush()` calls).
@@ -52,8 +58,11 @@ pub enum AutoFlush {
 /// use std::time::Duration;
 /// use zebrastream::client::{AutoFlush, Config};
 ///
+/// use zebrastream::client::Encryption;
+///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
 ///     .connect_timeout(Duration::from_secs(30))
 ///     .auto_flush(AutoFlush::After(Duration::from_millis(200)))
 ///     .build()
@@ -72,6 +81,8 @@ pub struct Config {
     pub(crate) write_buffer_size: usize,
     pub(crate) retry: RetryPolicy,
     pub(crate) root_certificates: Vec<reqwest::Certificate>,
+    pub(crate) token_origins: Vec<String>,
+    pub(crate) max_work_factor: u8,
 }
 
 impl std::fmt::Debug for Config {
@@ -88,27 +99,32 @@ impl std::fmt::Debug for Config {
             .field("encryption", &self.encryption)
             .field("auto_flush", &self.auto_flush)
             .field("write_buffer_size", &self.write_buffer_size)
+            .field("token_origins", &self.token_origins)
+            .field("max_work_factor", &self.max_work_factor)
             .finish()
     }
 }
 
 impl Config {
     /// Starts a configuration for the stream at `stream_path` (e.g. `/userspace/demo`).
+    ///
+    /// Choose the encryption with [`ConfigBuilder::encryption`]: there is no
+    /// default, so plaintext is always an explicit [`Encryption::Plain`].
     pub fn builder(stream_path: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
-            config: Config {
-                stream_path: stream_path.into(),
-                connect_url: DEFAULT_CONNECT_URL.to_owned(),
-                access_token: None,
-                content_type: None,
-                connect_timeout: None,
-                encryption: Encryption::Plain,
-                auto_flush: AutoFlush::Never,
-                write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
-                retry: RetryPolicy::default(),
-                root_certificates: Vec::new(),
-            },
+            stream_path: stream_path.into(),
+            connect_url: DEFAULT_CONNECT_URL.to_owned(),
+            access_token: None,
             token_from_env: true,
+            content_type: None,
+            connect_timeout: None,
+            encryption: None,
+            auto_flush: AutoFlush::Never,
+            write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
+            retry: RetryPolicy::default(),
+            root_certificates: Vec::new(),
+            token_origins: Vec::new(),
+            max_work_factor: DEFAULT_READER_MAX_WORK_FACTOR,
         }
     }
 
@@ -147,6 +163,17 @@ impl Config {
         self.write_buffer_size
     }
 
+    /// The origins trusted with the token besides the connect URL's
+    /// (see [`ConfigBuilder::token_origins`]).
+    pub fn token_origins(&self) -> &[String] {
+        &self.token_origins
+    }
+
+    /// The largest scrypt work factor (log2 N) a reader accepts.
+    pub fn max_work_factor(&self) -> u8 {
+        self.max_work_factor
+    }
+
     /// True when an access token is configured (it is never shown).
     pub fn has_access_token(&self) -> bool {
         self.access_token.is_some()
@@ -156,6 +183,7 @@ impl Config {
     pub(crate) fn api_client(&self) -> Result<ApiClient, Error> {
         let mut builder = ApiClient::builder(&self.connect_url)
             .access_token(self.access_token.clone())
+            .token_origins(self.token_origins.iter().cloned())
             .retry(self.retry);
         for certificate in &self.root_certificates {
             builder = builder.add_root_certificate(certificate.clone());
@@ -167,65 +195,101 @@ impl Config {
 /// Builds a [`Config`]; see [`Config::builder`].
 #[derive(Debug)]
 pub struct ConfigBuilder {
-    config: Config,
+    stream_path: String,
+    connect_url: String,
+    access_token: Option<SecretString>,
     token_from_env: bool,
+    content_type: Option<String>,
+    connect_timeout: Option<Duration>,
+    encryption: Option<Encryption>,
+    auto_flush: AutoFlush,
+    write_buffer_size: usize,
+    retry: RetryPolicy,
+    root_certificates: Vec<reqwest::Certificate>,
+    token_origins: Vec<String>,
+    max_work_factor: u8,
 }
 
 impl ConfigBuilder {
     /// The Connect API base URL (default [`DEFAULT_CONNECT_URL`]).
     pub fn connect_url(mut self, url: impl Into<String>) -> Self {
-        self.config.connect_url = url.into();
+        self.connect_url = url.into();
         self
     }
 
     /// The access token (default: the [`ACCESS_TOKEN_ENV`] environment variable).
     pub fn access_token(mut self, token: SecretString) -> Self {
-        self.config.access_token = Some(token);
+        self.access_token = Some(token);
         self.token_from_env = false;
         self
     }
 
     /// Sends no access token, even if [`ACCESS_TOKEN_ENV`] is set.
     pub fn no_access_token(mut self) -> Self {
-        self.config.access_token = None;
+        self.access_token = None;
         self.token_from_env = false;
         self
     }
 
     /// The `Content-Type` a writer sends (default: none, the relay's default).
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
-        self.config.content_type = Some(content_type.into());
+        self.content_type = Some(content_type.into());
         self
     }
 
     /// How long to wait for the peer to connect (default: no limit).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = Some(timeout);
+        self.connect_timeout = Some(timeout);
         self
     }
 
-    /// Encryption (default [`Encryption::Plain`]).
+    /// The encryption (required: [`build`](Self::build) fails without it;
+    /// [`Encryption::Plain`] chooses plaintext explicitly).
     pub fn encryption(mut self, encryption: Encryption) -> Self {
-        self.config.encryption = encryption;
+        self.encryption = Some(encryption);
         self
     }
 
     /// Auto-flush policy for writers (default [`AutoFlush::Never`]).
     pub fn auto_flush(mut self, auto_flush: AutoFlush) -> Self {
-        self.config.auto_flush = auto_flush;
+        self.auto_flush = auto_flush;
         self
     }
 
     /// The write buffer size, which is also the largest HTTP chunk
     /// (default 64 KiB, at most [`MAX_WRITE_BUFFER_SIZE`]).
     pub fn write_buffer_size(mut self, size: usize) -> Self {
-        self.config.write_buffer_size = size;
+        self.write_buffer_size = size;
+        self
+    }
+
+    /// Also trusts these origins (`scheme://host[:port]`) with the access
+    /// token and the stream, for a relay whose Connect API answers with data
+    /// URLs on another origin. By default only the connect URL's origin is
+    /// trusted (plus `https://data.zebrastream.io` for
+    /// [`DEFAULT_CONNECT_URL`]); a data URL elsewhere fails at connect time,
+    /// before anything is sent to it. See [`api::ApiClientBuilder::token_origins`].
+    pub fn token_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.token_origins
+            .extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// The largest scrypt work factor (log2 N) a reader accepts (default
+    /// [`DEFAULT_READER_MAX_WORK_FACTOR`], 2^18). A passphrase stream with a higher
+    /// factor fails before any scrypt work is done.
+    pub fn max_work_factor(mut self, log_n: u8) -> Self {
+        self.max_work_factor = log_n;
         self
     }
 
     /// How failed Connect calls are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.config.retry = retry;
+        self.retry = retry;
         self
     }
 
@@ -233,37 +297,53 @@ impl ConfigBuilder {
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         let certificate = reqwest::Certificate::from_pem(pem)
             .map_err(|_| Error::InvalidConfig("the root certificate is not valid PEM".into()))?;
-        self.config.root_certificates.push(certificate);
+        self.root_certificates.push(certificate);
         Ok(self)
     }
 
     /// Checks the settings and builds the configuration.
-    pub fn build(mut self) -> Result<Config, Error> {
-        let config = &mut self.config;
-        api::check_stream_path(&config.stream_path)?;
-        api::parse_connect_url(&config.connect_url)?;
-        if self.token_from_env {
-            config.access_token = std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from);
+    pub fn build(self) -> Result<Config, Error> {
+        api::check_stream_path(&self.stream_path)?;
+        api::parse_connect_url(&self.connect_url)?;
+        for origin in &self.token_origins {
+            api::parse_token_origin(origin)?;
         }
+        let encryption = self.encryption.ok_or_else(|| {
+            Error::InvalidConfig(
+                "no encryption chosen: call .encryption(...) with a key, or Encryption::Plain to send and accept plaintext".into(),
+            )
+        })?;
+        let access_token = if self.token_from_env {
+            std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from)
+        } else {
+            self.access_token
+        };
         // An empty token means "no token", as in the official client.
-        if config
-            .access_token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().is_empty())
-        {
-            config.access_token = None;
-        }
-        if let Some(content_type) = &config.content_type {
+        let access_token = access_token.filter(|t| !t.expose_secret().is_empty());
+        if let Some(content_type) = &self.content_type {
             reqwest::header::HeaderValue::from_str(content_type).map_err(|_| {
                 Error::InvalidConfig(format!("invalid content type {content_type:?}"))
             })?;
         }
-        if config.write_buffer_size == 0 || config.write_buffer_size > MAX_WRITE_BUFFER_SIZE {
+        if self.write_buffer_size == 0 || self.write_buffer_size > MAX_WRITE_BUFFER_SIZE {
             return Err(Error::InvalidConfig(format!(
                 "the write buffer size must be between 1 and {MAX_WRITE_BUFFER_SIZE} bytes"
             )));
         }
-        Ok(self.config)
+        Ok(Config {
+            stream_path: self.stream_path,
+            connect_url: self.connect_url,
+            access_token,
+            content_type: self.content_type,
+            connect_timeout: self.connect_timeout,
+            encryption,
+            auto_flush: self.auto_flush,
+            write_buffer_size: self.write_buffer_size,
+            retry: self.retry,
+            root_certificates: self.root_certificates,
+            token_origins: self.token_origins,
+            max_work_factor: self.max_work_factor,
+        })
     }
 }
 
@@ -273,8 +353,13 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let c = Config::builder("/a/b").no_access_token().build().unwrap();
+        let c = Config::builder("/a/b")
+            .no_access_token()
+            .encryption(Encryption::Plain)
+            .build()
+            .unwrap();
         assert_eq!(c.connect_url(), DEFAULT_CONNECT_URL);
+        assert_eq!(c.max_work_factor(), DEFAULT_READER_MAX_WORK_FACTOR);
         assert_eq!(c.write_buffer_size(), DEFAULT_WRITE_BUFFER_SIZE);
         assert_eq!(c.auto_flush(), AutoFlush::Never);
         assert!(!c.has_access_token());
@@ -294,18 +379,49 @@ mod tests {
             Config::builder("/a").write_buffer_size(0).build(),
             Err(Error::InvalidConfig(_))
         ));
+        let err = Config::builder("/a")
+            .encryption(Encryption::Plain)
+            .token_origins(["https://data.example/path"])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("token origin"), "{err}");
+    }
+
+    /// Plaintext is never a silent default: a reader or writer config
+    /// without a chosen encryption does not build, and says what to call.
+    #[test]
+    fn encryption_must_be_chosen() {
+        let err = Config::builder("/a/b")
+            .no_access_token()
+            .build()
+            .unwrap_err();
+        match &err {
+            Error::InvalidConfig(why) => {
+                assert!(why.contains(".encryption("), "{why}");
+                assert!(why.contains("Encryption::Plain"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = Config::builder("/a/b")
+            .no_access_token()
+            .encryption(Encryption::Plain)
+            .build()
+            .unwrap();
+        assert!(!c.encryption().is_encrypted());
     }
 
     #[test]
     fn token_is_redacted_and_empty_means_none() {
         let c = Config::builder("/a")
             .access_token(SecretString::from("s3cr3t-token"))
+            .encryption(Encryption::Plain)
             .build()
             .unwrap();
         assert!(c.has_access_token());
         assert!(!format!("{c:?}").contains("s3cr3t"));
         let c = Config::builder("/a")
             .access_token(SecretString::from(""))
+            .encryption(Encryption::Plain)
             .build()
             .unwrap();
         assert!(!c.has_access_token());

@@ -99,11 +99,12 @@ impl age::Identity for SharedIdentity {
 /// let from = Encryption::identities(vec![Box::new(id)]);
 /// # let _ = (to, from);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Encryption {
-    /// No encryption: the relay sees the bytes as they are.
-    #[default]
+    /// No encryption: the relay sees the bytes as they are, and a reader
+    /// passes on whatever the relay serves. Never a default: a
+    /// [`Config`](super::Config) needs the choice made explicitly.
     Plain,
     /// A passphrase (scrypt, work factor 2^18): encrypts on a writer, decrypts on a reader.
     Passphrase {
@@ -199,13 +200,14 @@ impl Encryption {
         }
     }
 
-    /// The decryptor a reader uses (`None` for plaintext).
-    pub(crate) fn decryptor(&self) -> Result<Option<Decryptor>, Error> {
+    /// The decryptor a reader uses (`None` for plaintext), accepting scrypt
+    /// work factors up to 2^`max_work_factor`.
+    pub(crate) fn decryptor(&self, max_work_factor: u8) -> Result<Option<Decryptor>, Error> {
         match self {
             Encryption::Plain => Ok(None),
-            Encryption::Passphrase { passphrase, .. } => {
-                Ok(Some(Decryptor::with_passphrase(passphrase.clone())))
-            }
+            Encryption::Passphrase { passphrase, .. } => Ok(Some(
+                Decryptor::with_passphrase(passphrase.clone()).max_work_factor(max_work_factor),
+            )),
             Encryption::Identities(identities) => Ok(Some(Decryptor::with_identities(
                 identities
                     .iter()

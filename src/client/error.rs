@@ -145,6 +145,7 @@ impl From<api::Error> for Error {
             } => Error::Truncated,
             e @ (A::InvalidStreamPath { .. }
             | A::InvalidConnectUrl { .. }
+            | A::InvalidTokenOrigin { .. }
             | A::InvalidContentType(_)) => Error::InvalidConfig(e.to_string()),
             e @ (A::BodyAborted { .. }
             | A::UploadClosed

@@ -39,7 +39,7 @@ mod writer;
 
 pub use config::{
     AutoFlush, Config, ConfigBuilder, ACCESS_TOKEN_ENV, DEFAULT_CONNECT_URL,
-    DEFAULT_WRITE_BUFFER_SIZE, MAX_WRITE_BUFFER_SIZE,
+    DEFAULT_READER_MAX_WORK_FACTOR, DEFAULT_WRITE_BUFFER_SIZE, MAX_WRITE_BUFFER_SIZE,
 };
 pub use encryption::{Encryption, SharedIdentity, SharedRecipient};
 pub use error::Error;

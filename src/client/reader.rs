@@ -28,10 +28,11 @@ type Transport = Pin<Box<dyn AsyncRead + Send>>;
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
 /// use tokio::io::AsyncReadExt;
-/// use zebrastream::client::{Config, StreamReader};
+/// use zebrastream::client::{Config, Encryption, StreamReader};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
 ///     .build()?;
 /// let mut reader = StreamReader::connect(&config).await?;
 /// let mut text = String::new();
@@ -63,7 +64,7 @@ impl StreamReader {
     /// then starts the download. Returns once the relay sent the response head.
     pub async fn connect(config: &Config) -> Result<StreamReader, Error> {
         let api = config.api_client()?;
-        let decryptor = config.encryption.decryptor()?;
+        let decryptor = config.encryption.decryptor(config.max_work_factor)?;
         let header_pending = matches!(config.encryption, Encryption::Passphrase { .. });
         let data_url = api
             .connect(

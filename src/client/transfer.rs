@@ -48,9 +48,12 @@ impl TransferReport {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
-/// use zebrastream::client::{push, Config};
+/// use zebrastream::client::{push, Config, Encryption};
 ///
-/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
+///     .build()?;
 /// let report = push(&config, &b"hello"[..]).await?;
 /// assert_eq!(report.bytes, 5);
 /// # Ok(()) }
@@ -87,9 +90,12 @@ where
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
-/// use zebrastream::client::{pull, Config};
+/// use zebrastream::client::{pull, Config, Encryption};
 ///
-/// let config = Config::builder("/userspace/demo").connect_url("http://127.0.0.1:8080/v0").build()?;
+/// let config = Config::builder("/userspace/demo")
+///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
+///     .build()?;
 /// let mut out = Vec::new();
 /// let report = pull(&config, &mut out).await?;
 /// assert_eq!(report.bytes, out.len() as u64);

@@ -80,10 +80,11 @@ enum State {
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
 /// use tokio::io::AsyncWriteExt;
-/// use zebrastream::client::{Config, StreamWriter};
+/// use zebrastream::client::{Config, Encryption, StreamWriter};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
+///     .encryption(Encryption::Plain)
 ///     .build()?;
 /// let mut writer = StreamWriter::connect(&config).await?;
 /// writer.write_all(b"hello, consumer\n").await?;
@@ -440,6 +441,7 @@ mod tests {
 
     use super::*;
     use crate::api::test_server::{respond, serve, streaming};
+    use crate::client::Encryption;
 
     /// How the scripted data endpoint answers the `PUT`.
     #[derive(Clone, Copy)]
@@ -484,6 +486,7 @@ mod tests {
         let config = Config::builder("/s")
             .connect_url(format!("{base}/v0"))
             .no_access_token()
+            .encryption(Encryption::Plain)
             .build()
             .unwrap();
         StreamWriter::connect(&config).await.unwrap()

@@ -25,6 +25,28 @@ pub use scalar::{resolve_plain_scalar, yaml11_bool, ConfigValue};
 pub const ENV_PREFIX: &str = "ZEBRASTREAM_";
 /// confuse's separator for nested keys in variable names.
 const ENV_NEST_SEPARATOR: &str = "__";
+/// The keys that hold secrets. Their values are read only as [`SecretString`]s
+/// ([`Config::secret`]), and their `ZEBRASTREAM_*` variables never reach a
+/// producer or consumer command ([`is_secret_env_var`]).
+pub const SECRET_KEYS: &[&str] = &["access_token", "passphrase", "ticket"];
+
+/// The config key a `ZEBRASTREAM_*` variable sets (`ZEBRASTREAM_Access_Token`
+/// sets `access_token`; `ZEBRASTREAM_A__B` the top key `a`), as confuse maps
+/// names; `None` for other variables.
+fn env_key(name: &str) -> Option<String> {
+    let key = name.strip_prefix(ENV_PREFIX)?.to_lowercase();
+    Some(match key.split_once(ENV_NEST_SEPARATOR) {
+        Some((top, _)) => top.to_owned(),
+        None => key,
+    })
+}
+
+/// True for an environment variable that sets one of the [`SECRET_KEYS`].
+pub fn is_secret_env_var(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(env_key)
+        .is_some_and(|key| SECRET_KEYS.contains(&key.as_str()))
+}
 /// Config files are small; anything larger is not a config file.
 const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
 
@@ -305,6 +327,7 @@ impl Config {
     /// A secret text key (`access_token`, `passphrase`): like [`Config::string`],
     /// but the value goes straight into a zeroizing [`SecretString`].
     pub fn secret(&self, key: &str) -> Result<Option<Setting<SecretString>>, ConfigError> {
+        debug_assert!(SECRET_KEYS.contains(&key), "{key} is not in SECRET_KEYS");
         Ok(self.string(key)?.map(|s| Setting {
             value: SecretString::from(s.value),
             origin: s.origin,
@@ -405,24 +428,20 @@ fn env_layer(env: &Environment) -> Result<Layer, ConfigError> {
         let text = value
             .to_str()
             .ok_or_else(|| ConfigError::NotUnicode(name.to_owned()))?;
-        let key = name[ENV_PREFIX.len()..].to_lowercase();
+        let Some(key) = env_key(name) else { continue };
         let origin = Origin::Env(name.to_owned());
-        let (key, entry) = match key.split_once(ENV_NEST_SEPARATOR) {
-            // `ZEBRASTREAM_A__B` sets the nested key `a.b`: no key of ours is
-            // nested, so the top key just becomes a mapping (a type error if used).
-            Some((top, _)) => (
-                top.to_owned(),
-                Entry {
-                    value: ConfigValue::Mapping,
-                    raw: None,
-                    origin,
-                },
-            ),
-            None => {
-                let value = resolve_plain_scalar(text);
-                let raw = (value != ConfigValue::Null).then(|| text.to_owned());
-                (key, Entry { value, raw, origin })
+        // `ZEBRASTREAM_A__B` sets the nested key `a.b`: no key of ours is
+        // nested, so the top key just becomes a mapping (a type error if used).
+        let entry = if name[ENV_PREFIX.len()..].contains(ENV_NEST_SEPARATOR) {
+            Entry {
+                value: ConfigValue::Mapping,
+                raw: None,
+                origin,
             }
+        } else {
+            let value = resolve_plain_scalar(text);
+            let raw = (value != ConfigValue::Null).then(|| text.to_owned());
+            Entry { value, raw, origin }
         };
         if !key.is_empty() {
             entries.insert(key, entry);
@@ -504,5 +523,33 @@ fn from_yaml(value: serde_yaml_ng::Value) -> ConfigValue {
         Value::Sequence(items) => ConfigValue::List(items.into_iter().map(from_yaml).collect()),
         Value::Mapping(_) => ConfigValue::Mapping,
         Value::Tagged(tagged) => from_yaml(tagged.value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn secret_variables_in_every_spelling() {
+        for name in [
+            "ZEBRASTREAM_PASSPHRASE",
+            "ZEBRASTREAM_TICKET",
+            "ZEBRASTREAM_ACCESS_TOKEN",
+            "ZEBRASTREAM_Access_Token",
+            "ZEBRASTREAM_PASSPHRASE__X",
+        ] {
+            assert!(is_secret_env_var(OsStr::new(name)), "{name}");
+        }
+        for name in [
+            "ZEBRASTREAM_STREAM_PATH",
+            "ZEBRASTREAM_PASSPHRASE_FILE",
+            "PASSPHRASE",
+            "zebrastream_passphrase",
+            "ZEBRASTREAM_",
+        ] {
+            assert!(!is_secret_env_var(OsStr::new(name)), "{name}");
+        }
     }
 }

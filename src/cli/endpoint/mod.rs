@@ -57,6 +57,22 @@ pub fn widen_pipe<T>(_pipe: &T) {}
 /// pipeline notices, and longer than those gaps.
 const IDLE_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The producer or consumer command `program args…`, killed when dropped.
+/// It inherits our environment except the variables that carry our secrets
+/// (`ZEBRASTREAM_PASSPHRASE`, `ZEBRASTREAM_TICKET`, `ZEBRASTREAM_ACCESS_TOKEN`
+/// and every other spelling of a [secret key](super::config::SECRET_KEYS)):
+/// the command gets the stream, not the keys to it.
+fn child_command(program: &str, args: &[String]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
+    command.args(args).kill_on_drop(true);
+    for (name, _) in std::env::vars_os() {
+        if super::config::is_secret_env_var(&name) {
+            command.env_remove(&name);
+        }
+    }
+    command
+}
+
 /// Which side of a [`pump`] failed.
 #[derive(Debug)]
 pub enum PumpError {

@@ -78,12 +78,10 @@ impl Sink {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| Failure::usage("empty consumer command"))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
+        let mut child = super::child_command(program, args)
             .stdin(Stdio::piped())
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
                 Failure::new(

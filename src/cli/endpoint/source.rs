@@ -51,12 +51,10 @@ impl Source {
         let (program, args) = command
             .split_first()
             .ok_or_else(|| Failure::usage("empty producer command"))?;
-        let mut child = tokio::process::Command::new(program)
-            .args(args)
+        let mut child = super::child_command(program, args)
             .stdin(Stdio::inherit())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
                 Failure::new(
