@@ -292,9 +292,11 @@ pub fn plan(
 }
 
 /// The key decision when a ticket addresses and keys the stream: the ticket
-/// is the key; `-r`/`-R` (write) or `-i` (read) add more recipients or
-/// identities. A passphrase or `--plain` contradicts the ticket, and forward
-/// secrecy encrypts to the reader's one-time key only, so it takes no extras.
+/// is the key. A passphrase or `--plain` contradicts the ticket. With
+/// forward secrecy (the default) only the reader's one-time key opens the
+/// stream, so `-r`/`-R`/`-i` need `--no-forward-secrecy`; then `-r`/`-R`
+/// add recipients on `write`, and on `read` the ticket's stanza must still
+/// open the stream (`-i` cannot stand in for the ticket).
 pub fn plan_with_ticket(
     role: Role,
     flags: KeyFlags,
@@ -309,12 +311,12 @@ pub fn plan_with_ticket(
     let kinds = explicit_kinds(role, &flags);
     if kinds.iter().any(|k| k.contains("passphrase")) {
         return Err(Failure::usage(format!(
-            "{subject}: a ticket cannot be combined with a passphrase (age allows a passphrase only alone); add -r/-i keys instead"
+            "{subject}: a ticket cannot be combined with a passphrase (the ticket is the key); add -r/-i keys with --no-forward-secrecy instead"
         )));
     }
     if forward_secrecy && !kinds.is_empty() {
         return Err(Failure::usage(format!(
-            "{subject}: --forward-secrecy encrypts to the reader's one-time key only; it cannot add {}",
+            "{subject}: {} beside a ticket require --no-forward-secrecy: with forward secrecy (the default for tickets) only the reader's one-time key opens the stream",
             kinds.join(" and ")
         )));
     }
@@ -326,6 +328,21 @@ pub fn plan_with_ticket(
     } else {
         KeyPlan::Identities(flags.identities)
     })
+}
+
+/// The key decision for `--forward-secrecy` without a ticket: the exchange
+/// is keyed from a passphrase, so `plan` must have found one (a `read`
+/// without any key asks for it on a terminal).
+pub fn plan_with_passphrase_exchange(plan: KeyPlan, subject: &str) -> Result<KeyPlan, Failure> {
+    match plan {
+        KeyPlan::Passphrase(source) => Ok(KeyPlan::Passphrase(source)),
+        KeyPlan::Detect { can_prompt: true } => Ok(KeyPlan::Passphrase(PassphraseSource::Prompt {
+            confirm: false,
+        })),
+        _ => Err(Failure::usage(format!(
+            "{subject}: --forward-secrecy needs a ticket or a passphrase (-p/--passphrase-file/ZEBRASTREAM_PASSPHRASE), the same on both sides; it keys the exchange of a fresh one-time key"
+        ))),
+    }
 }
 
 /// The kinds of key given by flags, for messages (`-p`, `-r/-R`, …).
