@@ -95,7 +95,10 @@ fn ticket_file_on_both_sides_transfers_fresh_by_default() {
         .lines()
         .find_map(|l| l.strip_prefix("key exchange:"))
         .unwrap();
-    assert!(exchange.contains(&format!("{path}/~fs-offer")), "{exchange}");
+    assert!(
+        exchange.contains(&format!("{path}/~fs-offer")),
+        "{exchange}"
+    );
     assert!(exchange.contains(&format!("{path}/~fs-key")), "{exchange}");
     assert_eq!(tap.bytes(&format!("{path}/~fs-offer")).len(), 50);
     assert!(!tap.bytes(&format!("{path}/~fs-key")).is_empty());
@@ -207,7 +210,16 @@ fn ticket_writer_with_an_extra_x25519_recipient_without_forward_secrecy() {
         None,
     );
     let writer = sb.spawn(
-        &["write", "--ticket-file", t, no_fs, "-r", &recipient, "-t", "30"],
+        &[
+            "write",
+            "--ticket-file",
+            t,
+            no_fs,
+            "-r",
+            &recipient,
+            "-t",
+            "30",
+        ],
         Some(payload.clone()),
     );
     let (w, r) = (writer.finish(), reader.finish());

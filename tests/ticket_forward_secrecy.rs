@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use support::hostile_relay::HostileRelay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::{self, Decryptor, Format};
-use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Encryption, Error, StreamReader};
 use zebrastream::forward_secrecy::{
     ExchangeError, ExchangeKey, ExchangeStep, MessageError, KEY_SIDE_PATH, OFFER_SIDE_PATH,
 };
@@ -20,15 +20,24 @@ use zebrastream::relay::{CaptureTap, Relay, RelayConfig};
 use zebrastream::ticket::Ticket;
 
 fn copy(ticket: &Ticket) -> Ticket {
-    Ticket::parse(secrecy::ExposeSecret::expose_secret(&ticket.to_secret_string())).unwrap()
+    Ticket::parse(secrecy::ExposeSecret::expose_secret(
+        &ticket.to_secret_string(),
+    ))
+    .unwrap()
 }
 
 fn timed(builder: zebrastream::client::ConfigBuilder) -> Config {
-    builder.connect_timeout(Duration::from_secs(20)).build().unwrap()
+    builder
+        .connect_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 /// A fresh ticket transfer of `data`: writer and reader concurrently.
-async fn fresh_transfer(ticket: &Ticket, data: &[u8]) -> (Result<(), ExchangeError>, Result<Vec<u8>, ExchangeError>) {
+async fn fresh_transfer(
+    ticket: &Ticket,
+    data: &[u8],
+) -> (Result<(), ExchangeError>, Result<Vec<u8>, ExchangeError>) {
     let writer_ticket = copy(ticket);
     let payload = data.to_vec();
     let producer = tokio::spawn(async move {
@@ -39,7 +48,9 @@ async fn fresh_transfer(ticket: &Ticket, data: &[u8]) -> (Result<(), ExchangeErr
         Ok::<_, ExchangeError>(())
     });
     let read = async {
-        let mut r = ticket.connect_reader(&timed(ticket.reader_config())).await?;
+        let mut r = ticket
+            .connect_reader(&timed(ticket.reader_config()))
+            .await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.map_err(Error::from)?;
         Ok::<_, ExchangeError>(got)
@@ -80,8 +91,8 @@ async fn forward_secret_transfer_cannot_be_decrypted_with_the_ticket_afterwards(
     // The leaked ticket opens neither the data nor the key message: the
     // exchange has keys of its own, never the data stream's.
     for recorded in [&main, &key_message, &offer] {
-        let leaked = Decryptor::with_identities(vec![Box::new(ticket.identity())])
-            .decrypt_all(recorded);
+        let leaked =
+            Decryptor::with_identities(vec![Box::new(ticket.identity())]).decrypt_all(recorded);
         assert!(leaked.is_err(), "{leaked:?}");
     }
     relay.shutdown().await;
@@ -97,7 +108,9 @@ async fn a_replayed_stream_fails_for_the_next_fresh_reader() {
 
     // Tuesday: no writer. The relay replays Monday's offer and data stream.
     let result = async {
-        let mut r = ticket.connect_reader(&timed(ticket.reader_config())).await?;
+        let mut r = ticket
+            .connect_reader(&timed(ticket.reader_config()))
+            .await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.map_err(Error::from)?;
         Ok::<_, ExchangeError>(got)
@@ -197,13 +210,11 @@ async fn a_ticket_reader_refuses_a_stream_without_the_tickets_stanza() {
     let relay = HostileRelay::start();
     let ticket = Ticket::generate(&relay.connect_url(), "/inbox").unwrap();
     let readers_key = age::x25519::Identity::generate();
-    let forged = cipher::Encryptor::with_recipients(
-        Format::AgeRt,
-        vec![Box::new(readers_key.to_public())],
-    )
-    .unwrap()
-    .encrypt_all(b"pay 100 EUR to mallory")
-    .unwrap();
+    let forged =
+        cipher::Encryptor::with_recipients(Format::AgeRt, vec![Box::new(readers_key.to_public())])
+            .unwrap()
+            .encrypt_all(b"pay 100 EUR to mallory")
+            .unwrap();
     relay.serve(&ticket.stream_path(), forged);
     let mut got = Vec::new();
     let result = async {
@@ -251,7 +262,11 @@ async fn every_wait_of_the_exchange_honours_the_connect_timeout() {
         ),
         "{writer:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(reader
         .unwrap_err()
         .to_string()
@@ -272,7 +287,11 @@ async fn every_wait_of_the_exchange_honours_the_connect_timeout() {
         ),
         "{writer:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     relay.shutdown().await;
 }
 

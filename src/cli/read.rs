@@ -217,7 +217,9 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
                 let hint = refusal_hint.filter(|_| no_identity_matched(&e));
                 let failure = io_failure(&subject, Side::Consumer, e);
                 Err(match hint {
-                    Some(hint) => Failure::new(failure.kind, format!("{}; {hint}", failure.message)),
+                    Some(hint) => {
+                        Failure::new(failure.kind, format!("{}; {hint}", failure.message))
+                    }
                     None => failure,
                 })
             }
