@@ -609,4 +609,51 @@ mod tests {
         let err = plan(Role::Encrypt, KeyFlags::default(), &cfg(""), false, "in").unwrap_err();
         assert!(err.message.contains("no terminal"));
     }
+
+    #[test]
+    fn ticket_keys_need_no_forward_secrecy_and_passphrase_exchange_needs_a_passphrase() {
+        let with_identity = || KeyFlags {
+            identities: vec![PathBuf::from("k")],
+            ..KeyFlags::default()
+        };
+        let err = plan_with_ticket(Role::Read, with_identity(), true, "/s").unwrap_err();
+        assert_eq!(err.kind, ExitKind::Usage);
+        assert!(
+            err.message.contains("--no-forward-secrecy"),
+            "{}",
+            err.message
+        );
+        assert!(matches!(
+            plan_with_ticket(Role::Read, with_identity(), false, "/s").unwrap(),
+            KeyPlan::Identities(_)
+        ));
+        let given = plan(
+            Role::Write,
+            KeyFlags {
+                passphrase: secret("pw"),
+                ..KeyFlags::default()
+            },
+            &cfg(""),
+            false,
+            "/s",
+        )
+        .unwrap();
+        assert!(matches!(
+            plan_with_passphrase_exchange(given, "/s").unwrap(),
+            KeyPlan::Passphrase(PassphraseSource::Given { .. })
+        ));
+        assert!(matches!(
+            plan_with_passphrase_exchange(KeyPlan::Detect { can_prompt: true }, "/s").unwrap(),
+            KeyPlan::Passphrase(PassphraseSource::Prompt { confirm: false })
+        ));
+        for no_passphrase in [
+            KeyPlan::Detect { can_prompt: false },
+            KeyPlan::Plain,
+            KeyPlan::Identities(Vec::new()),
+        ] {
+            let err = plan_with_passphrase_exchange(no_passphrase, "/s").unwrap_err();
+            assert_eq!(err.kind, ExitKind::Usage);
+            assert!(err.message.contains("needs a ticket or a passphrase"));
+        }
+    }
 }

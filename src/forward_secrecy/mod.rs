@@ -115,6 +115,14 @@ pub enum ExchangeError {
     Client(#[from] client::Error),
 }
 
+impl From<std::io::Error> for ExchangeError {
+    /// An error of the data stream after the exchange (so `?` works on
+    /// `write_all`/`read` of the writer or reader the exchange connected).
+    fn from(error: std::io::Error) -> ExchangeError {
+        ExchangeError::Client(client::Error::from(error))
+    }
+}
+
 /// The secret that authenticates the exchange: derived from a ticket (HKDF)
 /// or from a passphrase (scrypt). Both sides need the same one.
 pub struct ExchangeKey {
