@@ -18,7 +18,9 @@
 //! | 4 relay | [`relay`] | a Connect + Data API relay that forwards opaque bytes |
 //!
 //! Beside layer 3, [`ticket`] turns one copy-pasteable string into a relay URL, an
-//! unguessable stream path and a stream key the relay never sees.
+//! unguessable stream path and a stream key the relay never sees, and
+//! [`forward_secrecy`] gives a live transfer a fresh key of the reader's (a
+//! replayed stream fails; a key leaked later opens nothing recorded).
 //!
 //! A producer and a consumer through an in-process relay, end to end
 //! encrypted to an X25519 key (the relay never sees the plaintext):
@@ -62,6 +64,7 @@
 pub mod api;
 pub mod cipher;
 pub mod client;
+pub mod forward_secrecy;
 pub mod protocol;
 pub mod relay;
 pub mod ticket;

@@ -1,6 +1,7 @@
 //! `zebrastream ticket new/show` and `write`/`read --ticket`: one string
-//! addresses the stream and carries its key; with `--forward-secrecy` the
-//! stream is sealed to the reader's one-time key.
+//! addresses the stream and carries its key; by default the stream is
+//! sealed to the reader's one-time key (forward secrecy), with
+//! `--no-forward-secrecy` to the ticket.
 
 mod cli_support;
 
@@ -30,8 +31,23 @@ fn new_ticket(sb: &Sandbox, relay: &TestRelay, name: &str) -> std::path::PathBuf
     path
 }
 
+/// The stream path `ticket show` names for the ticket in file `t`.
+fn shown_stream_path(sb: &Sandbox, t: &str) -> String {
+    let shown = sb
+        .spawn(&["ticket", "show", "--ticket-file", t], None)
+        .finish();
+    shown.expect_code(0);
+    String::from_utf8(shown.stdout)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("stream path:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 #[test]
-fn ticket_file_on_both_sides_transfers_encrypted_to_the_ticket() {
+fn ticket_file_on_both_sides_transfers_fresh_by_default() {
     let sb = Sandbox::new();
     let tap = Arc::new(CaptureTap::new(1 << 20));
     let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
@@ -73,13 +89,50 @@ fn ticket_file_on_both_sides_transfers_encrypted_to_the_ticket() {
         .trim()
         .to_owned();
     assert!(path.starts_with("/hospital/"));
+    // No flags: the key exchange ran on the side paths `ticket show` names,
+    // and the data is sealed to the reader's one-time key, not the ticket.
+    let exchange = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("key exchange:"))
+        .unwrap();
+    assert!(
+        exchange.contains(&format!("{path}/~fs-offer")),
+        "{exchange}"
+    );
+    assert!(exchange.contains(&format!("{path}/~fs-key")), "{exchange}");
+    assert_eq!(tap.bytes(&format!("{path}/~fs-offer")).len(), 50);
+    assert!(!tap.bytes(&format!("{path}/~fs-key")).is_empty());
     let seen = tap.bytes(&path);
-    assert!(seen.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> zs-ticket "));
+    assert!(seen.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> X25519 "));
     assert!(!seen.windows(64).any(|w| w == &payload[1000..1064]));
 }
 
 #[test]
-fn ticket_from_the_environment_with_forward_secrecy() {
+fn no_forward_secrecy_on_both_sides_seals_to_the_ticket() {
+    let sb = Sandbox::new();
+    let tap = Arc::new(CaptureTap::new(1 << 20));
+    let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
+    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let t = ticket.to_str().unwrap();
+    let payload = data(100_000, 5);
+    let no_fs = "--no-forward-secrecy";
+    let reader = sb.spawn(&["read", "--ticket-file", t, no_fs, "-t", "30"], None);
+    let writer = sb.spawn(
+        &["write", "--ticket-file", t, no_fs, "-t", "30"],
+        Some(payload.clone()),
+    );
+    let (w, r) = (writer.finish(), reader.finish());
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(r.stdout, payload);
+    let path = shown_stream_path(&sb, t);
+    let seen = tap.bytes(&path);
+    assert!(seen.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> zs-ticket "));
+    assert!(tap.bytes(&format!("{path}/~fs-offer")).is_empty());
+}
+
+#[test]
+fn ticket_from_the_environment_with_the_compatible_forward_secrecy_flag() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
     let ticket = new_ticket(&sb, &relay, "t.txt");
@@ -128,9 +181,10 @@ fn ticket_misuse_is_a_usage_error_that_never_echoes_the_secret() {
 }
 
 #[test]
-fn ticket_writer_with_an_extra_x25519_recipient_is_readable_by_its_identity() {
+fn ticket_writer_with_an_extra_x25519_recipient_without_forward_secrecy() {
     let sb = Sandbox::new();
-    let relay = TestRelay::open();
+    let tap = Arc::new(CaptureTap::new(1 << 20));
+    let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
     let ticket = new_ticket(&sb, &relay, "t.txt");
     let t = ticket.to_str().unwrap();
     let key = sb.home().join("partner.key");
@@ -140,13 +194,14 @@ fn ticket_writer_with_an_extra_x25519_recipient_is_readable_by_its_identity() {
     keygen.expect_code(0);
     let recipient = String::from_utf8(keygen.stdout).unwrap().trim().to_owned();
     let payload = data(50_000, 9);
-    // The reader holds only the identity plus the ticket's address (the
-    // ticket also works for it, but the identity alone must suffice).
+    let no_fs = "--no-forward-secrecy";
+    // The reader may name its identity too; the ticket's stanza opens the stream.
     let reader = sb.spawn(
         &[
             "read",
             "--ticket-file",
             t,
+            no_fs,
             "-i",
             key.to_str().unwrap(),
             "-t",
@@ -155,13 +210,38 @@ fn ticket_writer_with_an_extra_x25519_recipient_is_readable_by_its_identity() {
         None,
     );
     let writer = sb.spawn(
-        &["write", "--ticket-file", t, "-r", &recipient, "-t", "30"],
+        &[
+            "write",
+            "--ticket-file",
+            t,
+            no_fs,
+            "-r",
+            &recipient,
+            "-t",
+            "30",
+        ],
         Some(payload.clone()),
     );
     let (w, r) = (writer.finish(), reader.finish());
     w.expect_code(0);
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
+    // The extra recipient opens the recorded stream with its identity alone.
+    let path = shown_stream_path(&sb, t);
+    let recorded = sb.file("recorded.age", &tap.bytes(&path));
+    let decrypted = sb
+        .spawn(
+            &[
+                "decrypt",
+                "-i",
+                key.to_str().unwrap(),
+                recorded.to_str().unwrap(),
+            ],
+            None,
+        )
+        .finish();
+    decrypted.expect_code(0);
+    assert_eq!(decrypted.stdout, payload);
 }
 
 /// `ticket new` with nothing but `--relay` (default `--path /`), then

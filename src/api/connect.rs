@@ -60,7 +60,8 @@ pub fn parse_connect_url(url: &str) -> Result<Url, Error> {
 
 /// Checks a stream path: `/`-rooted, no empty, `.` or `..` segments, and only
 /// the characters the Management API allows in a path (`a-z 0-9 . _ -`,
-/// plus upper case, which some deployments use).
+/// plus upper case, which some deployments use), and `~`, which marks a
+/// transfer's side paths ([`crate::protocol::side_path`]).
 pub fn check_stream_path(path: &str) -> Result<(), Error> {
     let invalid = |reason| Error::InvalidStreamPath {
         path: path.to_owned(),
@@ -80,10 +81,10 @@ pub fn check_stream_path(path: &str) -> Result<(), Error> {
         }
         if !segment
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~'))
         {
             return Err(invalid(
-                "only letters, digits, '.', '_', '-' and '/' are allowed",
+                "only letters, digits, '.', '_', '-', '~' and '/' are allowed",
             ));
         }
     }
@@ -195,7 +196,12 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
-        for good in ["/userspace/test", "/a/b/", "/9b09a7ce-024d/my_stream.v1"] {
+        for good in [
+            "/userspace/test",
+            "/a/b/",
+            "/9b09a7ce-024d/my_stream.v1",
+            "/a/b/~fs-offer",
+        ] {
             check_stream_path(good).unwrap();
         }
     }

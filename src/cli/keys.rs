@@ -291,9 +291,11 @@ pub fn plan(
 }
 
 /// The key decision when a ticket addresses and keys the stream: the ticket
-/// is the key; `-r`/`-R` (write) or `-i` (read) add more recipients or
-/// identities. A passphrase or `--plain` contradicts the ticket, and forward
-/// secrecy encrypts to the reader's one-time key only, so it takes no extras.
+/// is the key. A passphrase or `--plain` contradicts the ticket. With
+/// forward secrecy (the default) only the reader's one-time key opens the
+/// stream, so `-r`/`-R`/`-i` need `--no-forward-secrecy`; then `-r`/`-R`
+/// add recipients on `write`, and on `read` the ticket's stanza must still
+/// open the stream (`-i` cannot stand in for the ticket).
 pub fn plan_with_ticket(
     role: Role,
     flags: KeyFlags,
@@ -308,12 +310,12 @@ pub fn plan_with_ticket(
     let kinds = explicit_kinds(role, &flags);
     if kinds.iter().any(|k| k.contains("passphrase")) {
         return Err(Failure::usage(format!(
-            "{subject}: a ticket cannot be combined with a passphrase (age allows a passphrase only alone); add -r/-i keys instead"
+            "{subject}: a ticket cannot be combined with a passphrase (the ticket is the key); add -r/-i keys with --no-forward-secrecy instead"
         )));
     }
     if forward_secrecy && !kinds.is_empty() {
         return Err(Failure::usage(format!(
-            "{subject}: --forward-secrecy encrypts to the reader's one-time key only; it cannot add {}",
+            "{subject}: {} beside a ticket require --no-forward-secrecy: with forward secrecy (the default for tickets) only the reader's one-time key opens the stream",
             kinds.join(" and ")
         )));
     }
@@ -325,6 +327,19 @@ pub fn plan_with_ticket(
     } else {
         KeyPlan::Identities(flags.identities)
     })
+}
+
+/// The key decision for `--forward-secrecy` without a ticket: the exchange
+/// is keyed from a passphrase, so `plan` must have found one (a `read`
+/// without any key asks for it on a terminal).
+pub fn plan_with_passphrase_exchange(plan: KeyPlan, subject: &str) -> Result<KeyPlan, Failure> {
+    match plan {
+        // A `read` without any key on a terminal already plans a prompt.
+        KeyPlan::Passphrase(source) => Ok(KeyPlan::Passphrase(source)),
+        _ => Err(Failure::usage(format!(
+            "{subject}: --forward-secrecy needs a ticket or a passphrase (-p/--passphrase-file/ZEBRASTREAM_PASSPHRASE), the same on both sides; it keys the exchange of a fresh one-time key"
+        ))),
+    }
 }
 
 /// The kinds of key given by flags, for messages (`-p`, `-r/-R`, …).
@@ -616,5 +631,53 @@ mod tests {
         ));
         let err = plan(Role::Encrypt, KeyFlags::default(), &cfg(""), false, "in").unwrap_err();
         assert!(err.message.contains("no terminal"));
+    }
+
+    #[test]
+    fn ticket_keys_need_no_forward_secrecy_and_passphrase_exchange_needs_a_passphrase() {
+        let with_identity = || KeyFlags {
+            identities: vec![PathBuf::from("k")],
+            ..KeyFlags::default()
+        };
+        let err = plan_with_ticket(Role::Read, with_identity(), true, "/s").unwrap_err();
+        assert_eq!(err.kind, ExitKind::Usage);
+        assert!(
+            err.message.contains("--no-forward-secrecy"),
+            "{}",
+            err.message
+        );
+        assert!(matches!(
+            plan_with_ticket(Role::Read, with_identity(), false, "/s").unwrap(),
+            KeyPlan::Identities(_)
+        ));
+        let given = plan(
+            Role::Write,
+            KeyFlags {
+                passphrase: secret("pw"),
+                ..KeyFlags::default()
+            },
+            &cfg(""),
+            false,
+            "/s",
+        )
+        .unwrap();
+        assert!(matches!(
+            plan_with_passphrase_exchange(given, "/s").unwrap(),
+            KeyPlan::Passphrase(PassphraseSource::Given { .. })
+        ));
+        let prompt = KeyPlan::Passphrase(PassphraseSource::Prompt { confirm: false });
+        assert!(matches!(
+            plan_with_passphrase_exchange(prompt, "/s").unwrap(),
+            KeyPlan::Passphrase(PassphraseSource::Prompt { confirm: false })
+        ));
+        for no_passphrase in [
+            KeyPlan::Detect,
+            KeyPlan::Plain,
+            KeyPlan::Identities(Vec::new()),
+        ] {
+            let err = plan_with_passphrase_exchange(no_passphrase, "/s").unwrap_err();
+            assert_eq!(err.kind, ExitKind::Usage);
+            assert!(err.message.contains("needs a ticket or a passphrase"));
+        }
     }
 }

@@ -13,6 +13,7 @@ mod demo;
 mod endpoint;
 mod errors;
 mod exit;
+mod forward_secrecy;
 mod key_material;
 mod keygen;
 mod keys;
@@ -248,41 +249,17 @@ fn client_common(
     }
 }
 
-/// The steps of `read` and `write` that wait for the peer: the
-/// forward-secrecy key exchange when there is one (its key replaces the
-/// encryption of `base` through `make_config`), then `connect`.
-async fn connect_to_peer<E, T>(
-    exchange: Option<E>,
-    base: zebrastream::client::Config,
-    make_config: &dyn Fn(
-        zebrastream::client::Encryption,
-    ) -> Result<zebrastream::client::Config, Failure>,
+/// The step of `read` and `write` that waits for the peer: `connect` with
+/// `config` (whose key the forward-secrecy exchange, if any, chose). On
+/// failure clears the progress display and names the stream in the error.
+async fn connect_to_peer<T>(
+    config: &zebrastream::client::Config,
     connect: impl AsyncFnOnce(&zebrastream::client::Config) -> Result<T, zebrastream::client::Error>,
     progress: &progress::Progress,
     subject: &str,
     side: errors::Side,
-) -> Result<T, Failure>
-where
-    E: std::future::Future<
-        Output = Result<zebrastream::client::Encryption, zebrastream::client::Error>,
-    >,
-{
-    let config = match exchange {
-        Some(exchange) => make_config(until_connected(exchange, progress, subject, side).await?)?,
-        None => base,
-    };
-    until_connected(connect(&config), progress, subject, side).await
-}
-
-/// Awaits a client step that waits for the peer (a Connect, a key exchange);
-/// on failure clears the progress display and names the stream in the error.
-async fn until_connected<T>(
-    step: impl std::future::Future<Output = Result<T, zebrastream::client::Error>>,
-    progress: &progress::Progress,
-    subject: &str,
-    side: errors::Side,
 ) -> Result<T, Failure> {
-    step.await.map_err(|e| {
+    connect(config).await.map_err(|e| {
         progress.clear();
         errors::client_failure(subject, side, &e)
     })

@@ -13,6 +13,7 @@ use zebrastream::client::{self, StreamReader};
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, FlushPolicy, PumpError, Sink};
 use super::errors::{client_failure, io_failure, Side};
+use super::forward_secrecy::{self, ExchangeKeying};
 use super::key_material::{self, OpeningKey, OpeningPlan};
 use super::passphrase;
 use super::progress::Progress;
@@ -98,15 +99,29 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     };
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
+    let fresh = stream.forward_secrecy;
+    let mut exchange_key = None;
     // `refuse`: no key and no terminal; the stream is refused, named by what it is.
     let (encryption, refuse) = match (&stream.ticket, plan) {
-        (Some(ticket), OpeningPlan::Key(OpeningKey::Identities(extra))) => {
-            (ticket.reader_encryption(extra), false)
+        (Some(ticket), plan) => {
+            if let OpeningPlan::Key(OpeningKey::Identities(extra)) = plan {
+                if !extra.is_empty() {
+                    tracing::warn!("{subject}: -i is not used with a ticket: the ticket's stanza must open the stream");
+                }
+            }
+            if fresh {
+                exchange_key = Some(ExchangeKeying::Ticket(ticket).key(&subject));
+            }
+            (ticket.reader_encryption(), false)
         }
-        (Some(ticket), _) => (ticket.reader_encryption(Vec::new()), false),
         (None, OpeningPlan::Plain) => (client::Encryption::Plain, false),
         (None, OpeningPlan::Detect) => (client::Encryption::Plain, true),
-        (None, OpeningPlan::Key(key)) => (key_material::client_opening(key), false),
+        (None, OpeningPlan::Key(key)) => {
+            if let (true, OpeningKey::Passphrase(passphrase)) = (fresh, &key) {
+                exchange_key = Some(ExchangeKeying::Passphrase(passphrase).key(&subject));
+            }
+            (key_material::client_opening(key), false)
+        }
     };
     let (connect_url, connect_timeout, access_token, token_origins) = (
         stream.connect_url,
@@ -130,8 +145,10 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
     };
     let client_config = make_config(encryption)?;
-    // With forward secrecy, the reader first publishes a one-time key.
-    let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
+    // What "no identity matched" means for a fresh or a ticket stream.
+    let refusal_hint =
+        (fresh || stream.ticket.is_some()).then(|| forward_secrecy::no_key_hint(fresh));
+    let skipped_exchange = stream.ticket.is_some() && !fresh;
     // Every authenticated byte goes out before the next wait (live output);
     // `-u` flushes after every piece on top.
     let flush = if stream.unbuffered {
@@ -148,20 +165,28 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             (None, false) => None,
         };
         let progress = Progress::for_stderr(quiet);
+        // With forward secrecy, the reader first answers the writer's offer
+        // with a one-time key; only that key opens the data stream.
+        let client_config = match &exchange_key {
+            Some(key) => make_config(
+                forward_secrecy::reader_encryption(key, &client_config, &progress, &subject)
+                    .await?,
+            )?,
+            None => client_config,
+        };
         progress.waiting(format!("{subject}: waiting for writer…"));
-        let exchange = forward_secret
-            .as_ref()
-            .map(|ticket| ticket.forward_secret_reader());
         let mut reader = super::connect_to_peer(
-            exchange,
-            client_config,
-            &make_config,
+            &client_config,
             StreamReader::connect,
             &progress,
             &subject,
             Side::Consumer,
         )
-        .await?;
+        .await
+        .map_err(|f| match skipped_exchange {
+            true => forward_secrecy::explain_skipped_exchange(f),
+            false => f,
+        })?;
         tracing::info!("{subject}: writer connected");
         if refuse {
             progress.clear();
@@ -183,7 +208,14 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             Ok(_) => sink.commit(&subject).await,
             Err(PumpError::Read(e)) => {
                 sink.abort().await;
-                Err(io_failure(&subject, Side::Consumer, e))
+                let hint = refusal_hint.filter(|_| no_identity_matched(&e));
+                let failure = io_failure(&subject, Side::Consumer, e);
+                Err(match hint {
+                    Some(hint) => {
+                        Failure::new(failure.kind, format!("{}; {hint}", failure.message))
+                    }
+                    None => failure,
+                })
             }
             Err(PumpError::Write(e)) if sink.is_consumer() => {
                 tracing::debug!("{subject}: consumer input closed: {e}");
@@ -229,6 +261,18 @@ async fn refusal<R: AsyncRead + Unpin>(reader: &mut R, subject: &str) -> Failure
         ),
     };
     Failure::new(ExitKind::Decryption, format!("{subject}: {why}"))
+}
+
+/// True if `error` says that no identity opened the stream's header.
+fn no_identity_matched(error: &io::Error) -> bool {
+    let cipher_error = match client::Error::from_io(error) {
+        Some(client::Error::Decryption(e)) => Some(e),
+        _ => zebrastream::cipher::Error::from_io(error),
+    };
+    matches!(
+        cipher_error,
+        Some(zebrastream::cipher::Error::NoMatchingIdentity)
+    )
 }
 
 /// Reads just enough of `reader` to tell whether the stream starts with an

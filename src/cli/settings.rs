@@ -47,9 +47,12 @@ pub struct StreamArgs {
     /// Read the ticket from the first line of FILE
     #[arg(long = "ticket-file", value_name = "FILE", conflicts_with = "ticket")]
     pub ticket_file: Option<PathBuf>,
-    /// With a ticket: encrypt to a one-time key of the reader's, so a ticket leaked later reveals nothing (both sides must give it and be online together)
+    /// Fresh key per transfer (the default with a ticket; opt-in with a passphrase, on both sides): a replayed stream fails, a key leaked later opens nothing recorded
     #[arg(long = "forward-secrecy")]
     pub forward_secrecy: bool,
+    /// With a ticket: skip the key exchange (the reader may come later), accepting that a relay can replay an earlier stream of the ticket
+    #[arg(long = "no-forward-secrecy", conflicts_with = "forward_secrecy")]
+    pub no_forward_secrecy: bool,
 }
 
 /// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
@@ -97,7 +100,8 @@ pub struct StreamSettings {
     pub keys: KeyPlan,
     /// The ticket, when the stream is addressed and keyed by one.
     pub ticket: Option<Ticket>,
-    /// `--forward-secrecy` (needs a ticket).
+    /// Run the forward-secrecy exchange: a ticket without
+    /// `--no-forward-secrecy`, or a passphrase with `--forward-secrecy`.
     pub forward_secrecy: bool,
 }
 
@@ -151,11 +155,11 @@ pub fn resolve_stream(
         .map_err(config_failure)?;
 
     let ticket = resolve_ticket(args.ticket, args.ticket_file.as_deref(), config)?;
-    if args.forward_secrecy && ticket.is_none() {
-        return Err(Failure::usage(
-            "--forward-secrecy needs a ticket (--ticket, --ticket-file or ZEBRASTREAM_TICKET)",
-        ));
-    }
+    // Fresh by default with a ticket; an opt-in with a passphrase.
+    let forward_secrecy = match &ticket {
+        Some(_) => !args.no_forward_secrecy,
+        None => args.forward_secrecy,
+    };
     let stream_path = match (args.stream_path, &ticket) {
         (Some(_), Some(_)) => {
             return Err(Failure::usage(
@@ -259,7 +263,11 @@ pub fn resolve_stream(
         Mode::Read => Role::Read,
     };
     let keys = match ticket {
-        Some(_) => keys::plan_with_ticket(role, key_flags, args.forward_secrecy, &stream_path)?,
+        Some(_) => keys::plan_with_ticket(role, key_flags, forward_secrecy, &stream_path)?,
+        None if forward_secrecy => keys::plan_with_passphrase_exchange(
+            keys::plan(role, key_flags, config, can_prompt, &stream_path)?,
+            &stream_path,
+        )?,
         None => keys::plan(role, key_flags, config, can_prompt, &stream_path)?,
     };
 
@@ -273,7 +281,7 @@ pub fn resolve_stream(
         unbuffered,
         keys,
         ticket,
-        forward_secrecy: args.forward_secrecy,
+        forward_secrecy,
     })
 }
 
@@ -410,6 +418,7 @@ mod tests {
             ticket: None,
             ticket_file: None,
             forward_secrecy: false,
+            no_forward_secrecy: false,
         }
     }
 

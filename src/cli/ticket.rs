@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 use zebrastream::client::DEFAULT_CONNECT_URL;
+use zebrastream::forward_secrecy::{KEY_SIDE_PATH, OFFER_SIDE_PATH};
+use zebrastream::protocol::side_path;
 use zebrastream::ticket::Ticket;
 
 use super::config::Config;
@@ -15,12 +17,15 @@ use super::{CmdResult, Failure};
 #[derive(Debug, Args)]
 #[command(after_help = "\
 A ticket (zs1…) is a secret: whoever holds it can find the stream and decrypt
-it. The relay only ever sees a path derived one-way from it.
+it. The relay only ever sees a path derived one-way from it. By default a
+ticket transfer runs a key exchange first (forward secrecy): the stream is
+sealed to a one-time key of the reader's, so a replayed stream fails (exit 8);
+--no-forward-secrecy on both sides skips it (the reader may then come later).
 
 Examples:
   zebrastream ticket new --relay https://relay.example.org/v0 --path /hospital -o t.txt
-  zebrastream write --ticket-file t.txt < export.parquet
-  ZEBRASTREAM_TICKET=$(cat t.txt) zebrastream read > export.parquet
+  zebrastream write --ticket-file t.txt < export.parquet   # both sides online together:
+  ZEBRASTREAM_TICKET=$(cat t.txt) zebrastream read > export.parquet   # a fresh key per transfer
   zebrastream ticket show --ticket-file t.txt      # relay and stream path, no secret")]
 pub struct TicketArgs {
     #[command(subcommand)]
@@ -97,11 +102,12 @@ pub fn run(args: TicketArgs, config: &Config) -> CmdResult {
                         "no ticket given: use --ticket-file FILE or set ZEBRASTREAM_TICKET",
                     )
                 })?;
+            let path = ticket.stream_path();
             let report = format!(
-                "connect URL:    {}\nstream path:    {}\nreverse path:   {} (forward secrecy)\naccess token:   {}\n",
+                "connect URL:    {}\nstream path:    {path}\nkey exchange:   {} and {} (forward secrecy)\naccess token:   {}\n",
                 ticket.connect_url(),
-                ticket.stream_path(),
-                ticket.reverse_stream_path(),
+                side_path(&path, OFFER_SIDE_PATH),
+                side_path(&path, KEY_SIDE_PATH),
                 if ticket.access_token().is_some() { "included" } else { "none" }
             );
             super::output::write_stdout_all(report.as_bytes())

@@ -11,6 +11,7 @@ use zebrastream::client::{self, AutoFlush, StreamWriter};
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, FlushPolicy, PumpError, Source};
 use super::errors::{client_failure, io_failure, Side};
+use super::forward_secrecy::{self, ExchangeKeying};
 use super::key_material::SealingKey;
 use super::passphrase;
 use super::progress::Progress;
@@ -107,9 +108,19 @@ pub fn run(
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let key = SealingKey::from_plan(stream.keys, &subject)?;
     let format = write.encryption_mode;
+    let fresh = stream.forward_secrecy;
+    let mut exchange_key = None;
     let encryption = match &stream.ticket {
-        None => super::key_material::client_sealing(key, format),
+        None => {
+            if let (true, Some(SealingKey::Passphrase(passphrase))) = (fresh, &key) {
+                exchange_key = Some(ExchangeKeying::Passphrase(passphrase).key(&subject));
+            }
+            super::key_material::client_sealing(key, format)
+        }
         Some(ticket) => {
+            if fresh {
+                exchange_key = Some(ExchangeKeying::Ticket(ticket).key(&subject));
+            }
             let extra = match key {
                 Some(SealingKey::Recipients(recipients)) => recipients,
                 _ => Vec::new(),
@@ -148,8 +159,7 @@ pub fn run(
             .map_err(|e| client_failure(&config_subject, Side::Producer, &e))
     };
     let client_config = make_config(encryption)?;
-    // With forward secrecy the key is the reader's one-time key, fetched once paired.
-    let forward_secret = stream.ticket.filter(|_| stream.forward_secrecy);
+    let skipped_exchange = stream.ticket.is_some() && !fresh;
     let unbuffered = stream.unbuffered;
 
     super::block_on(super::Runtime::SingleStream, async move {
@@ -160,20 +170,35 @@ pub fn run(
             (None, false) => None,
         };
         let progress = Progress::for_stderr(quiet);
+        // With forward secrecy the key is the reader's one-time key, answered
+        // to our offer; a key message from any other session is refused here,
+        // before the data stream is opened.
+        let client_config = match &exchange_key {
+            Some(key) => make_config(
+                forward_secrecy::writer_encryption(
+                    key,
+                    &client_config,
+                    format,
+                    &progress,
+                    &subject,
+                )
+                .await?,
+            )?,
+            None => client_config,
+        };
         progress.waiting(format!("{subject}: waiting for reader…"));
-        let exchange = forward_secret
-            .as_ref()
-            .map(|ticket| ticket.forward_secret_writer(format));
         let mut writer = super::connect_to_peer(
-            exchange,
-            client_config,
-            &make_config,
+            &client_config,
             StreamWriter::connect,
             &progress,
             &subject,
             Side::Producer,
         )
-        .await?;
+        .await
+        .map_err(|f| match skipped_exchange {
+            true => forward_secrecy::explain_skipped_exchange(f),
+            false => f,
+        })?;
         tracing::info!("{subject}: reader connected");
         progress.transferring("sent");
         // The producer starts only once a reader is there (as in the Python CLI).

@@ -13,10 +13,17 @@
 //! stanza type, and a ticket combines with X25519 recipients. HKDF is one-way:
 //! the relay operator, who learns the path secret, cannot derive the key.
 //!
-//! For live transfers, [`Ticket::forward_secret_reader`] and
-//! [`Ticket::forward_secret_writer`] add forward secrecy: the stream is
-//! encrypted to a one-time key of the consumer's, so a ticket that leaks after
-//! the transfer reveals nothing.
+//! **Which call gives freshness.** [`Ticket::connect_writer`] and
+//! [`Ticket::connect_reader`] run the forward-secrecy exchange
+//! ([`crate::forward_secrecy`]) first: the stream is encrypted to a one-time
+//! key the reader contributes to this transfer, so a stream the relay recorded
+//! earlier and replays fails to decrypt, and a ticket that leaks after the
+//! transfer reveals nothing. This is what the CLI does by default. A plain
+//! [`StreamWriter`](crate::client::StreamWriter) /
+//! [`StreamReader`](crate::client::StreamReader) with
+//! [`Ticket::writer_config`] / [`Ticket::reader_config`] works offline (the
+//! reader may come later) but is not fresh: a relay can replay an earlier
+//! stream of the same ticket and the reader accepts it.
 //!
 //! ```
 //! use zebrastream::ticket::Ticket;
@@ -57,7 +64,7 @@ const PATH_SECRET_BYTES: usize = 20;
 const STANZA_SALT_BYTES: usize = 16;
 const MAX_TOKEN_BYTES: usize = 4096;
 const LABEL_PATH: &[u8] = b"zebrastream path";
-const LABEL_REVERSE_PATH: &[u8] = b"zebrastream reverse path";
+const LABEL_EXCHANGE: &[u8] = b"zebrastream fs exchange";
 const LABEL_KEY: &[u8] = b"zebrastream key";
 const LABEL_WRAP: &[u8] = b"zebrastream ticket wrap";
 
@@ -193,7 +200,8 @@ impl Ticket {
 
     /// A writer configuration: the ticket's relay, stream path and token, and
     /// age-rt encryption to the ticket key. Add more recipients (e.g. X25519)
-    /// by replacing the encryption with [`Ticket::writer_encryption`].
+    /// by replacing the encryption with [`Ticket::writer_encryption`]. For a
+    /// fresh transfer, pass it to [`Ticket::connect_writer`].
     ///
     /// ```
     /// # use zebrastream::ticket::Ticket;
@@ -208,10 +216,10 @@ impl Ticket {
     }
 
     /// A reader configuration: the ticket's relay, stream path and token, and
-    /// the ticket identity to decrypt with.
+    /// the ticket identity to decrypt with. For a fresh transfer, pass it to
+    /// [`Ticket::connect_reader`].
     pub fn reader_config(&self) -> ConfigBuilder {
-        self.config_builder()
-            .encryption(self.reader_encryption(Vec::new()))
+        self.config_builder().encryption(self.reader_encryption())
     }
 
     /// Encryption to the ticket key plus `extra` recipients (X25519, SSH).
@@ -225,24 +233,17 @@ impl Ticket {
         Encryption::recipients(recipients, format)
     }
 
-    /// Decryption with the ticket identity plus `extra` identities.
-    pub fn reader_encryption(
-        &self,
-        extra: Vec<Box<dyn age::Identity + Send + Sync>>,
-    ) -> Encryption {
-        let mut identities: Vec<Box<dyn age::Identity + Send + Sync>> =
-            vec![Box::new(self.identity())];
-        identities.extend(extra);
-        Encryption::identities(identities)
+    /// Decryption with the ticket identity alone: the stream must carry this
+    /// ticket's stanza and that stanza must unwrap the file key, whatever
+    /// other recipients it names. (A stream sealed only to some X25519 key
+    /// of the reader's was not written by a ticket holder and is refused.)
+    pub fn reader_encryption(&self) -> Encryption {
+        Encryption::identities(vec![Box::new(self.identity())])
     }
 
+    /// The ticket's relay, stream path and token.
     fn config_builder(&self) -> ConfigBuilder {
-        self.path_config(self.stream_path())
-    }
-
-    /// The ticket's relay and token for any stream path.
-    fn path_config(&self, path: String) -> ConfigBuilder {
-        let builder = Config::builder(path).connect_url(self.connect_url.clone());
+        let builder = Config::builder(self.stream_path()).connect_url(self.connect_url.clone());
         match &self.access_token {
             Some(token) => builder.access_token(token.clone()),
             None => builder,
