@@ -45,7 +45,11 @@ pub async fn writer_encryption(
     progress: &Progress,
     subject: &str,
 ) -> Result<Encryption, Failure> {
-    progress.waiting(format!("{subject}: waiting for reader (key exchange)…"));
+    progress.waiting(super::waiting_notice(
+        "reader (key exchange)",
+        subject,
+        data,
+    ));
     key.writer_encryption(data, format)
         .await
         .map_err(|e| exchange_failure(subject, Side::Producer, &e, progress))
@@ -58,7 +62,11 @@ pub async fn reader_encryption(
     progress: &Progress,
     subject: &str,
 ) -> Result<Encryption, Failure> {
-    progress.waiting(format!("{subject}: waiting for writer (key exchange)…"));
+    progress.waiting(super::waiting_notice(
+        "writer (key exchange)",
+        subject,
+        data,
+    ));
     key.reader_encryption(data)
         .await
         .map_err(|e| exchange_failure(subject, Side::Consumer, &e, progress))

@@ -35,6 +35,23 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CmdResult, ExitKind, Failure};
 
+/// What `write`/`read` say while they wait for `peer` ("reader", "writer",
+/// "reader (key exchange)", …) on `subject`: where, and for how long.
+pub(crate) fn waiting_notice(
+    peer: &str,
+    subject: &str,
+    config: &zebrastream::client::Config,
+) -> String {
+    let limit = match config.connect_timeout() {
+        Some(t) => format!("up to {} s", t.as_secs_f64()),
+        None => String::from("no time limit; -t sets one"),
+    };
+    format!(
+        "{subject}: waiting for a {peer} at {} ({limit})",
+        config.connect_url()
+    )
+}
+
 /// How long `write`/`read` keep retrying an unreachable relay or a 5xx answer.
 const CONNECT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 

@@ -18,6 +18,8 @@ const TICK: Duration = Duration::from_millis(120);
 /// The progress display of one transfer (hidden when not on a terminal).
 pub struct Progress {
     bar: ProgressBar,
+    /// `-q`: not even the one-line notices off a terminal.
+    quiet: bool,
 }
 
 impl Progress {
@@ -33,7 +35,7 @@ impl Progress {
         if visible {
             *DRAWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
         }
-        Progress { bar }
+        Progress { bar, quiet }
     }
 
     /// True when something is drawn.
@@ -41,13 +43,23 @@ impl Progress {
         !self.bar.is_hidden()
     }
 
-    /// Shows a spinner with `message` (e.g. "waiting for reader…").
+    /// Shows a spinner with `message` (e.g. "/x: waiting for a reader at
+    /// URL (up to 30 s)"). Off a terminal, where no spinner is drawn, prints
+    /// `message` once instead (unless `-q`), so a job that waits does not look
+    /// hung in its log.
     pub fn waiting(&self, message: impl Into<String>) {
+        let message = message.into();
+        if self.bar.is_hidden() {
+            if !self.quiet {
+                eprintln!("{message}");
+            }
+            return;
+        }
         self.bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        self.bar.set_message(message.into());
+        self.bar.set_message(message);
         self.bar.enable_steady_tick(TICK);
     }
 

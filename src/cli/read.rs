@@ -174,7 +174,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             )?,
             None => client_config,
         };
-        progress.waiting(format!("{subject}: waiting for writer…"));
+        progress.waiting(super::waiting_notice("writer", &subject, &client_config));
         let mut reader = super::connect_to_peer(
             &client_config,
             StreamReader::connect,

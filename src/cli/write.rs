@@ -186,7 +186,7 @@ pub fn run(
             )?,
             None => client_config,
         };
-        progress.waiting(format!("{subject}: waiting for reader…"));
+        progress.waiting(super::waiting_notice("reader", &subject, &client_config));
         let mut writer = super::connect_to_peer(
             &client_config,
             StreamWriter::connect,
