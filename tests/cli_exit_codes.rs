@@ -295,7 +295,7 @@ fn sigterm_aborts_cleanly_and_leaves_no_partial_file() {
     };
     term(reader.id());
     let r = reader.finish();
-    r.expect_code(1);
+    r.expect_code(143);
     assert!(r.stderr.contains("interrupted by SIGTERM"), "{}", r.stderr);
     let leftovers: Vec<_> = std::fs::read_dir(sb.home())
         .unwrap()
@@ -306,6 +306,46 @@ fn sigterm_aborts_cleanly_and_leaves_no_partial_file() {
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
     term(writer.id());
     let w = writer.finish();
-    w.expect_code(1);
+    w.expect_code(143);
     assert!(w.stderr.contains("interrupted by SIGTERM"), "{}", w.stderr);
+}
+
+/// Ctrl-C (SIGINT) exits 130 after the cleanup, so a shell `for` loop or
+/// `make` stops instead of going on with the next transfer.
+#[test]
+fn sigint_exits_130_after_the_cleanup() {
+    use std::io::{BufRead, BufReader};
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let mut cmd = sb.cmd(&[
+        "read",
+        "-U",
+        &relay.connect_url,
+        "-s",
+        "/t/sigint",
+        "--plain",
+        "-o",
+        "out.bin",
+    ]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut reader = cmd.spawn().unwrap();
+    // Once it says it is waiting, it is inside the transfer: interrupt it.
+    let mut stderr = BufReader::new(reader.stderr.take().unwrap()).lines();
+    let notice = stderr.next().unwrap().unwrap();
+    assert!(notice.contains("waiting for a writer"), "{notice}");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &reader.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = stderr.map_while(Result::ok).collect();
+    let code = reader.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted by Ctrl-C")),
+        "{rest:?}"
+    );
+    assert!(!sb.home().join("out.bin").exists());
 }

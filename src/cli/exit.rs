@@ -25,6 +25,11 @@ pub enum ExitKind {
     Decryption = 8,
     /// 9: the stream ended before its authenticated end.
     Truncated = 9,
+    /// 130 (128 + SIGINT): stopped by Ctrl-C, after the cleanup; the shell
+    /// convention, so `for` loops and `make` stop too.
+    Interrupted = 130,
+    /// 143 (128 + SIGTERM): stopped by SIGTERM, after the cleanup.
+    Terminated = 143,
 }
 
 /// A command failure: an exit kind and one line for stderr.

@@ -313,8 +313,8 @@ fn block_on<F: std::future::Future<Output = CmdResult>>(kind: Runtime, future: F
             // Dropping the command's future on Ctrl-C/SIGTERM runs the cleanup
             // a signal would skip: an upload is aborted (never finished), a
             // consumer is killed, an unfinished -o file is removed.
-            signal = interrupted() => Err(Failure::new(
-                ExitKind::Other,
+            (signal, kind) = interrupted() => Err(Failure::new(
+                kind,
                 format!("interrupted by {signal}; the transfer was aborted"),
             )),
         }
@@ -325,9 +325,10 @@ fn block_on<F: std::future::Future<Output = CmdResult>>(kind: Runtime, future: F
     result
 }
 
-/// Resolves with the signal's name on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-/// If a handler cannot be installed, that signal keeps its default action.
-async fn interrupted() -> &'static str {
+/// Resolves with the signal's name and exit kind (128 + its number) on
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM. If a handler cannot be installed,
+/// that signal keeps its default action.
+async fn interrupted() -> (&'static str, ExitKind) {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
@@ -338,13 +339,13 @@ async fn interrupted() -> &'static str {
         use tokio::signal::unix::{signal, SignalKind};
         if let Ok(mut term) = signal(SignalKind::terminate()) {
             return tokio::select! {
-                _ = ctrl_c => "Ctrl-C",
-                _ = term.recv() => "SIGTERM",
+                _ = ctrl_c => ("Ctrl-C", ExitKind::Interrupted),
+                _ = term.recv() => ("SIGTERM", ExitKind::Terminated),
             };
         }
     }
     ctrl_c.await;
-    "Ctrl-C"
+    ("Ctrl-C", ExitKind::Interrupted)
 }
 
 impl Cli {
