@@ -73,7 +73,8 @@ then ~/.config/zebrastream/config.yaml: the Python CLI's files work unchanged.
 
 Exit codes: 0 success, 1 other error, 2 usage, 3 auth, 4 connect timeout,
 5 peer disconnected, 6 producer command failed, 7 consumer command failed,
-8 decryption failed or wrong key, 9 truncated stream.";
+8 decryption failed or wrong key, 9 truncated stream, 130/143 interrupted
+by Ctrl-C/SIGTERM (after the cleanup).";
 
 /// Encrypted HTTP bytestreams: push, pull, encrypt, decrypt, relay.
 #[derive(Debug, Parser)]
