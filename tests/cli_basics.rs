@@ -70,3 +70,41 @@ fn help_has_examples_and_exit_codes_and_usage_errors_exit_2() {
     assert!(!out.get_output().stderr.is_empty());
     sb.zs().args(["keygen", "--bogus"]).assert().code(2);
 }
+
+/// Log lines carry no ANSI colour codes when stderr is a file or pipe (a
+/// `2> log` stays readable); `--color always` forces them, `--color never`
+/// and `NO_COLOR` keep them off (NO_COLOR's terminal case is a unit test).
+#[test]
+fn no_colour_codes_off_a_terminal_unless_forced() {
+    let sb = cli_support::Sandbox::new();
+    // -vv logs "connect failed, retrying" with an `error` field: the field
+    // name is what the formatter colours.
+    let run = |extra: &[&str], no_color: bool| {
+        let mut args = vec!["-vv"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "write",
+            "-U",
+            "http://127.0.0.1:1/v0",
+            "-s",
+            "/c",
+            "--plain",
+            "-t",
+            "1",
+        ]);
+        let mut cmd = sb.cmd(&args);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cli_support::Proc::spawn(cmd, Some(Vec::new())).finish();
+        assert!(out.stderr.contains("error"), "{}", out.stderr);
+        out.stderr
+    };
+    assert!(!run(&[], false).contains('\u{1b}'), "auto, stderr a pipe");
+    assert!(!run(&["--color", "never"], false).contains('\u{1b}'));
+    assert!(!run(&[], true).contains('\u{1b}'), "NO_COLOR");
+    assert!(
+        run(&["--color", "always"], false).contains("\u{1b}["),
+        "forced"
+    );
+}

@@ -2,6 +2,8 @@
 //! (`[WARNING] message`), at a level from `-l`, `-q`/`-v` or the config.
 
 use std::fmt;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -89,6 +91,41 @@ impl Verbosity {
     }
 }
 
+/// `--color`: whether log lines on stderr may carry ANSI colour codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Only when stderr is a terminal and `NO_COLOR` is unset or empty.
+    #[default]
+    Auto,
+    /// Always (even into a file or pipe, and despite `NO_COLOR`).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether stderr is a terminal and the value
+    /// of `NO_COLOR` (<https://no-color.org>: set and not empty disables).
+    fn enabled(self, stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stderr_is_terminal && no_color.is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
+/// The colour decision for this process, made once by [`choose_color`].
+static ANSI: OnceLock<bool> = OnceLock::new();
+
+/// Decides, once per process and before [`init`], whether log lines carry
+/// colour codes (`--color`, `NO_COLOR`, stderr a terminal). Without a call,
+/// they do not.
+pub fn choose_color(choice: ColorChoice) {
+    let no_color = std::env::var_os("NO_COLOR");
+    let _ = ANSI.set(choice.enabled(std::io::stderr().is_terminal(), no_color.as_deref()));
+}
+
 /// Installs the stderr subscriber. `RUST_LOG`, when set, overrides the level.
 pub fn init(level: Level) {
     init_with(level, &[]);
@@ -115,6 +152,7 @@ pub fn init_with(level: Level, extra_directives: &[&str]) {
         .with_env_filter(filter)
         // Log lines go above a drawn progress bar, not through it.
         .with_writer(|| super::progress::LogWriter)
+        .with_ansi(ANSI.get().copied().unwrap_or(false))
         .event_format(PythonStyle)
         .try_init();
 }
@@ -156,6 +194,22 @@ mod tests {
         assert_eq!(parse_level("WARNING"), Ok(Level::Warn));
         assert_eq!(parse_level("debug"), Ok(Level::Debug));
         assert!(parse_level("loud").unwrap_err().contains("loud"));
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color_unless_forced() {
+        use std::ffi::OsStr;
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        assert!(ColorChoice::Auto.enabled(true, None));
+        assert!(
+            ColorChoice::Auto.enabled(true, empty),
+            "empty NO_COLOR is unset"
+        );
+        assert!(!ColorChoice::Auto.enabled(true, set));
+        assert!(!ColorChoice::Auto.enabled(false, None), "a file or pipe");
+        assert!(ColorChoice::Always.enabled(false, set));
+        assert!(!ColorChoice::Never.enabled(true, None));
     }
 
     #[test]

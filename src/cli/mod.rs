@@ -106,6 +106,9 @@ struct GlobalArgs {
     /// More log output (-v info, -vv debug, -vvv trace)
     #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Colour in log lines: auto (only on a terminal, and not with NO_COLOR set), always, never
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = logging::ColorChoice::Auto, global = true)]
+    color: logging::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +160,7 @@ pub fn main() -> ExitCode {
 
 /// Sets up logging and runs the chosen subcommand.
 fn run(cli: Cli) -> CmdResult {
+    logging::choose_color(cli.global.color);
     let verbosity =
         logging::Verbosity::from_flags(cli.global.log_level, cli.global.quiet, cli.global.verbose);
     let env = config::Environment::from_process();
