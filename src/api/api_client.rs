@@ -14,6 +14,20 @@ use super::{ConnectMode, Download, Error, Operation, RetryPolicy, Upload};
 /// (the official client uses the same 10 s).
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Runs `step` until the deadline, if there is one; `Err(limit)` when it
+/// ran out.
+async fn until<T>(
+    deadline: Option<(Duration, tokio::time::Instant)>,
+    step: impl std::future::Future<Output = T>,
+) -> Result<T, Duration> {
+    match deadline {
+        Some((limit, at)) => tokio::time::timeout_at(at, step)
+            .await
+            .map_err(|_| limit),
+        None => Ok(step.await),
+    }
+}
+
 /// A protocol client bound to one Connect API base URL and one access token.
 ///
 /// Cheap to clone (the connection pool is shared).
@@ -168,6 +182,12 @@ impl ApiClient {
     /// relay as `timeout=N+1` seconds so that the client side fires first.
     /// Connection errors, 408 and 5xx answers are retried under the
     /// [`RetryPolicy`]; 401/403 give [`Error::Auth`] at once.
+    ///
+    /// When `timeout` runs out, the result is [`Error::ConnectTimeout`] (no
+    /// peer came) unless the relay itself was not reached: if no attempt got
+    /// an HTTP answer, or the timeout fell in the pause after an attempt that
+    /// failed to reach it, the last [`Error::Network`] is returned instead,
+    /// so an unreachable relay is never reported as a missing peer.
     pub async fn connect(
         &self,
         stream_path: &str,
@@ -175,27 +195,32 @@ impl ApiClient {
         timeout: Option<Duration>,
     ) -> Result<Url, Error> {
         let url = connect_request_url(&self.connect_url, stream_path, mode, timeout)?;
-        let attempts = self.connect_with_retries(&url);
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, attempts)
-                .await
-                .map_err(|_| Error::ConnectTimeout(limit))?,
-            None => attempts.await,
-        }
-    }
-
-    async fn connect_with_retries(&self, url: &Url) -> Result<Url, Error> {
+        let deadline = timeout.map(|limit| (limit, tokio::time::Instant::now() + limit));
         let mut run = self.retry.start();
         let mut attempts = 0;
+        // Did any attempt get an HTTP answer? The last transport error.
+        let mut reached = false;
+        let mut network_error: Option<Error> = None;
         loop {
             attempts += 1;
             let started = Instant::now();
-            let error = match self.connect_once(url).await {
+            let outcome = match until(deadline, self.connect_once(&url)).await {
+                Ok(outcome) => outcome,
+                Err(limit) => {
+                    let unreachable = network_error.filter(|_| !reached);
+                    return Err(unreachable.unwrap_or(Error::ConnectTimeout(limit)));
+                }
+            };
+            let error = match outcome {
                 Ok(data_url) => return Ok(data_url),
                 Err(Error::Network {
-                    operation, source, ..
+                    operation,
+                    url,
+                    source,
+                    ..
                 }) => Error::Network {
                     operation,
+                    url,
                     attempts,
                     source,
                 },
@@ -206,13 +231,16 @@ impl ApiClient {
             if !(error.is_retryable() || waiter_expired) {
                 return Err(error);
             }
-            let delay = run.next_delay(started.elapsed(), &mut rand::thread_rng());
-            match delay {
-                Some(delay) => {
-                    tracing::debug!(%error, ?delay, "connect failed, retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                None => return Err(error),
+            let Some(delay) = run.next_delay(started.elapsed(), &mut rand::thread_rng()) else {
+                return Err(error);
+            };
+            tracing::debug!(%error, ?delay, "connect failed, retrying");
+            let unreachable = matches!(error, Error::Network { .. });
+            reached |= !unreachable;
+            network_error = unreachable.then_some(error);
+            if let Err(limit) = until(deadline, tokio::time::sleep(delay)).await {
+                // The last attempt says what the relay is doing right now.
+                return Err(network_error.unwrap_or(Error::ConnectTimeout(limit)));
             }
         }
     }
@@ -225,7 +253,7 @@ impl ApiClient {
             .await
             .map_err(|e| Error::network(op, 1, e))?;
         if !response.status().is_success() {
-            return Err(Error::from_status(op, response.status()));
+            return Err(Error::from_response(op, response).await);
         }
         let body = response
             .text()
@@ -271,7 +299,7 @@ impl ApiClient {
             .await
             .map_err(|e| Error::network(op, 1, e))?;
         if !response.status().is_success() {
-            return Err(Error::from_status(op, response.status()));
+            return Err(Error::from_response(op, response).await);
         }
         Ok(Download::new(response))
     }
@@ -423,17 +451,91 @@ mod tests {
     #[tokio::test]
     async fn unreachable_relay_is_retried_then_reported() {
         // A port with no listener: bind, then close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = closed_port();
         let err = client(&format!("http://127.0.0.1:{port}"), None)
             .connect("/s", ConnectMode::AwaitReader, None)
             .await
             .unwrap_err();
         match err {
             Error::Network { attempts, .. } => assert!(attempts > 1, "{attempts}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A relay that is down is reported as unreachable, with its URL (no
+    /// query: it may carry a token) and the OS error, even when the connect
+    /// timeout runs out first: never as a peer that did not come.
+    #[tokio::test]
+    async fn an_unreachable_relay_is_not_a_peer_timeout() {
+        let base = format!("http://127.0.0.1:{}", closed_port());
+        let err = client(&base, None)
+            .connect(
+                "/s",
+                ConnectMode::AwaitReader,
+                Some(Duration::from_millis(150)),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains(&format!("{base}/v0/s failed")), "{shown}");
+        assert!(!shown.contains("mode="), "{shown}");
+        assert!(shown.contains("Connection refused"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_host_names_dns() {
+        let err = client("http://nonexistent.invalid:1", None)
+            .connect("/s", ConnectMode::AwaitReader, Some(Duration::from_secs(2)))
+            .await
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("http://nonexistent.invalid:1/v0/s"), "{shown}");
+        assert!(shown.contains("dns error"), "{shown}");
+    }
+
+    /// TLS spoken to a plain-HTTP port: named as a TLS failure, at once.
+    #[tokio::test]
+    async fn tls_to_a_plain_http_port_names_tls() {
+        let (base, _server) = serve(|_| async { respond(200, "/data/s") }).await;
+        let base = base.replace("http://", "https://");
+        let err = client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, Some(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        assert!(matches!(err, Error::Network { attempts: 1, .. }), "{err:?}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("TLS error: received corrupt message of type InvalidContentType"),
+            "{shown}"
+        );
+    }
+
+    /// A refusal shows the relay's reason, read from the first line of its body.
+    #[tokio::test]
+    async fn a_refusal_carries_the_relays_reason() {
+        let (base, _server) =
+            serve(|_| async { respond(400, "stream path ends with '/'\nmore") }).await;
+        let err = client(&base, None)
+            .connect("/s", ConnectMode::AwaitReader, None)
+            .await
+            .unwrap_err();
+        match &err {
+            Error::Status {
+                status: 400,
+                reason: Some(reason),
+                ..
+            } => assert_eq!(reason, "stream path ends with '/'"),
             other => panic!("{other:?}"),
         }
     }

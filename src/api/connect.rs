@@ -5,6 +5,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::Error;
+use crate::protocol::StreamPath;
 
 /// Which peer a Connect call waits for.
 ///
@@ -58,37 +59,29 @@ pub fn parse_connect_url(url: &str) -> Result<Url, Error> {
     Ok(parsed)
 }
 
-/// Checks a stream path: `/`-rooted, no empty, `.` or `..` segments, and only
-/// the characters the Management API allows in a path (`a-z 0-9 . _ -`,
-/// plus upper case, which some deployments use), and `~`, which marks a
-/// transfer's side paths ([`crate::protocol::side_path`]).
+/// Checks a stream path with the relay's own rules
+/// ([`StreamPath::parse`](crate::protocol::StreamPath::parse)): `/`-rooted,
+/// no empty, `.` or `..` segment, no trailing `/`, only `A-Z a-z 0-9 . _ - ~`
+/// in a segment, at most [`MAX_PATH_LEN`](crate::protocol::MAX_PATH_LEN)
+/// bytes. A path that passes is one the relay accepts.
+///
+/// ```
+/// use zebrastream::api::{check_stream_path, Error};
+/// use zebrastream::protocol::PathError;
+///
+/// assert!(check_stream_path("/userspace/test").is_ok());
+/// assert!(matches!(
+///     check_stream_path("/trial/x/"),
+///     Err(Error::InvalidStreamPath { reason: PathError::TrailingSlash, .. })
+/// ));
+/// ```
 pub fn check_stream_path(path: &str) -> Result<(), Error> {
-    let invalid = |reason| Error::InvalidStreamPath {
-        path: path.to_owned(),
-        reason,
-    };
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| invalid("it must start with '/'"))?;
-    if rest.is_empty() {
-        return Err(invalid("it must name a stream after the '/'"));
-    }
-    // One trailing slash is tolerated, as in the Management API's pattern.
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    for segment in rest.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
-            return Err(invalid("it has an empty, '.' or '..' segment"));
-        }
-        if !segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'~'))
-        {
-            return Err(invalid(
-                "only letters, digits, '.', '_', '-', '~' and '/' are allowed",
-            ));
-        }
-    }
-    Ok(())
+    StreamPath::parse(path)
+        .map(drop)
+        .map_err(|reason| Error::InvalidStreamPath {
+            path: path.to_owned(),
+            reason,
+        })
 }
 
 /// The timeout query value: whole seconds rounded up, plus one, so the
@@ -118,10 +111,12 @@ pub fn connect_request_url(
 ) -> Result<Url, Error> {
     check_stream_path(stream_path)?;
     let base = connect_url.as_str().trim_end_matches('/');
+    // A checked path is plain ASCII, so this fails only for a base URL that
+    // cannot take a path (which `parse_connect_url` does not let through).
     let mut url =
-        Url::parse(&format!("{base}{stream_path}")).map_err(|_| Error::InvalidStreamPath {
-            path: stream_path.to_owned(),
-            reason: "it does not form a valid URL with the connect URL",
+        Url::parse(&format!("{base}{stream_path}")).map_err(|e| Error::InvalidConnectUrl {
+            url: base.to_owned(),
+            reason: format!("appending the stream path gives no valid URL: {e}"),
         })?;
     {
         let mut query = url.query_pairs_mut();
@@ -189,7 +184,7 @@ mod tests {
     #[test]
     fn bad_stream_paths_are_rejected() {
         for bad in [
-            "", "a/b", "/", "//x", "/a//b", "/a/../b", "/a?b", "/a#b", "/a b", "/ä",
+            "", "a/b", "/", "//x", "/a//b", "/a/../b", "/a?b", "/a#b", "/a b", "/ä", "/a/b/",
         ] {
             assert!(
                 matches!(check_stream_path(bad), Err(Error::InvalidStreamPath { .. })),
@@ -198,9 +193,8 @@ mod tests {
         }
         for good in [
             "/userspace/test",
-            "/a/b/",
             "/9b09a7ce-024d/my_stream.v1",
-            "/a/b/~fs-offer",
+            "/a/~fs-offer",
         ] {
             check_stream_path(good).unwrap();
         }

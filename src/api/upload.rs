@@ -286,7 +286,7 @@ async fn watch_status(
     let op = Operation::Upload;
     let response = request.send().await.map_err(|e| Error::network(op, 1, e))?;
     if !response.status().is_success() {
-        return Err(Error::from_status(op, response.status()));
+        return Err(Error::from_response(op, response).await);
     }
     let body = response
         .bytes_stream()

@@ -108,10 +108,35 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
             ExitKind::Other,
             format!("the relay at {connect_origin} answered with a plain-http data URL on {data_origin}; refusing to downgrade from https (nothing was sent)"),
         ),
+        E::Connect(e) if e.is_unreachable() => (ExitKind::Other, unreachable_relay(e)),
+        E::Connect(e @ api::Error::Status { status, .. }) if (400..500).contains(status) => {
+            (ExitKind::Other, refused_request(e, *status))
+        }
         E::Io(e) => return io_failure(subject, side, copy_io(e)),
         other => (ExitKind::Other, other.to_string()),
     };
     Failure::new(kind, format!("{subject}: {what}"))
+}
+
+/// The relay was not reached (exit 1, as docs/cli.md lists it): the URL and
+/// the cause are in `error`'s message; the hint says what to check.
+fn unreachable_relay(error: &api::Error) -> String {
+    let hint = if error.is_tls_failure() {
+        "if that port serves plain HTTP, use an http:// connect URL (-U/--connect-url); if the relay's certificate is the problem, fix it there"
+    } else {
+        "is the relay running, and is the connect URL (-U/--connect-url, 'connect_url' in the config) right?"
+    };
+    format!("could not reach the relay: {error}; {hint}")
+}
+
+/// A 4xx answer: the relay's reason is in `error`'s message; a 404 is most
+/// often a connect URL without its API prefix.
+fn refused_request(error: &api::Error, status: u16) -> String {
+    let hint = match status {
+        404 => "; check the connect URL (-U/--connect-url, 'connect_url' in the config): it usually ends in /v0",
+        _ => "",
+    };
+    format!("the relay refused the request: {error}{hint}")
 }
 
 /// The failure for an `io::Error` from a stream or a cipher adapter: the

@@ -1,6 +1,9 @@
 //! The wire conventions that clients and the relay share, defined once.
 //!
-//! Today this holds the naming of *side paths*: the extra streams one
+//! Stream paths ([`StreamPath`]) are validated here, by the relay and the
+//! client alike.
+//!
+//! This module also holds the naming of *side paths*: the extra streams one
 //! transfer uses besides its data stream (the forward-secrecy key exchange,
 //! later resume). A side path is the transfer's stream path plus one last
 //! segment that starts with [`SIDE_PATH_MARKER`], so a token that covers the
@@ -15,6 +18,10 @@
 //! assert_eq!(transfer_path(&offer), "/hospital/trial-42");
 //! assert_eq!(transfer_path("/hospital/trial-42"), "/hospital/trial-42");
 //! ```
+
+pub(crate) mod path;
+
+pub use path::{PathError, StreamPath, MAX_PATH_LEN};
 
 /// The first character of a side path's last segment.
 pub const SIDE_PATH_MARKER: char = '~';

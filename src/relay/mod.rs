@@ -34,7 +34,9 @@ mod head;
 mod hub;
 mod metrics;
 mod parking;
-mod path;
+// The validator moved to the protocol layer (the client uses it too); the
+// relay's modules keep reaching it as `super::path`.
+use crate::protocol::path;
 mod rendezvous;
 mod replay;
 mod server;

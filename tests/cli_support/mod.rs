@@ -268,8 +268,9 @@ impl Sandbox {
     }
 }
 
-/// A loopback HTTP server that answers every request `404 Not Found`: a
-/// wrong connect URL, which fails at once (no retries) with exit code 1.
+/// A loopback HTTP server that answers every request with one fixed status
+/// and body: by default `404 Not Found` with an empty body, a wrong connect
+/// URL, which fails at once (no retries) with exit code 1.
 pub struct NotARelay {
     /// `http://127.0.0.1:PORT/v0`
     pub url: String,
@@ -277,11 +278,25 @@ pub struct NotARelay {
 
 impl NotARelay {
     pub fn start() -> NotARelay {
+        NotARelay::answering("404 Not Found", b"")
+    }
+
+    /// Answers every request with `HTTP/1.1 {status}` (e.g. `"400 Bad
+    /// Request"`) and `body`.
+    pub fn answering(status: &str, body: &[u8]) -> NotARelay {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v0", listener.local_addr().unwrap());
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        let response = std::sync::Arc::new(response);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
+                let response = response.clone();
                 std::thread::spawn(move || {
                     let mut head = Vec::new();
                     let mut byte = [0u8; 1];
@@ -291,9 +306,7 @@ impl NotARelay {
                             _ => return,
                         }
                     }
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    );
+                    let _ = stream.write_all(&response);
                 });
             }
         });

@@ -1,4 +1,16 @@
 //! Stream paths: the validated `/segment/segment` names that streams meet on.
+//!
+//! One validator for every side: the relay answers `400 Bad Request` to a
+//! path [`StreamPath::parse`] refuses, and the client checks its path with
+//! the same function before it connects, so it never sends a path the relay
+//! refuses.
+//!
+//! A single trailing `/` is refused, not stripped. The hosted service's
+//! Management API tolerates one, but whether `/a/` and `/a` then name one
+//! stream or two is the relay's choice; stripping it on our side would make
+//! a writer on `/a/` meet a reader on `/a` here and miss one elsewhere. A
+//! clear error at once is the safe answer (the official Python client passes
+//! `/a/` through; against our relay it gets the same refusal as a 400).
 
 use std::fmt;
 
@@ -11,7 +23,7 @@ pub const MAX_PATH_LEN: usize = 1000;
 /// `/`, has at least one segment, is at most [`MAX_PATH_LEN`] bytes, every
 /// segment is non-empty and made of ASCII letters, digits, `.`, `_`, `-`
 /// and `~`, no segment is `.` or `..` (no traversal), and there is no
-/// trailing `/`. Percent-encoded bytes are refused rather than decoded, so two
+/// trailing `/` (see the module notes). Percent-encoded bytes are refused rather than decoded, so two
 /// spellings can never name the same stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamPath(String);
@@ -28,9 +40,12 @@ pub enum PathError {
     /// Longer than [`MAX_PATH_LEN`].
     #[error("stream path is longer than {MAX_PATH_LEN} bytes")]
     TooLong,
-    /// `//` or a trailing `/`.
-    #[error("stream path has an empty segment (double or trailing '/')")]
+    /// `//` inside the path.
+    #[error("stream path has an empty segment ('//')")]
     EmptySegment,
+    /// A `/` at the end (`/a/b/`).
+    #[error("stream path ends with '/' (name the stream without it: /a/b, not /a/b/)")]
+    TrailingSlash,
     /// A `.` or `..` segment.
     #[error("stream path has a '.' or '..' segment")]
     DotSegment,
@@ -43,7 +58,7 @@ impl StreamPath {
     /// Validates `raw` (the part of the URL path after the API prefix).
     ///
     /// ```
-    /// use zebrastream::relay::StreamPath;
+    /// use zebrastream::protocol::StreamPath;
     /// assert_eq!(StreamPath::parse("/team/data-1").unwrap().as_str(), "/team/data-1");
     /// assert!(StreamPath::parse("/team/../etc").is_err());
     /// ```
@@ -56,6 +71,9 @@ impl StreamPath {
         }
         if raw.len() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
+        }
+        if raw.ends_with('/') {
+            return Err(PathError::TrailingSlash);
         }
         for segment in raw[1..].split('/') {
             check_segment(segment)?;
@@ -122,7 +140,8 @@ mod tests {
         assert_eq!(StreamPath::parse("/"), Err(PathError::Empty));
         assert_eq!(StreamPath::parse("a/b"), Err(PathError::NotAbsolute));
         assert_eq!(StreamPath::parse("/a//b"), Err(PathError::EmptySegment));
-        assert_eq!(StreamPath::parse("/a/"), Err(PathError::EmptySegment));
+        assert_eq!(StreamPath::parse("/a/"), Err(PathError::TrailingSlash));
+        assert_eq!(StreamPath::parse("/a//"), Err(PathError::TrailingSlash));
         assert_eq!(StreamPath::parse("/a/../b"), Err(PathError::DotSegment));
         assert_eq!(StreamPath::parse("/a/./b"), Err(PathError::DotSegment));
         assert_eq!(StreamPath::parse("/a/%2e%2e"), Err(PathError::BadChar('%')));
