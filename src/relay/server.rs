@@ -76,7 +76,7 @@ pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error
             path: key.to_owned(),
             what: "private key",
         })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = tls_provider();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?
@@ -85,6 +85,20 @@ pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error
         .map_err(Error::Tls)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS provider: the process default when the application installed one
+/// (`CryptoProvider::install_default`), else *ring*.
+fn tls_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    if let Some(installed) = rustls::crypto::CryptoProvider::get_default() {
+        return Arc::clone(installed);
+    }
+    // rustls 0.23.48 deprecates the ring provider for lacking post-quantum
+    // key exchange, and has no other way to ask for it. The provider that
+    // has it, aws-lc-rs, carries the OpenSSL licence, which deny.toml does
+    // not allow; so ring it is, until a permissively licensed one does.
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The hyper connection builders, shared by every connection.
