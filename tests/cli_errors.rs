@@ -196,3 +196,41 @@ fn the_relay_refuses_exactly_what_the_client_refuses() {
         assert_ne!(status_of(path), "400", "{path}");
     }
 }
+
+/// The library warns when a stream writer is dropped unfinished; the CLI
+/// drops one only to abort (a failed producer, a signal) and says so in its
+/// own failure line, so the library's warning stays out of its output.
+#[test]
+fn an_aborted_upload_is_reported_once_without_the_librarys_warning() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    // A producer that fails after some output: exit 6, the reader 9.
+    let (w, r) = sb.transfer(
+        &relay,
+        "/t/failed-producer",
+        &["--plain", "--", "sh", "-c", "echo partial; exit 3"],
+        &["--plain"],
+        b"",
+    );
+    w.expect_code(6);
+    r.expect_code(9);
+    assert!(!w.stderr.contains("abandoned"), "{}", w.stderr);
+    // SIGTERM while connected and waiting for the producer's output.
+    let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", "/t/signal"];
+    let reader = sb.spawn(&[&["read", "--plain"][..], &common].concat(), None);
+    let writer = sb.spawn(
+        &[&["write", "--plain"][..], &common, &["--", "sleep", "60"]].concat(),
+        None,
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &writer.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let w = writer.finish();
+    // The reader's truncation shows the writer was connected when killed.
+    reader.finish().expect_code(9);
+    assert!(w.stderr.contains("SIGTERM"), "{}", w.stderr);
+    assert!(!w.stderr.contains("abandoned"), "{}", w.stderr);
+}

@@ -341,6 +341,82 @@ async fn producer_dropped_mid_stream_plain_is_an_error() {
     assert!(matches!(err, Error::Truncated), "{err:?}");
 }
 
+/// The log lines of this thread's `tracing` events while it lives.
+struct CapturedLog {
+    lines: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLog {
+    fn install() -> CapturedLog {
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        CapturedLog {
+            lines,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lines.lock().unwrap()).into_owned()
+    }
+}
+
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer dropped without `shutdown()`: the consumer gets `Truncated`, and
+/// the producer, which got no error, a warning that the stream was
+/// abandoned. `abort()` ends a stream on purpose: the same for the consumer,
+/// no warning.
+#[tokio::test]
+async fn a_dropped_writer_warns_that_the_stream_was_abandoned() {
+    let log = CapturedLog::install();
+    let relay = relay().await;
+    for (path, on_purpose) in [("/plain/abandoned", false), ("/plain/aborted", true)] {
+        let (mut writer, mut reader) =
+            paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+        writer.write_all(b"partial").await.unwrap();
+        writer.flush().await.unwrap();
+        if on_purpose {
+            writer.abort();
+        } else {
+            drop(writer);
+        }
+        let err = read_until_error(&mut reader).await.unwrap_err();
+        assert!(matches!(err, Error::Truncated), "{path}: {err:?}");
+        let warning = log
+            .text()
+            .lines()
+            .find(|l| l.contains(path) && l.contains("WARN"))
+            .map(str::to_owned);
+        if on_purpose {
+            assert_eq!(warning, None, "{path}");
+        } else {
+            let warning = warning.unwrap_or_else(|| panic!("no warning in:\n{}", log.text()));
+            assert!(
+                warning.contains("dropped without shutdown() after 7 bytes")
+                    && warning.contains("abandoned"),
+                "{warning}"
+            );
+        }
+    }
+}
+
 /// Delivers 5 bytes, drops the reader, then keeps writing until the relay's
 /// report arrives: the error the producer gets (shutdown must not succeed).
 async fn drop_consumer_mid_stream(mut writer: StreamWriter, mut reader: StreamReader) -> Error {

@@ -141,6 +141,10 @@ pub fn init_with(level: Level, extra_directives: &[&str]) {
             // Our own events at the chosen level; dependencies' chatter only from warn up.
             let others = level.min(Level::Warn).directive();
             let mut directives = format!("{others},zebrastream={}", level.directive());
+            // The library warns when a stream writer is dropped unfinished; the
+            // CLI drops one only to abort (a failed producer, a signal) and
+            // reports that itself.
+            directives.push_str(",zebrastream::client::abandoned=off");
             for extra in extra_directives {
                 directives.push(',');
                 directives.push_str(extra);

@@ -208,8 +208,8 @@ pub fn run(
                 Ok(s) => s,
                 Err(f) => {
                     progress.clear();
-                    // Dropping the writer aborts the upload: the reader sees an error.
-                    drop(writer);
+                    // Aborting the upload: the reader sees an error.
+                    writer.abort();
                     return Err(f);
                 }
             },
@@ -249,7 +249,8 @@ pub fn run(
             }
         };
         let sent = writer.bytes_written();
-        drop(writer);
+        // A failure ends the upload on purpose (the reader sees an error).
+        writer.abort();
         match outcome {
             Ok(()) => {
                 progress.finish();

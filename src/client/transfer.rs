@@ -66,8 +66,14 @@ where
     let started = Instant::now();
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
-        // On a source error the writer is dropped here, which aborts the upload.
-        let n = source.read(&mut buf).await.map_err(Error::Io)?;
+        let n = match source.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                // The source failed: the consumer must get an error, not a short stream.
+                writer.abort();
+                return Err(Error::Io(e));
+            }
+        };
         if n == 0 {
             break;
         }

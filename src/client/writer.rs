@@ -33,6 +33,11 @@ const COMMAND_QUEUE: usize = 4;
 /// How long to wait for the relay's explanation after the upload body closed.
 const STATUS_GRACE: Duration = Duration::from_secs(5);
 
+/// The `tracing` target of the warning that a writer was dropped unfinished
+/// (an application that aborts on purpose and says so itself, like the CLI,
+/// can filter it out).
+pub(crate) const ABANDONED_LOG_TARGET: &str = "zebrastream::client::abandoned";
+
 /// The transport the pump writes into: the upload body, or a cipher over it.
 type Transport = Box<dyn AsyncWrite + Send + Unpin>;
 
@@ -75,7 +80,10 @@ enum State {
 ///   Any other end is an error ([`Error::PeerDisconnected`],
 ///   [`Error::ConnectionLost`], [`Error::Protocol`]).
 /// - Dropping the writer without a successful `shutdown` aborts the upload:
-///   the consumer sees an error, never a short stream.
+///   the consumer sees an error, never a short stream. Unless an error was
+///   returned before, a `tracing` warning says the stream was abandoned
+///   (a forgotten `shutdown` would otherwise lose the stream in silence);
+///   [`abort`](Self::abort) ends it on purpose, without the warning.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
@@ -102,6 +110,8 @@ pub struct StreamWriter {
     pending: Option<(Pending, oneshot::Receiver<()>)>,
     state: State,
     bytes: u64,
+    /// For the warning when the writer is dropped unfinished.
+    stream_path: String,
 }
 
 impl StreamWriter {
@@ -130,10 +140,20 @@ impl StreamWriter {
             None => Box::new(upload.sink),
             Some(encryptor) => Box::new(EncryptingWriter::new(upload.sink, encryptor)),
         };
-        Ok(Self::start(transport, upload.status, config.auto_flush))
+        Ok(Self::start(
+            transport,
+            upload.status,
+            config.auto_flush,
+            &config.stream_path,
+        ))
     }
 
-    fn start(transport: Transport, status: UploadStatus, auto_flush: AutoFlush) -> StreamWriter {
+    fn start(
+        transport: Transport,
+        status: UploadStatus,
+        auto_flush: AutoFlush,
+        stream_path: &str,
+    ) -> StreamWriter {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let pump = Pump {
             transport,
@@ -149,12 +169,24 @@ impl StreamWriter {
             pending: None,
             state: State::Open,
             bytes: 0,
+            stream_path: stream_path.to_owned(),
         }
     }
 
     /// Plaintext bytes accepted so far.
     pub fn bytes_written(&self) -> u64 {
         self.bytes
+    }
+
+    /// Ends the stream on purpose without finishing it (the producer of the
+    /// data failed, say): the upload is aborted, so the consumer gets an
+    /// error, never a short stream. The same as dropping the writer, minus
+    /// the warning that it was abandoned. Does nothing after a successful
+    /// `shutdown`.
+    pub fn abort(mut self) {
+        if self.state == State::Open {
+            self.state = State::Failed;
+        }
     }
 
     fn check_open(&self) -> io::Result<()> {
@@ -296,6 +328,18 @@ impl AsyncWrite for StreamWriter {
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
+        if self.state == State::Open {
+            // No error was returned and `shutdown` was not called: the
+            // producer would never learn that the stream is lost.
+            tracing::warn!(
+                target: ABANDONED_LOG_TARGET,
+                "{}: the stream writer was dropped without shutdown() after {} bytes: \
+                 the upload is abandoned and the consumer gets an error (truncated stream); \
+                 call shutdown() to finish the stream, or abort() to end it on purpose",
+                self.stream_path,
+                self.bytes
+            );
+        }
         if self.state != State::Finished {
             if let Some(pump) = self.pump.take() {
                 // Dropping the pump drops the upload body without its end
