@@ -73,3 +73,9 @@ pub mod ticket;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// docs/client.md's examples (the library's quick start), compiled as doc
+/// tests so they build as the page tells a new user to set them up.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/client.md")]
+struct ClientGuideDoctests;

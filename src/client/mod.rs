@@ -47,12 +47,103 @@ pub use reader::StreamReader;
 pub use transfer::{pull, pull_file, push, push_file, TransferReport};
 pub use writer::StreamWriter;
 
+/// The secret string type of passphrases and access tokens
+/// ([`Encryption::passphrase`], [`ConfigBuilder::access_token`]), re-exported
+/// so that using the client needs no direct `secrecy` dependency.
+pub use secrecy::SecretString;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn send_static<T: Send + 'static>() {}
     fn send_sync_static<T: Send + Sync + 'static>() {}
+
+    /// The code blocks of `block` kind (` ```rust…`, ` ```toml`) of a page.
+    fn code_blocks<'a>(page: &'a str, kind: &str) -> Vec<&'a str> {
+        let mut blocks = Vec::new();
+        let mut rest = page;
+        while let Some(start) = rest.find("```") {
+            let after = &rest[start + 3..];
+            let (info, body) = after.split_once('\n').unwrap_or((after, ""));
+            let end = body.find("```").unwrap_or(body.len());
+            if info.trim().starts_with(kind) {
+                blocks.push(&body[..end]);
+            }
+            rest = &body[(end + 3).min(body.len())..];
+        }
+        blocks
+    }
+
+    /// docs/client.md's quick start builds with exactly the dependencies the
+    /// page tells a user to add (its examples are compiled as doc tests,
+    /// where every dev-dependency would be available too): every path its
+    /// Rust blocks start from is a listed crate, `std`, or a name one of
+    /// their `use` lines brought in; every listed crate has a version.
+    #[test]
+    fn the_client_guide_uses_only_the_crates_it_lists() {
+        let page = include_str!("../../docs/client.md");
+        let toml = code_blocks(page, "toml");
+        assert_eq!(toml.len(), 1, "one [dependencies] block");
+        let listed: Vec<String> = toml[0]
+            .lines()
+            .skip_while(|l| l.trim() != "[dependencies]")
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let (name, spec) = l.split_once('=').expect("name = spec");
+                assert!(
+                    spec.trim().starts_with('"') || spec.contains("version"),
+                    "no version: {l}"
+                );
+                name.trim().replace('-', "_")
+            })
+            .collect();
+        assert!(listed.iter().any(|c| c == "zebrastream"), "{listed:?}");
+        let rust = code_blocks(page, "rust");
+        assert!(!rust.is_empty());
+        for block in rust {
+            let code: String = block
+                .lines()
+                .map(|l| l.split("//").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            let mut known: Vec<String> = ["std", "core", "alloc", "crate", "self", "super"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(listed.iter().cloned())
+                .collect();
+            let uses: Vec<&str> = code
+                .lines()
+                .filter_map(|l| l.trim_start().strip_prefix("use "))
+                .collect();
+            for path in &uses {
+                let root = path.split("::").next().unwrap_or_default().trim();
+                assert!(
+                    known.iter().any(|k| k == root),
+                    "docs/client.md imports from `{root}`, which is not among the listed crates {listed:?}"
+                );
+            }
+            for path in uses {
+                known.extend(path.split(|c: char| !word(c)).map(str::to_owned));
+            }
+            let bytes = code.as_bytes();
+            for (at, _) in code.match_indices("::") {
+                let start = code[..at].rfind(|c: char| !word(c)).map_or(0, |i| i + 1);
+                let segment = &code[start..at];
+                let continues_a_path = start >= 2 && &bytes[start - 2..start] == b"::";
+                let is_type = segment.starts_with(|c: char| c.is_ascii_uppercase());
+                if segment.is_empty() || continues_a_path || is_type {
+                    continue;
+                }
+                assert!(
+                    known.iter().any(|k| k == segment),
+                    "docs/client.md uses `{segment}::`, which is not among the listed crates {listed:?}"
+                );
+            }
+        }
+    }
 
     /// Streams can move into spawned tasks; configurations can be shared.
     #[test]
