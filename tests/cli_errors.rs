@@ -85,7 +85,9 @@ fn an_unresolvable_host_is_exit_1_naming_dns() {
     out.expect_code(1);
     let line = failure_line(&out);
     assert!(
-        line.contains("could not reach the relay: connect request to http://nonexistent.invalid:1/v0/t/x"),
+        line.contains(
+            "could not reach the relay: connect request to http://nonexistent.invalid:1/v0/t/x"
+        ),
         "{line}"
     );
     assert!(line.contains("dns error"), "{line}");
@@ -216,7 +218,14 @@ fn an_aborted_upload_is_reported_once_without_the_librarys_warning() {
     r.expect_code(9);
     assert!(!w.stderr.contains("abandoned"), "{}", w.stderr);
     // SIGTERM while connected and waiting for the producer's output.
-    let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", "/t/signal"];
+    let common = [
+        "-U",
+        relay.connect_url.as_str(),
+        "-t",
+        "30",
+        "-s",
+        "/t/signal",
+    ];
     let reader = sb.spawn(&[&["read", "--plain"][..], &common].concat(), None);
     let writer = sb.spawn(
         &[&["write", "--plain"][..], &common, &["--", "sleep", "60"]].concat(),

@@ -21,9 +21,7 @@ async fn until<T>(
     step: impl std::future::Future<Output = T>,
 ) -> Result<T, Duration> {
     match deadline {
-        Some((limit, at)) => tokio::time::timeout_at(at, step)
-            .await
-            .map_err(|_| limit),
+        Some((limit, at)) => tokio::time::timeout_at(at, step).await.map_err(|_| limit),
         None => Ok(step.await),
     }
 }
@@ -499,7 +497,10 @@ mod tests {
             .unwrap_err();
         assert!(err.is_unreachable(), "{err:?}");
         let shown = err.to_string();
-        assert!(shown.contains("http://nonexistent.invalid:1/v0/s"), "{shown}");
+        assert!(
+            shown.contains("http://nonexistent.invalid:1/v0/s"),
+            "{shown}"
+        );
         assert!(shown.contains("dns error"), "{shown}");
     }
 

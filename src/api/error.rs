@@ -218,7 +218,9 @@ fn transport_cause(error: &reqwest::Error) -> String {
     let messages: Vec<String> = error_chain(error).skip(1).map(|e| e.to_string()).collect();
     let mut kept: Vec<&str> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
-        let repeated_below = messages[i + 1..].iter().any(|m| message.contains(m.as_str()));
+        let repeated_below = messages[i + 1..]
+            .iter()
+            .any(|m| message.contains(m.as_str()));
         if !repeated_below && !message.is_empty() {
             kept.push(message);
         }
@@ -249,7 +251,13 @@ pub(crate) fn reason_from_body(body: &[u8]) -> Option<String> {
     let mut reason: String = line
         .chars()
         .take(MAX_REASON_CHARS)
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     if line.chars().nth(MAX_REASON_CHARS).is_some() {
         reason.push_str("...");
