@@ -217,7 +217,10 @@ fn an_aborted_upload_is_reported_once_without_the_librarys_warning() {
     w.expect_code(6);
     r.expect_code(9);
     assert!(!w.stderr.contains("abandoned"), "{}", w.stderr);
-    // SIGTERM while connected and waiting for the producer's output.
+    // SIGTERM while connected and waiting for the producer's output. The
+    // producer starts only once a reader is there: its file says so.
+    let started = sb.home().join("producer-started");
+    let producer = format!("touch {}; exec sleep 60 2>/dev/null", started.display());
     let common = [
         "-U",
         relay.connect_url.as_str(),
@@ -228,10 +231,22 @@ fn an_aborted_upload_is_reported_once_without_the_librarys_warning() {
     ];
     let reader = sb.spawn(&[&["read", "--plain"][..], &common].concat(), None);
     let writer = sb.spawn(
-        &[&["write", "--plain"][..], &common, &["--", "sleep", "60"]].concat(),
+        &[
+            &["write", "--plain"][..],
+            &common,
+            &["--", "sh", "-c", producer.as_str()],
+        ]
+        .concat(),
         None,
     );
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    let waiting_since = std::time::Instant::now();
+    while !started.exists() {
+        assert!(
+            waiting_since.elapsed() < cli_support::DEADLINE,
+            "the producer never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &writer.id().to_string()])
         .status()
