@@ -93,9 +93,16 @@ pub enum TicketError {
     /// The connect URL is not an `http://` or `https://` URL.
     #[error("invalid connect URL in ticket: {0}")]
     ConnectUrl(String),
-    /// The path prefix is not an absolute stream path.
-    #[error("invalid stream path prefix `{0}`: it must start with `/` and contain no empty, `.` or `..` segments")]
-    PathPrefix(String),
+    /// The path prefix is not `/` or a stream path the relay accepts
+    /// ([`StreamPath`](crate::protocol::StreamPath)'s rules; one trailing `/`
+    /// is tolerated here and dropped).
+    #[error("invalid stream path prefix `{prefix}`: {reason}")]
+    PathPrefix {
+        /// The rejected prefix.
+        prefix: String,
+        /// What is wrong with it.
+        reason: crate::protocol::PathError,
+    },
     /// A field is longer than a ticket can carry.
     #[error("ticket field `{0}` is too long")]
     TooLong(&'static str),
@@ -371,28 +378,27 @@ fn canonical_prefix(prefix: &str) -> String {
     }
 }
 
+/// Room a prefix leaves for what a ticket appends: `/` and the 32-character
+/// path secret, then a side path's `/~name` (see [`crate::protocol`]).
+const PREFIX_HEADROOM: usize = 64;
+
+/// A prefix is `/` (streams at the root) or, after dropping one trailing `/`,
+/// a stream path by the one validator that clients and the relay share, short
+/// enough that the derived paths stay valid.
 fn validate_path_prefix(prefix: &str) -> Result<(), TicketError> {
-    if prefix.len() > 1000 {
+    if prefix.len() > crate::protocol::MAX_PATH_LEN - PREFIX_HEADROOM {
         return Err(TicketError::TooLong("path prefix"));
     }
-    let bad = || TicketError::PathPrefix(prefix.to_owned());
-    let trimmed = prefix.strip_prefix('/').ok_or_else(bad)?;
-    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-    if trimmed.is_empty() {
-        return Ok(()); // "/" alone: streams live at the root
+    let canonical = canonical_prefix(prefix);
+    if canonical == "/" && prefix.starts_with('/') {
+        return Ok(());
     }
-    for segment in trimmed.split('/') {
-        let ok = !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !ok {
-            return Err(bad());
-        }
-    }
-    Ok(())
+    crate::protocol::StreamPath::parse(&canonical)
+        .map(|_| ())
+        .map_err(|reason| TicketError::PathPrefix {
+            prefix: prefix.to_owned(),
+            reason,
+        })
 }
 
 fn wrap_key(stream_key: &[u8; 32], salt: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -545,7 +551,7 @@ mod tests {
             assert!(
                 matches!(
                     Ticket::generate("http://x/v0", p),
-                    Err(TicketError::PathPrefix(_))
+                    Err(TicketError::PathPrefix { .. })
                 ),
                 "{p}"
             );
