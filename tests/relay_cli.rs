@@ -99,3 +99,45 @@ async fn open_relay_serves_a_transfer_and_stops_on_sigterm() {
     let _ = child.kill();
     panic!("relay did not stop within 10 s of SIGTERM");
 }
+
+/// A token in the wrong type or place must not be echoed in the error:
+/// stderr names the file, the line and field, and the problem only.
+#[test]
+fn tokens_file_errors_never_echo_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, line, field) in [
+        (
+            "tokens.toml",
+            "[[tokens]]\ntoken = 987654321987\nmode = \"read\"\npath = \"/a\"\n",
+            "line 2",
+            "token",
+        ),
+        (
+            "swapped.toml",
+            "[[tokens]]\ntoken = \"a\"\nmode = \"987654321987\"\npath = \"/a\"\n",
+            "line 3",
+            "mode",
+        ),
+        (
+            "tokens.yaml",
+            "tokens:\n  - mode: read\n    path: /a\n    token: 987654321987\n",
+            "line 4",
+            "token",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["relay", "--listen", "127.0.0.1:0", "--tokens"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.contains(line) && err.contains(field),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("987654321987"), "{name} echoes the value: {err}");
+    }
+}
