@@ -120,9 +120,9 @@ fn tokens_file_errors_never_echo_a_value() {
         ),
         (
             "tokens.yaml",
-            "tokens:\n  - mode: read\n    path: /a\n    token: 987654321987\n",
+            "tokens:\n  - token: a\n    path: /a\n    mode: 987654321987\n",
             "line 4",
-            "token",
+            "mode",
         ),
     ] {
         let file = dir.path().join(name);
