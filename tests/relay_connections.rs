@@ -186,11 +186,12 @@ async fn transfer(relay: &RelayBin, source: &str, path: &str) {
     assert!(status.ends_with("[STATE:TRANSFER_SUCCESSFUL]\n"), "{status}");
 }
 
-/// Opens `n` connections from the attacker that each send `first` (maybe
-/// nothing) and then nothing more.
-async fn idle_connections(relay: SocketAddr, n: usize, first: &[u8]) -> Vec<TcpStream> {
+/// Opens `n` connections from the attacker that each send one of `firsts`
+/// in turn (maybe nothing) and then nothing more, so that the ones the
+/// relay admits are of every kind.
+async fn idle_connections(relay: SocketAddr, n: usize, firsts: &[&[u8]]) -> Vec<TcpStream> {
     let mut streams = Vec::with_capacity(n);
-    for _ in 0..n {
+    for first in firsts.iter().cycle().take(n) {
         let mut stream = connect_from(ATTACKER, relay).await;
         // A refused connection may already be closed: only the count matters.
         let _ = stream.write_all(first).await;
@@ -241,10 +242,8 @@ async fn idle_http1_and_h2c_floods_from_one_address_are_bounded() {
         "8",
     ]);
     let baseline = relay.fds();
-    let mut attack = Vec::new();
-    attack.extend(idle_connections(relay.addr, LIMIT, b"GET /data/a HTTP/1.1\r\nHost: x\r\n").await);
-    attack.extend(idle_connections(relay.addr, LIMIT, H2_PREFACE).await);
-    attack.extend(idle_connections(relay.addr, LIMIT, b"").await);
+    let kinds: [&[u8]; 3] = [b"GET /data/a HTTP/1.1\r\nHost: x\r\n", H2_PREFACE, b""];
+    let mut attack = idle_connections(relay.addr, 3 * LIMIT, &kinds).await;
     let fds = settled_fds(&relay, baseline + LIMIT + 4).await;
     assert!(
         fds <= baseline + LIMIT + 4,
@@ -288,11 +287,11 @@ async fn idle_tls_floods_from_one_address_are_bounded() {
         KEY,
     ]);
     let baseline = relay.fds();
-    let mut attack = Vec::new();
-    attack.extend(idle_tls_sessions(relay.addr, LIMIT / 2).await);
-    attack.extend(idle_connections(relay.addr, LIMIT, b"").await);
-    // The first bytes of a TLS record header and ClientHello.
-    attack.extend(idle_connections(relay.addr, LIMIT, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").await);
+    // Finished h2 handshakes first (admitted), then silent sockets and the
+    // first bytes of a TLS record header and ClientHello.
+    let mut attack = idle_tls_sessions(relay.addr, LIMIT / 2).await;
+    let kinds: [&[u8]; 2] = [b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"];
+    attack.extend(idle_connections(relay.addr, 2 * LIMIT, &kinds).await);
     let fds = settled_fds(&relay, baseline + LIMIT + 4).await;
     assert!(
         fds <= baseline + LIMIT + 4,
@@ -313,9 +312,8 @@ async fn idle_tls_floods_from_one_address_are_bounded() {
 async fn idle_connections_are_closed_at_the_head_deadline_and_idle_timeout() {
     let relay = RelayBin::start(&["--head-timeout", "2", "--idle-timeout", "3"]);
     let started = Instant::now();
-    let mut silent = idle_connections(relay.addr, 1, b"GET /data/a HTTP/1.1\r\n").await;
-    silent.extend(idle_connections(relay.addr, 1, H2_PREFACE).await);
-    silent.extend(idle_connections(relay.addr, 1, b"").await);
+    let kinds: [&[u8]; 3] = [b"GET /data/a HTTP/1.1\r\n", H2_PREFACE, b""];
+    let mut silent = idle_connections(relay.addr, 3, &kinds).await;
     assert_eq!(
         count_closed(&mut silent, Duration::from_secs(20)).await,
         3,

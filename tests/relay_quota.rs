@@ -149,6 +149,7 @@ async fn the_relay_default_quota_applies_to_every_token() {
     let relay = Relay::bind(
         RelayConfig::open_loopback()
             .auth(RelayAuth::TokensFile(tokens))
+            .data_wait(Duration::from_secs(10))
             .stream_quota(2),
     )
     .await
@@ -166,9 +167,10 @@ async fn the_relay_default_quota_applies_to_every_token() {
 /// On an open relay the quota is per client address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_relay_counts_by_client_address() {
-    let relay = Relay::bind(RelayConfig::open_loopback().stream_quota(2))
-        .await
-        .unwrap();
+    let config = RelayConfig::open_loopback()
+        .data_wait(Duration::from_secs(10))
+        .stream_quota(2);
+    let relay = Relay::bind(config).await.unwrap();
     let attacker = client_from("127.0.0.2");
     let _one = park_consumer(&relay, &attacker, "/o/1", None).await;
     let _two = park_consumer(&relay, &attacker, "/o/2", None).await;
@@ -191,6 +193,7 @@ async fn an_open_relay_counts_by_client_address() {
 async fn a_trusted_proxy_names_the_client() {
     let relay = Relay::bind(
         RelayConfig::open_loopback()
+            .data_wait(Duration::from_secs(10))
             .stream_quota(1)
             .trusted_proxy("127.0.0.3".parse().unwrap()),
     )
