@@ -138,6 +138,9 @@ fn tokens_file_errors_never_echo_a_value() {
             err.contains(name) && err.contains(line) && err.contains(field),
             "{name}: {err}"
         );
-        assert!(!err.contains("987654321987"), "{name} echoes the value: {err}");
+        assert!(
+            !err.contains("987654321987"),
+            "{name} echoes the value: {err}"
+        );
     }
 }

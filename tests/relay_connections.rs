@@ -183,7 +183,10 @@ async fn transfer(relay: &RelayBin, source: &str, path: &str) {
         .unwrap();
     let got = get.await.unwrap().expect("the consumer is served");
     assert!(got[..] == data[..], "{} of {} bytes", got.len(), data.len());
-    assert!(status.ends_with("[STATE:TRANSFER_SUCCESSFUL]\n"), "{status}");
+    assert!(
+        status.ends_with("[STATE:TRANSFER_SUCCESSFUL]\n"),
+        "{status}"
+    );
 }
 
 /// Opens `n` connections from the attacker that each send one of `firsts`
@@ -217,9 +220,11 @@ async fn idle_tls_sessions(relay: SocketAddr, n: usize) -> Vec<TcpStream> {
     for _ in 0..n {
         let stream = connect_from(ATTACKER, relay).await;
         let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        match tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream)).await {
-            Ok(Ok(session)) => sessions.push(session),
-            Ok(Err(_)) | Err(_) => {}
+        // A refused connection fails its handshake: only admitted ones are kept.
+        let handshake =
+            tokio::time::timeout(Duration::from_secs(5), connector.connect(name, stream));
+        if let Ok(Ok(session)) = handshake.await {
+            sessions.push(session);
         }
     }
     // Keep the sessions' sockets; what TLS sends from here on is not read.
@@ -235,12 +240,7 @@ async fn idle_tls_sessions(relay: SocketAddr, n: usize) -> Vec<TcpStream> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_http1_and_h2c_floods_from_one_address_are_bounded() {
     let limit = LIMIT.to_string();
-    let relay = RelayBin::start(&[
-        "--max-connections-per-ip",
-        &limit,
-        "--head-timeout",
-        "8",
-    ]);
+    let relay = RelayBin::start(&["--max-connections-per-ip", &limit, "--head-timeout", "8"]);
     let baseline = relay.fds();
     let kinds: [&[u8]; 3] = [b"GET /data/a HTTP/1.1\r\nHost: x\r\n", H2_PREFACE, b""];
     let mut attack = idle_connections(relay.addr, 3 * LIMIT, &kinds).await;
@@ -254,7 +254,9 @@ async fn idle_http1_and_h2c_floods_from_one_address_are_bounded() {
     let refused = count_closed(&mut attack, Duration::from_secs(3)).await;
     assert!(refused >= 2 * LIMIT, "only {refused} connections refused");
     let mut more = connect_from(ATTACKER, relay.addr).await;
-    let _ = more.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let _ = more
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
     assert!(
         closed_within(&mut more, Duration::from_secs(3)).await,
         "the attacker's next connection is refused"
@@ -268,7 +270,10 @@ async fn idle_http1_and_h2c_floods_from_one_address_are_bounded() {
     assert_eq!(held, attack.len(), "every idle connection is closed");
     transfer(&relay, ATTACKER, "/legit/after").await;
     let fds = settled_fds(&relay, baseline + 4).await;
-    assert!(fds <= baseline + 4, "{fds} descriptors after (baseline {baseline})");
+    assert!(
+        fds <= baseline + 4,
+        "{fds} descriptors after (baseline {baseline})"
+    );
 }
 
 /// The same over TLS: sockets that never start a handshake, half a

@@ -103,7 +103,9 @@ async fn metrics_are_not_on_the_public_listener() {
         assert!(!body.contains("zebrastream_"), "{body}");
         if let Some(addr) = relay.metrics_addr() {
             assert_ne!(addr, relay.local_addr());
-            let served = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
+            let served = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .unwrap();
             assert_eq!(served.status(), 200);
             assert!(served
                 .text()

@@ -93,7 +93,8 @@ async fn one_tenant_cannot_lock_out_another() {
     let offer = side_path("/a/0", "fs-offer");
     held.push(park_consumer(&relay, &client, &offer, Some("tenant-a")).await);
     // A's 4th transfer: refused with the reason, over Data and Connect alike.
-    let (status, body) = status_of(client.get(relay.data_url("/a/3")).bearer_auth("tenant-a")).await;
+    let (status, body) =
+        status_of(client.get(relay.data_url("/a/3")).bearer_auth("tenant-a")).await;
     assert_eq!(status, 429, "{body}");
     assert!(
         body.contains("stream quota") && body.contains("access token already holds 3"),
@@ -111,7 +112,14 @@ async fn one_tenant_cannot_lock_out_another() {
         .await
         .unwrap();
     assert_eq!(joined.status(), 200);
-    let first = held.remove(1).await.unwrap().unwrap().bytes().await.unwrap();
+    let first = held
+        .remove(1)
+        .await
+        .unwrap()
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(&first[..], b"to a waiting consumer");
 
     // Tenant B is not locked out.
@@ -121,7 +129,10 @@ async fn one_tenant_cannot_lock_out_another() {
     for _ in 0..500 {
         let (status, _) = status_of(
             client
-                .get(format!("{}/a/3?mode=await-reader&timeout=0", relay.connect_url()))
+                .get(format!(
+                    "{}/a/3?mode=await-reader&timeout=0",
+                    relay.connect_url()
+                ))
                 .bearer_auth("tenant-a"),
         )
         .await;

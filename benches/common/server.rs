@@ -155,9 +155,7 @@ pub fn serve_relay() {
         let config = zebrastream::relay::RelayConfig::open_loopback()
             .max_connections_per_ip(1 << 20)
             .stream_quota(1 << 20);
-        let relay = zebrastream::relay::Relay::bind(config)
-            .await
-            .expect("bind");
+        let relay = zebrastream::relay::Relay::bind(config).await.expect("bind");
         println!("{}", relay.local_addr().port());
         // Serve until the parent closes our stdin.
         let _ = tokio::task::spawn_blocking(|| {

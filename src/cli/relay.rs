@@ -176,7 +176,10 @@ async fn serve(config: RelayConfig) -> CmdResult {
         handle.connect_url()
     );
     if let Some(addr) = handle.metrics_addr() {
-        eprintln!("zebrastream: metrics on http://{addr}{}", relay::METRICS_PATH);
+        eprintln!(
+            "zebrastream: metrics on http://{addr}{}",
+            relay::METRICS_PATH
+        );
     }
     stop_signal().await;
     eprintln!(

@@ -391,7 +391,11 @@ mod tests {
             .to_string()
             .contains("max connections per IP must be at least 1"));
         let c = RelayConfig::default().head_timeout(Duration::ZERO);
-        assert!(c.validate().unwrap_err().to_string().contains("head timeout"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("head timeout"));
     }
 
     #[test]

@@ -151,10 +151,7 @@ mod tests {
         let limits = Arc::new(ConnectionLimits::new(4, 2, &[ip("10.0.0.9")]));
         let a1 = limits.admit(ip("10.0.0.1")).unwrap();
         let _a2 = limits.admit(ip("10.0.0.1")).unwrap();
-        assert_eq!(
-            limits.admit(ip("10.0.0.1")).err(),
-            Some(Refused::PerClient)
-        );
+        assert_eq!(limits.admit(ip("10.0.0.1")).err(), Some(Refused::PerClient));
         let _b = limits.admit(ip("10.0.0.2")).unwrap();
         drop(a1);
         let _a3 = limits.admit(ip("10.0.0.1")).unwrap();

@@ -152,7 +152,12 @@ impl Metrics {
             "Client connections held (public listener).",
             i64::try_from(open_connections).unwrap_or(i64::MAX),
         );
-        let labelled = |out: &mut String, name: &str, help: &str, label: &str, labels: &[&str], counts: &BTreeMap<&'static str, u64>| {
+        let labelled = |out: &mut String,
+                        name: &str,
+                        help: &str,
+                        label: &str,
+                        labels: &[&str],
+                        counts: &BTreeMap<&'static str, u64>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for value in labels {
                 let count = counts.get(value).copied().unwrap_or(0);

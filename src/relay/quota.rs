@@ -132,7 +132,11 @@ mod tests {
         let first = quota.take(a, &p("/t/one"), 2).unwrap();
         let side = quota.take(a, &p("/t/one/~fs-offer"), 2).unwrap();
         let same = quota.take(a, &p("/t/one"), 2).unwrap();
-        assert_eq!(quota.count(a), 1, "side paths and both ends are one transfer");
+        assert_eq!(
+            quota.count(a),
+            1,
+            "side paths and both ends are one transfer"
+        );
         let _second = quota.take(a, &p("/t/two"), 2).unwrap();
         let refused = quota.take(a, &p("/t/three"), 2).err().unwrap();
         assert_eq!(refused.limit, 2);

@@ -211,7 +211,10 @@ pub(crate) async fn accept_loop(
     drop(listener);
     // Every connection sees the same shutdown signal (through the hub) and
     // closes after its current request.
-    tracing::info!(?site, "shutting down: no new connections; waiting for transfers to finish");
+    tracing::info!(
+        ?site,
+        "shutting down: no new connections; waiting for transfers to finish"
+    );
     while connections.join_next().await.is_some() {}
 }
 
@@ -277,7 +280,16 @@ async fn serve_plain(
         }
     };
     let io = TokioIo::new(Replay::new(stream, head));
-    Box::pin(serve(builder, io, hub, Site::Public, &accepted, parked, deadline)).await;
+    Box::pin(serve(
+        builder,
+        io,
+        hub,
+        Site::Public,
+        &accepted,
+        parked,
+        deadline,
+    ))
+    .await;
 }
 
 /// A TLS connection: the handshake and the first request head share the
@@ -303,7 +315,16 @@ async fn serve_tls(
         }
     };
     let io = TokioIo::new(tls_stream);
-    Box::pin(serve(&builders.auto, io, hub, Site::Public, &accepted, None, Some(deadline))).await;
+    Box::pin(serve(
+        &builders.auto,
+        io,
+        hub,
+        Site::Public,
+        &accepted,
+        None,
+        Some(deadline),
+    ))
+    .await;
 }
 
 /// Serves a connection with hyper until it closes, until it does nothing

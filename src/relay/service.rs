@@ -197,7 +197,7 @@ pub(crate) async fn route(
             Ok(slot) => Some(slot),
             Err(refused) => {
                 counters.metrics.responded(refused.status());
-                return Ok(refused);
+                return Ok(*refused);
             }
         },
     };
@@ -325,7 +325,7 @@ pub(crate) fn admit<B>(
     path: &StreamPath,
     access: Access,
     peer: IpAddr,
-) -> Result<QuotaSlot, RelayResponse> {
+) -> Result<QuotaSlot, Box<RelayResponse>> {
     let default = hub.settings.stream_quota;
     let (holder, limit) = match &hub.gate {
         Gate::Open => {
@@ -339,13 +339,13 @@ pub(crate) fn admit<B>(
                     Holder::Token(grant.digest),
                     grant.max_streams.unwrap_or(default),
                 ),
-                Err(denied) => return Err(refused(path, denied, access)),
+                Err(denied) => return Err(Box::new(refused(path, denied, access))),
             }
         }
     };
     hub.quota.take(holder, path, limit).map_err(|over| {
         tracing::info!(path = %path, limit = over.limit, "request over its stream quota");
-        text(StatusCode::TOO_MANY_REQUESTS, over)
+        Box::new(text(StatusCode::TOO_MANY_REQUESTS, over))
     })
 }
 

@@ -529,7 +529,10 @@ expires = 1000
         )
         .err()
         .unwrap();
-        assert!(err.contains("entry 1") && err.contains("at least 1"), "{err}");
+        assert!(
+            err.contains("entry 1") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
