@@ -127,8 +127,9 @@ fn tokens_file_errors_never_echo_a_value() {
     ] {
         let file = dir.path().join(name);
         std::fs::write(&file, text).unwrap();
-        let out = Command::new(BIN)
-            .args(["relay", "--listen", "127.0.0.1:0", "--tokens"])
+        // `timeout`: a file that loads starts a relay, which would run for ever.
+        let out = Command::new("timeout")
+            .args(["20", BIN, "relay", "--listen", "127.0.0.1:0", "--tokens"])
             .arg(&file)
             .output()
             .unwrap();
@@ -143,4 +144,47 @@ fn tokens_file_errors_never_echo_a_value() {
             "{name} echoes the value: {err}"
         );
     }
+}
+
+/// The hardening flags reach the relay: `--metrics-listen` serves the
+/// counters on its own address (and the public port answers 404), and the
+/// connection and quota flags are accepted.
+#[tokio::test]
+async fn metrics_listen_and_limit_flags() {
+    let mut child = Command::new(BIN)
+        .args(["relay", "--open", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.9"])
+        .args(["--stream-quota", "5", "--max-connections", "100"])
+        .args(["--max-connections-per-ip", "50", "--head-timeout", "5"])
+        .args(["--idle-timeout", "9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut public, mut metrics) = (None, None);
+    while metrics.is_none() {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "relay exited early"
+        );
+        if let Some(rest) = line.split("relay listening on ").nth(1) {
+            public = rest.split(' ').next().map(str::to_owned);
+        }
+        if let Some(rest) = line.split("metrics on ").nth(1) {
+            metrics = Some(rest.trim().to_owned());
+        }
+    }
+    let public = format!("http://{}/metrics", public.expect("public address first"));
+    let status = reqwest::get(&public).await.unwrap().status();
+    let served = reqwest::get(metrics.unwrap()).await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 404, "no metrics on the public port");
+    assert_eq!(served.status(), 200);
+    assert!(served
+        .text()
+        .await
+        .unwrap()
+        .contains("zebrastream_open_connections"));
 }
