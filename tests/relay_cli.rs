@@ -153,7 +153,12 @@ fn tokens_file_errors_never_echo_a_value() {
 async fn metrics_listen_and_limit_flags() {
     let mut child = Command::new(BIN)
         .args(["relay", "--open", "--listen", "127.0.0.1:0"])
-        .args(["--metrics-listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.9"])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--trusted-proxy",
+            "127.0.0.9",
+        ])
         .args(["--stream-quota", "5", "--max-connections", "100"])
         .args(["--max-connections-per-ip", "50", "--head-timeout", "5"])
         .args(["--idle-timeout", "9"])
