@@ -110,7 +110,10 @@ async fn main() {
         for _ in 0..nodes.max(1) {
             let config = match nodes {
                 0 => RelayConfig::open_loopback(),
-                _ => RelayConfig::open_loopback().public_url(public.clone()),
+                // Behind nginx, as deploy/ sets it up: nginx is a trusted proxy.
+                _ => RelayConfig::open_loopback()
+                    .trusted_proxy(std::net::Ipv4Addr::LOCALHOST.into())
+                    .public_url(public.clone()),
             };
             handles.push(Relay::bind(config).await.expect("relay"));
         }

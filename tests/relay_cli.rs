@@ -99,3 +99,97 @@ async fn open_relay_serves_a_transfer_and_stops_on_sigterm() {
     let _ = child.kill();
     panic!("relay did not stop within 10 s of SIGTERM");
 }
+
+/// A token in the wrong type or place must not be echoed in the error:
+/// stderr names the file, the line and field, and the problem only.
+#[test]
+fn tokens_file_errors_never_echo_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, line, field) in [
+        (
+            "tokens.toml",
+            "[[tokens]]\ntoken = 987654321987\nmode = \"read\"\npath = \"/a\"\n",
+            "line 2",
+            "token",
+        ),
+        (
+            "swapped.toml",
+            "[[tokens]]\ntoken = \"a\"\nmode = \"987654321987\"\npath = \"/a\"\n",
+            "line 3",
+            "mode",
+        ),
+        (
+            "tokens.yaml",
+            "tokens:\n  - token: a\n    path: /a\n    mode: 987654321987\n",
+            "line 4",
+            "mode",
+        ),
+    ] {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        // `timeout`: a file that loads starts a relay, which would run for ever.
+        let out = Command::new("timeout")
+            .args(["20", BIN, "relay", "--listen", "127.0.0.1:0", "--tokens"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(name) && err.contains(line) && err.contains(field),
+            "{name}: {err}"
+        );
+        assert!(
+            !err.contains("987654321987"),
+            "{name} echoes the value: {err}"
+        );
+    }
+}
+
+/// The hardening flags reach the relay: `--metrics-listen` serves the
+/// counters on its own address (and the public port answers 404), and the
+/// connection and quota flags are accepted.
+#[tokio::test]
+async fn metrics_listen_and_limit_flags() {
+    let mut child = Command::new(BIN)
+        .args(["relay", "--open", "--listen", "127.0.0.1:0"])
+        .args([
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--trusted-proxy",
+            "127.0.0.9",
+        ])
+        .args(["--stream-quota", "5", "--max-connections", "100"])
+        .args(["--max-connections-per-ip", "50", "--head-timeout", "5"])
+        .args(["--idle-timeout", "9"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut public, mut metrics) = (None, None);
+    while metrics.is_none() {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "relay exited early"
+        );
+        if let Some(rest) = line.split("relay listening on ").nth(1) {
+            public = rest.split(' ').next().map(str::to_owned);
+        }
+        if let Some(rest) = line.split("metrics on ").nth(1) {
+            metrics = Some(rest.trim().to_owned());
+        }
+    }
+    let public = format!("http://{}/metrics", public.expect("public address first"));
+    let status = reqwest::get(&public).await.unwrap().status();
+    let served = reqwest::get(metrics.unwrap()).await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 404, "no metrics on the public port");
+    assert_eq!(served.status(), 200);
+    assert!(served
+        .text()
+        .await
+        .unwrap()
+        .contains("zebrastream_open_connections"));
+}

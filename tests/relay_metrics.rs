@@ -1,5 +1,7 @@
 //! `GET /metrics`: the relay's counters in the Prometheus text format track
-//! waiting requests, transfers, forwarded bytes and refused requests.
+//! waiting requests, transfers, forwarded bytes and refused requests. They
+//! are served on their own listener (`metrics_listen`), never on the public
+//! one: they tell stream sizes to the byte.
 
 use std::time::Duration;
 
@@ -7,8 +9,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
+fn with_metrics() -> RelayConfig {
+    RelayConfig::open_loopback().metrics_listen("127.0.0.1:0".parse().unwrap())
+}
+
 async fn metric(relay: &RelayHandle, line_prefix: &str) -> i64 {
-    let url = format!("http://{}/metrics", relay.local_addr());
+    let addr = relay.metrics_addr().expect("a metrics listener");
+    let url = format!("http://{addr}/metrics");
     let resp = reqwest::get(url).await.unwrap();
     assert!(resp.status().is_success());
     let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
@@ -33,7 +40,7 @@ fn config(relay: &RelayHandle, path: &str) -> Config {
 
 #[tokio::test]
 async fn metrics_count_waiters_transfers_bytes_and_refusals() {
-    let relay = Relay::bind(RelayConfig::open_loopback()).await.unwrap();
+    let relay = Relay::bind(with_metrics()).await.unwrap();
     assert_eq!(metric(&relay, "zebrastream_waiting_requests ").await, 0);
 
     // A consumer waits: the gauge shows it; a second consumer on the same path is refused (409).
@@ -81,4 +88,34 @@ async fn metrics_count_waiters_transfers_bytes_and_refusals() {
     );
     assert_eq!(metric(&relay, "zebrastream_active_transfers ").await, 0);
     relay.shutdown().await;
+}
+
+/// The attack: anyone who reaches the relay reads `/metrics` and learns the
+/// size of every transfer. The public listener has no `/metrics` (404), with
+/// or without a metrics listener; that listener serves them and nothing else.
+#[tokio::test]
+async fn metrics_are_not_on_the_public_listener() {
+    for config in [RelayConfig::open_loopback(), with_metrics()] {
+        let relay = Relay::bind(config).await.unwrap();
+        let public = format!("http://{}/metrics", relay.local_addr());
+        let resp = reqwest::get(&public).await.unwrap();
+        assert_eq!(resp.status(), 404, "public /metrics");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("zebrastream_"), "{body}");
+        if let Some(addr) = relay.metrics_addr() {
+            assert_ne!(addr, relay.local_addr());
+            let served = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .unwrap();
+            assert_eq!(served.status(), 200);
+            assert!(served
+                .text()
+                .await
+                .unwrap()
+                .contains("zebrastream_forwarded_bytes_total"));
+            let api = reqwest::get(format!("http://{addr}/data/x")).await.unwrap();
+            assert_eq!(api.status(), 404, "the metrics listener serves no API");
+        }
+        relay.shutdown().await;
+    }
 }

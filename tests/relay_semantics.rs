@@ -20,9 +20,11 @@ use zebrastream::relay::{
 type Chunks = mpsc::Sender<Result<Bytes, io::Error>>;
 
 async fn relay() -> RelayHandle {
-    Relay::bind(RelayConfig::open_loopback())
-        .await
-        .expect("bind relay")
+    // A hundred pairs at once from 127.0.0.1: above the per-address defaults.
+    let config = RelayConfig::open_loopback()
+        .max_connections_per_ip(4096)
+        .stream_quota(4096);
+    Relay::bind(config).await.expect("bind relay")
 }
 
 fn client() -> reqwest::Client {

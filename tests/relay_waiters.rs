@@ -13,9 +13,11 @@ use zebrastream::relay::{
 };
 
 async fn relay() -> RelayHandle {
-    Relay::bind(RelayConfig::open_loopback())
-        .await
-        .expect("bind relay")
+    // Hundreds of waiters from 127.0.0.1: above the per-address defaults.
+    let config = RelayConfig::open_loopback()
+        .max_connections_per_ip(4096)
+        .stream_quota(4096);
+    Relay::bind(config).await.expect("bind relay")
 }
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {

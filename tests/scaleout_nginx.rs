@@ -56,7 +56,11 @@ impl Cluster {
         for _ in 0..NODES {
             // The tap only records which node carried which path (1 byte each).
             let tap = Arc::new(CaptureTap::new(1));
+            // As deploy/ sets it up: nginx is a trusted proxy. Its clients
+            // (300 pairs, all from 127.0.0.1) share one address: raise the quota.
             let config = RelayConfig::open_loopback()
+                .trusted_proxy(std::net::Ipv4Addr::LOCALHOST.into())
+                .stream_quota(4096)
                 .public_url(public.clone())
                 .data_wait(Duration::from_secs(5))
                 .upload_response(upload_response)

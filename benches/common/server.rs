@@ -150,10 +150,12 @@ pub fn serve_relay() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let relay =
-            zebrastream::relay::Relay::bind(zebrastream::relay::RelayConfig::open_loopback())
-                .await
-                .expect("bind");
+        // Thousands of waiters and streams from 127.0.0.1: above the
+        // per-address defaults (connections and stream quota).
+        let config = zebrastream::relay::RelayConfig::open_loopback()
+            .max_connections_per_ip(1 << 20)
+            .stream_quota(1 << 20);
+        let relay = zebrastream::relay::Relay::bind(config).await.expect("bind");
         println!("{}", relay.local_addr().port());
         // Serve until the parent closes our stdin.
         let _ = tokio::task::spawn_blocking(|| {

@@ -1,6 +1,6 @@
 //! `zebrastream relay`: run a Connect + Data API relay until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +56,30 @@ pub struct RelayArgs {
     /// Maximum number of stream paths with a waiter or a transfer at once.
     #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_MAX_STREAMS)]
     max_streams: usize,
+    /// Streams (waiting or transferring) one token may hold at once, unless its tokens-file entry
+    /// sets max_streams; on an open relay, one client address. Over it: 429.
+    #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_STREAM_QUOTA)]
+    stream_quota: usize,
+    /// Maximum number of client connections held at once; more are closed at once.
+    #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Maximum number of connections from one client address (IPv4 address or IPv6 /64); raise
+    /// it for load tests that run many clients from one address.
+    #[arg(long, value_name = "N", default_value_t = relay::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// Address of a balancer in front of the relay (repeatable): exempt from
+    /// --max-connections-per-ip; its X-Forwarded-For names the client.
+    #[arg(long, value_name = "ADDR")]
+    trusted_proxy: Vec<IpAddr>,
+    /// Seconds from accept to the first complete request head (TLS handshake and h2 included).
+    #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_HEAD_TIMEOUT.as_secs())]
+    head_timeout: u64,
+    /// Seconds a connection with no open request (idle h2, idle keep-alive) is kept.
+    #[arg(long, value_name = "SECS", default_value_t = relay::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    idle_timeout: u64,
+    /// Serve GET /metrics on this separate address (never on the public one), e.g. 127.0.0.1:9090.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// When a producer's PUT is answered: `streaming` (full duplex), `after-upload` (once the
     /// transfer ended; needed behind nginx), or `auto` (after-upload for requests that came
     /// through a proxy, i.e. carry Forwarded, X-Forwarded-For or Via).
@@ -100,7 +124,18 @@ impl RelayArgs {
             )
             .data_wait(Duration::from_secs(self.data_wait))
             .max_streams(self.max_streams)
+            .stream_quota(self.stream_quota)
+            .max_connections(self.max_connections)
+            .max_connections_per_ip(self.max_connections_per_ip)
+            .head_timeout(Duration::from_secs(self.head_timeout))
+            .idle_timeout(Duration::from_secs(self.idle_timeout))
             .upload_response(self.upload_response.into());
+        for proxy in &self.trusted_proxy {
+            config = config.trusted_proxy(*proxy);
+        }
+        if let Some(addr) = self.metrics_listen {
+            config = config.metrics_listen(addr);
+        }
         if let Some(url) = &self.public_url {
             config = config.public_url(url.clone());
         }
@@ -140,6 +175,12 @@ async fn serve(config: RelayConfig) -> CmdResult {
         handle.local_addr(),
         handle.connect_url()
     );
+    if let Some(addr) = handle.metrics_addr() {
+        eprintln!(
+            "zebrastream: metrics on http://{addr}{}",
+            relay::METRICS_PATH
+        );
+    }
     stop_signal().await;
     eprintln!(
         "zebrastream: shutting down: running transfers finish first (signal again to stop now)"

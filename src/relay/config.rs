@@ -1,7 +1,7 @@
 //! Relay settings: where to listen, who may use it, how long requests wait.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,10 @@ pub enum RelayAuth {
 ///     .public_url("https://relay.example.org")
 ///     .tls("/etc/zebrastream/cert.pem", "/etc/zebrastream/key.pem")
 ///     .connect_wait(Duration::from_secs(60), Duration::from_secs(3600))
-///     .max_streams(5_000);
+///     .max_streams(5_000)
+///     .stream_quota(50)
+///     .trusted_proxy("10.0.0.2".parse().unwrap())
+///     .metrics_listen("127.0.0.1:9090".parse().unwrap());
 /// assert_eq!(config.listen_addr().port(), 8443);
 /// ```
 #[derive(Clone)]
@@ -49,6 +52,13 @@ pub struct RelayConfig {
     pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tap: Option<Arc<dyn ForwardTap>>,
     pub(crate) upload_response: UploadResponse,
+    pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_ip: usize,
+    pub(crate) trusted_proxies: Vec<IpAddr>,
+    pub(crate) head_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) stream_quota: usize,
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// When a producer's `PUT` gets its response (the status lines).
@@ -99,6 +109,22 @@ pub const DEFAULT_CONNECT_WAIT_MAX: Duration = Duration::from_secs(3600);
 pub const DEFAULT_DATA_WAIT: Duration = Duration::from_secs(300);
 /// Default maximum number of stream paths with a waiter or a transfer.
 pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+/// Default maximum number of client connections held at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default maximum number of connections from one client address (an IPv4
+/// address or an IPv6 /64).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default time from accept to the first complete request head (TLS
+/// handshake and h2 preface included).
+pub const DEFAULT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a connection with no open request (an idle h2 connection,
+/// an idle HTTP/1.1 keep-alive connection) is kept. Longer than the 60 s
+/// nginx keeps idle upstream connections, so a balancer closes them first.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default number of streams (waiting or transferring, a transfer's side
+/// paths included) one token, or on an open relay one client address, may
+/// hold at once.
+pub const DEFAULT_STREAM_QUOTA: usize = 100;
 
 impl Default for RelayConfig {
     /// `127.0.0.1:8080`, [`RelayAuth::Open`], plain HTTP, the `DEFAULT_*` limits.
@@ -115,6 +141,13 @@ impl Default for RelayConfig {
             tls_key: None,
             tap: None,
             upload_response: UploadResponse::Auto,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            trusted_proxies: Vec::new(),
+            head_timeout: DEFAULT_HEAD_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            stream_quota: DEFAULT_STREAM_QUOTA,
+            metrics_listen: None,
         }
     }
 }
@@ -173,6 +206,61 @@ impl RelayConfig {
         self
     }
 
+    /// The maximum number of client connections held at once; further
+    /// connections are closed at once.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// The maximum number of connections from one client address (an IPv4
+    /// address or an IPv6 /64); further ones are closed at once. Trusted
+    /// proxies are exempt. Raise it for load tests that run hundreds of
+    /// clients from one address.
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = max;
+        self
+    }
+
+    /// A balancer in front of the relay: exempt from the per-address
+    /// connection limit, and its last `X-Forwarded-For` entry is taken as the
+    /// client address (for the stream quota of an open relay). Repeatable.
+    pub fn trusted_proxy(mut self, addr: IpAddr) -> Self {
+        self.trusted_proxies.push(addr);
+        self
+    }
+
+    /// Time from accept to the first complete request head, for every
+    /// protocol (TLS handshake, h2 preface and settings included); a
+    /// connection that has not sent one by then is closed.
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// A connection with no open request (an idle h2 connection, an idle
+    /// HTTP/1.1 keep-alive connection) is closed after this long.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How many streams (waiting or transferring; a transfer's side paths
+    /// count with it) one token may hold at once unless its tokens-file
+    /// entry says `max_streams`; on an open relay, one client address.
+    /// Requests over it get `429 Too Many Requests`.
+    pub fn stream_quota(mut self, max: usize) -> Self {
+        self.stream_quota = max;
+        self
+    }
+
+    /// Serve `GET /metrics` (and `/healthz`) on this separate address. The
+    /// public listener never serves metrics.
+    pub fn metrics_listen(mut self, addr: SocketAddr) -> Self {
+        self.metrics_listen = Some(addr);
+        self
+    }
+
     /// When producers get their response; see [`UploadResponse`] (default
     /// [`UploadResponse::Auto`]).
     pub fn upload_response(mut self, when: UploadResponse) -> Self {
@@ -219,10 +307,23 @@ impl RelayConfig {
                 self.connect_wait_default, self.connect_wait_max
             )));
         }
-        if self.max_streams == 0 {
-            return Err(super::Error::Config(
-                "max streams must be at least 1".into(),
-            ));
+        for (value, what) in [
+            (self.max_streams, "max streams"),
+            (self.max_connections, "max connections"),
+            (self.max_connections_per_ip, "max connections per IP"),
+            (self.stream_quota, "stream quota"),
+        ] {
+            if value == 0 {
+                return Err(super::Error::Config(format!("{what} must be at least 1")));
+            }
+        }
+        for (value, what) in [
+            (self.head_timeout, "head timeout"),
+            (self.idle_timeout, "idle timeout"),
+        ] {
+            if value.is_zero() {
+                return Err(super::Error::Config(format!("{what} must be above zero")));
+            }
         }
         if let Some(url) = &self.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -249,6 +350,13 @@ impl fmt::Debug for RelayConfig {
             .field("tls_key", &self.tls_key)
             .field("tap", &self.tap.as_ref().map(|_| "<tap>"))
             .field("upload_response", &self.upload_response)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("head_timeout", &self.head_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("stream_quota", &self.stream_quota)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -276,6 +384,18 @@ mod tests {
             .contains("above the maximum"));
         let c = RelayConfig::default().public_url("relay.example.org");
         assert!(c.validate().unwrap_err().to_string().contains("http://"));
+        let c = RelayConfig::default().max_connections_per_ip(0);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max connections per IP must be at least 1"));
+        let c = RelayConfig::default().head_timeout(Duration::ZERO);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("head timeout"));
     }
 
     #[test]

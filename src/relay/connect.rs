@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use super::hub::Hub;
 use super::path::StreamPath;
 use super::rendezvous::{ConnectArrival, ConnectMode, Role};
-use super::service::{data_url, query_param, refusal, text, RelayResponse};
+use super::service::{data_url, query_param, text, RelayResponse};
 use super::tokens::Access;
 
 /// The Data-API access a role needs.
@@ -51,13 +51,13 @@ pub(crate) struct ConnectPlan {
 /// answer to send instead (409, 503, 504).
 pub(crate) type ConnectOutcome = Result<(), RelayResponse>;
 
-/// Checks a Connect request (mode, token unless `authorized` already,
-/// timeout, Host) in that order; `Err` is the answer to a bad one.
+/// Checks a Connect request (mode, timeout, Host) in that order; `Err` is
+/// the answer to a bad one. Its token was checked when it was admitted
+/// ([`super::service::admit`]).
 pub(crate) fn plan<B>(
     hub: &Hub,
     path: &StreamPath,
     req: &Request<B>,
-    authorized: bool,
 ) -> Result<ConnectPlan, Box<RelayResponse>> {
     let mode = match query_param(req, "mode")
         .as_deref()
@@ -71,11 +71,6 @@ pub(crate) fn plan<B>(
             )))
         }
     };
-    if !authorized {
-        if let Some(refused) = refusal(hub, req, path, access_for(mode.role())) {
-            return Err(Box::new(refused));
-        }
-    }
     let settings = &hub.settings;
     let wait = wait_for(
         query_param(req, "timeout").as_deref(),
@@ -145,15 +140,15 @@ pub(crate) async fn wait_for_peer(
     }
 }
 
-/// `GET /v0/<path>?mode=…`. `parked` is the end of a wait that already ran
-/// before hyper took the connection (token checked then).
+/// `GET /v0/<path>?mode=…`, admitted. `parked` is the end of a wait that
+/// already ran before hyper took the connection.
 pub(crate) async fn handle(
     hub: Arc<Hub>,
     path: StreamPath,
     req: Request<Incoming>,
     parked: Option<ConnectOutcome>,
 ) -> RelayResponse {
-    let plan = match plan(&hub, &path, &req, parked.is_some()) {
+    let plan = match plan(&hub, &path, &req) {
         Ok(plan) => plan,
         Err(answer) => return *answer,
     };

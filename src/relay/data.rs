@@ -12,12 +12,11 @@ use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
-use super::connect::access_for;
 use super::forward::{ForwardBody, StatusLines, Upload};
 use super::hub::{ConsumerInbox, Hub, Meeting, PairLease};
 use super::path::StreamPath;
 use super::rendezvous::{Arrival, Role};
-use super::service::{boxed, refusal, text, RelayResponse};
+use super::service::{boxed, text, RelayResponse};
 
 /// Producer headers passed on to the consumer. Nothing else passes: in
 /// particular not `Content-Length` or `Content-Encoding` (the consumer's
@@ -112,19 +111,14 @@ where
     Err(could_not_pair(Role::Producer))
 }
 
-/// `PUT`/`POST /data/<path>`: the producer. `parked` is the end of a wait
-/// that already ran before hyper took the connection (token checked then).
+/// `PUT`/`POST /data/<path>`: the producer, admitted. `parked` is the end
+/// of a wait that already ran before hyper took the connection.
 pub(crate) async fn produce(
     hub: Arc<Hub>,
     path: StreamPath,
     req: Request<Incoming>,
     parked: Option<ProducerPairing>,
 ) -> RelayResponse {
-    if parked.is_none() {
-        if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Producer)) {
-            return refused;
-        }
-    }
     let headers: Vec<(HeaderName, HeaderValue)> = FORWARDED_HEADERS
         .iter()
         .filter_map(|name| Some((name.clone(), req.headers().get(name)?.clone())))
@@ -230,23 +224,18 @@ pub(crate) async fn wait_for_producer(hub: &Arc<Hub>, path: &StreamPath) -> Cons
     Err(could_not_pair(Role::Consumer))
 }
 
-/// `GET /data/<path>`: the consumer. `parked` is the end of a wait that
-/// already ran before hyper took the connection (token checked then).
+/// `GET /data/<path>`: the consumer, admitted. `parked` is the end of a
+/// wait that already ran before hyper took the connection.
 pub(crate) async fn consume(
     hub: Arc<Hub>,
     path: StreamPath,
     req: Request<Incoming>,
     parked: Option<ConsumerPairing>,
 ) -> RelayResponse {
+    drop(req);
     let pairing = match parked {
         Some(pairing) => pairing,
-        None => {
-            if let Some(refused) = refusal(&hub, &req, &path, access_for(Role::Consumer)) {
-                return refused;
-            }
-            drop(req);
-            wait_for_producer(&hub, &path).await
-        }
+        None => wait_for_producer(&hub, &path).await,
     };
     let Meeting { headers, body } = match pairing {
         Ok(meeting) => meeting,

@@ -2,15 +2,18 @@
 //! keep the table right when a request ends in any way (answer, timeout,
 //! client gone, task dropped).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use tokio::sync::{oneshot, watch};
 
+use super::connections::ConnectionLimits;
 use super::forward::ForwardBody;
 use super::metrics::{Metrics, TransferEnd};
 use super::path::StreamPath;
+use super::quota::StreamQuota;
 use super::rendezvous::{Rendezvous, Ticket};
 use super::tap::ForwardTap;
 use super::tokens::TokenStore;
@@ -45,6 +48,19 @@ pub(crate) struct Settings {
     pub(crate) data_wait: Duration,
     pub(crate) upload_response: super::UploadResponse,
     pub(crate) tls: bool,
+    /// From accept to the first complete request head, for every protocol.
+    pub(crate) head_timeout: Duration,
+    /// A connection with no open request is closed after this long.
+    pub(crate) idle_timeout: Duration,
+    /// Streams a token (or, open, a client address) may hold by default.
+    pub(crate) stream_quota: usize,
+}
+
+/// Connection limits (see [`ConnectionLimits`]).
+pub(crate) struct ConnectionSettings {
+    pub(crate) max: usize,
+    pub(crate) max_per_client: usize,
+    pub(crate) trusted_proxies: Vec<IpAddr>,
 }
 
 pub(crate) struct Hub {
@@ -53,6 +69,8 @@ pub(crate) struct Hub {
     pub(crate) settings: Settings,
     pub(crate) tap: Option<Arc<dyn ForwardTap>>,
     pub(crate) metrics: Metrics,
+    pub(crate) connections: Arc<ConnectionLimits>,
+    pub(crate) quota: Arc<StreamQuota>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -68,6 +86,7 @@ impl Hub {
         max_streams: usize,
         gate: Gate,
         settings: Settings,
+        connections: &ConnectionSettings,
         tap: Option<Arc<dyn ForwardTap>>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -77,6 +96,12 @@ impl Hub {
             settings,
             tap,
             metrics: Metrics::default(),
+            connections: Arc::new(ConnectionLimits::new(
+                connections.max,
+                connections.max_per_client,
+                &connections.trusted_proxies,
+            )),
+            quota: Arc::default(),
             shutdown,
         }
     }

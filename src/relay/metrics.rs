@@ -1,6 +1,8 @@
-//! Counters the relay exports at `GET /metrics` in the Prometheus text format:
-//! what is waiting, what is flowing, how much went through, and how each
-//! transfer and each request ended. Counts only: no paths, tokens or bytes.
+//! Counters the relay exports at `GET /metrics` (on the metrics listener
+//! only, `--metrics-listen`) in the Prometheus text format: what is waiting,
+//! what is flowing, how much went through, how each transfer and each
+//! request ended, and the connections held, refused and closed for idling.
+//! Counts only: no paths, tokens or payload bytes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +10,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use http::StatusCode;
+
+use super::connections::Refused;
+use super::idle::Quiet;
 
 /// How a transfer ended, as counted in `zebrastream_transfers_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,6 +47,10 @@ pub(crate) struct Metrics {
     forwarded_bytes: AtomicU64,
     transfers: Mutex<BTreeMap<TransferEnd, u64>>,
     responses: Mutex<BTreeMap<u16, u64>>,
+    /// Refused connections by [`Refused::label`].
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connections closed for doing nothing, by [`Quiet::label`].
+    quiet: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -71,8 +80,19 @@ impl Metrics {
         *lock(&self.responses).entry(status.as_u16()).or_default() += 1;
     }
 
-    /// The exposition text (Prometheus text format 0.0.4).
-    pub(crate) fn render(&self) -> String {
+    /// A connection was refused (over a connection limit).
+    pub(crate) fn refused(&self, why: Refused) {
+        *lock(&self.refused).entry(why.label()).or_default() += 1;
+    }
+
+    /// A connection was closed for doing nothing.
+    pub(crate) fn closed_quiet(&self, why: Quiet) {
+        *lock(&self.quiet).entry(why.label()).or_default() += 1;
+    }
+
+    /// The exposition text (Prometheus text format 0.0.4), with
+    /// `open_connections` the connections held now.
+    pub(crate) fn render(&self, open_connections: usize) -> String {
         let mut out = String::with_capacity(1024);
         let gauge = |out: &mut String, name: &str, help: &str, value: i64| {
             let _ = writeln!(
@@ -126,6 +146,40 @@ impl Metrics {
                 "zebrastream_responses_total{{code=\"{status}\"}} {count}"
             );
         }
+        gauge(
+            &mut out,
+            "zebrastream_open_connections",
+            "Client connections held (public listener).",
+            i64::try_from(open_connections).unwrap_or(i64::MAX),
+        );
+        let labelled = |out: &mut String,
+                        name: &str,
+                        help: &str,
+                        label: &str,
+                        labels: &[&str],
+                        counts: &BTreeMap<&'static str, u64>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for value in labels {
+                let count = counts.get(value).copied().unwrap_or(0);
+                let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+            }
+        };
+        labelled(
+            &mut out,
+            "zebrastream_refused_connections_total",
+            "Connections closed at once, over the total or the per-client connection limit.",
+            "limit",
+            &[Refused::Total.label(), Refused::PerClient.label()],
+            &lock(&self.refused),
+        );
+        labelled(
+            &mut out,
+            "zebrastream_quiet_connections_total",
+            "Connections closed for doing nothing: no request head before the head timeout, or no open request for the idle timeout.",
+            "reason",
+            &[Quiet::NoRequest.label(), Quiet::Idle.label()],
+            &lock(&self.quiet),
+        );
         out
     }
 }
@@ -150,7 +204,10 @@ mod tests {
         m.transfer_ended(TransferEnd::ProducerFailed);
         m.responded(StatusCode::CONFLICT);
         m.responded(StatusCode::CONFLICT);
-        let text = m.render();
+        m.refused(Refused::PerClient);
+        m.closed_quiet(Quiet::Idle);
+        m.closed_quiet(Quiet::Idle);
+        let text = m.render(7);
         for line in [
             "zebrastream_waiting_requests 1",
             "zebrastream_active_transfers 1",
@@ -159,6 +216,11 @@ mod tests {
             "zebrastream_transfers_total{outcome=\"producer_failed\"} 1",
             "zebrastream_transfers_total{outcome=\"consumer_gone\"} 0",
             "zebrastream_responses_total{code=\"409\"} 2",
+            "zebrastream_open_connections 7",
+            "zebrastream_refused_connections_total{limit=\"per_client\"} 1",
+            "zebrastream_refused_connections_total{limit=\"total\"} 0",
+            "zebrastream_quiet_connections_total{reason=\"idle\"} 2",
+            "zebrastream_quiet_connections_total{reason=\"no_request_head\"} 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

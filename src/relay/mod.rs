@@ -20,20 +20,24 @@
 //!
 //! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
 //! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
-//! bodies, `server` accepts connections, `head`/`parking`/`replay` park
-//! waiting HTTP/1.1 requests before hyper serves them (a waiter then costs
-//! a few KiB, not hyper's per-connection buffers), [`tap`] lets tests watch
-//! the bytes.
+//! bodies, `server` accepts connections, `connections` caps them (in all and
+//! per client address), `idle` closes those that do nothing, `quota` caps
+//! the streams of one token, `head`/`parking`/`replay` park waiting HTTP/1.1
+//! requests before hyper serves them (a waiter then costs a few KiB, not
+//! hyper's per-connection buffers), [`tap`] lets tests watch the bytes.
 
 mod config;
 mod connect;
+mod connections;
 mod data;
 mod error;
 mod forward;
 mod head;
 mod hub;
+mod idle;
 mod metrics;
 mod parking;
+mod quota;
 // The validator moved to the protocol layer (the client uses it too); the
 // relay's modules keep reaching it as `super::path`.
 use crate::protocol::path;
@@ -53,7 +57,8 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     RelayAuth, RelayConfig, UploadResponse, DEFAULT_CONNECT_WAIT, DEFAULT_CONNECT_WAIT_MAX,
-    DEFAULT_DATA_WAIT, DEFAULT_MAX_STREAMS,
+    DEFAULT_DATA_WAIT, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_STREAMS, DEFAULT_STREAM_QUOTA,
 };
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
@@ -63,15 +68,13 @@ pub use forward::{
 };
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
 pub use rendezvous::{ConnectMode, Presence, StreamStatus};
-pub use server::{
-    H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HEADER_READ_TIMEOUT, HTTP1_MAX_BUF,
-    TLS_HANDSHAKE_TIMEOUT,
-};
-pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH};
+pub use server::{H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HTTP1_MAX_BUF};
+pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH, METRICS_PATH};
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
 pub use tokens::{Access, Denied, TokenStore};
 
-use hub::{Gate, Hub, Settings};
+use hub::{ConnectionSettings, Gate, Hub, Settings};
+use server::Site;
 
 /// The relay server. Start one with [`Relay::bind`].
 #[derive(Debug)]
@@ -119,6 +122,16 @@ impl Relay {
             addr: config.listen,
             source,
         })?;
+        let metrics = match config.metrics_listen {
+            Some(addr) => {
+                let bind_error = |source| Error::Bind { addr, source };
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let local = listener.local_addr().map_err(bind_error)?;
+                tracing::info!(%local, "metrics listening (GET {METRICS_PATH})");
+                Some((listener, local))
+            }
+            None => None,
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let settings = Settings {
             public_url: config.public_url.clone(),
@@ -127,11 +140,20 @@ impl Relay {
             data_wait: config.data_wait,
             upload_response: config.upload_response,
             tls: tls.is_some(),
+            head_timeout: config.head_timeout,
+            idle_timeout: config.idle_timeout,
+            stream_quota: config.stream_quota,
+        };
+        let connections = ConnectionSettings {
+            max: config.max_connections,
+            max_per_client: config.max_connections_per_ip,
+            trusted_proxies: config.trusted_proxies.clone(),
         };
         let hub = Arc::new(Hub::new(
             config.max_streams,
             gate,
             settings,
+            &connections,
             config.tap.clone(),
             shutdown_rx.clone(),
         ));
@@ -141,15 +163,28 @@ impl Relay {
             None => format!("{scheme}://{local_addr}"),
         };
         tracing::info!(%local_addr, %base_url, "relay listening");
-        let task = tokio::spawn(server::accept_loop(
+        let metrics_addr = metrics.as_ref().map(|(_, addr)| *addr);
+        let public = server::accept_loop(
             listener,
             Arc::clone(&hub),
             tls,
-            shutdown_rx,
-        ));
+            Site::Public,
+            shutdown_rx.clone(),
+        );
+        let metrics = metrics.map(|(listener, _)| {
+            server::accept_loop(listener, Arc::clone(&hub), None, Site::Metrics, shutdown_rx)
+        });
+        // One task for both listeners: aborting it drops every connection.
+        let task = tokio::spawn(async move {
+            match metrics {
+                Some(metrics) => drop(tokio::join!(public, metrics)),
+                None => public.await,
+            }
+        });
         Ok(RelayHandle {
             hub,
             local_addr,
+            metrics_addr,
             base_url,
             shutdown: shutdown_tx,
             task: Some(task),
@@ -162,6 +197,7 @@ impl Relay {
 pub struct RelayHandle {
     hub: Arc<Hub>,
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     base_url: String,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -171,6 +207,12 @@ impl RelayHandle {
     /// The address the relay listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the metrics listener (`GET /metrics`), if one was
+    /// configured with [`RelayConfig::metrics_listen`].
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The base URL: the public URL if configured, else `http(s)://<local addr>`.

@@ -19,6 +19,7 @@
 //! otherwise only when the data wait expires.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::Request;
@@ -29,8 +30,8 @@ use super::connect::{self, ConnectOutcome, ConnectPlan};
 use super::data::{self, ConsumerPairing, ProducerPairing};
 use super::hub::Hub;
 use super::path::StreamPath;
-use super::rendezvous::Role;
-use super::service::{refusal, Target};
+use super::quota::QuotaSlot;
+use super::service::{admit, Target};
 
 /// The end of a wait that ran before hyper took the connection, for the
 /// handler of that same request.
@@ -69,10 +70,19 @@ impl Waited {
     }
 }
 
-/// A request that waits for its peer, checked and ready to park.
+/// A parked request's wait and its quota slot, for its handler.
+pub(crate) struct Parked {
+    /// How the wait ended.
+    pub(crate) waited: Waited,
+    /// The request's share of its holder's stream quota.
+    pub(crate) slot: QuotaSlot,
+}
+
+/// A request that waits for its peer, admitted and ready to park.
 pub(crate) struct Waiter {
     path: StreamPath,
     kind: Kind,
+    slot: QuotaSlot,
 }
 
 enum Kind {
@@ -82,23 +92,25 @@ enum Kind {
 }
 
 impl Waiter {
-    /// `Some` if `head` is a request that waits: a Data `GET`/`PUT`/`POST`
-    /// or a Connect `GET` on a valid path, with an accepted token (and, for
-    /// Connect, valid parameters). Anything else, including a request that
-    /// is refused at once, is left to the handlers, which answer it.
-    pub(crate) fn admit(hub: &Hub, head: &Request<()>) -> Option<Waiter> {
-        let allowed =
-            |path: &StreamPath, role| refusal(hub, head, path, connect::access_for(role)).is_none();
-        let (path, kind) = match Target::of(head) {
-            Target::Produce(path) if allowed(&path, Role::Producer) => (path, Kind::Producer),
-            Target::Consume(path) if allowed(&path, Role::Consumer) => (path, Kind::Consumer),
+    /// `Some` if `head`, from `peer`, is a request that waits: a Data
+    /// `GET`/`PUT`/`POST` or a Connect `GET` on a valid path, admitted (token
+    /// and quota; for Connect, valid parameters). Anything else, including a
+    /// request that is refused at once, is left to the handlers, which
+    /// answer it.
+    pub(crate) fn admit(hub: &Hub, head: &Request<()>, peer: IpAddr) -> Option<Waiter> {
+        let target = Target::of(head);
+        let (path, access) = target.waiting(head)?;
+        let slot = admit(hub, head, path, access, peer).ok()?;
+        let (path, kind) = match target {
+            Target::Produce(path) => (path, Kind::Producer),
+            Target::Consume(path) => (path, Kind::Consumer),
             Target::Connect(path) => {
-                let plan = connect::plan(hub, &path, head, false).ok()?;
+                let plan = connect::plan(hub, &path, head).ok()?;
                 (path, Kind::Connect(plan))
             }
             _ => return None,
         };
-        Some(Waiter { path, kind })
+        Some(Waiter { path, kind, slot })
     }
 }
 
@@ -109,7 +121,7 @@ pub(crate) enum Parking {
         /// The connection, ready for hyper.
         socket: TcpStream,
         /// The end of the wait, for the request's handler.
-        waited: Box<Waited>,
+        parked: Box<Parked>,
     },
     /// The client went away while waiting; its request was withdrawn.
     Gone,
@@ -117,7 +129,7 @@ pub(crate) enum Parking {
 
 /// Runs the wait of `waiter`, whose client is at the other end of `socket`.
 pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: TcpStream) -> Parking {
-    let Waiter { path, kind } = waiter;
+    let Waiter { path, kind, slot } = waiter;
     let wait = async {
         match kind {
             Kind::Producer => {
@@ -137,7 +149,7 @@ pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: TcpStream) -> P
     match unpark(socket) {
         Ok(socket) => Parking::Done {
             socket,
-            waited: Box::new(waited),
+            parked: Box::new(Parked { waited, slot }),
         },
         Err(error) => {
             tracing::debug!(path = %path, %error, "could not take a parked connection back");

@@ -3,27 +3,38 @@
 //! | request | handler |
 //! |---|---|
 //! | `GET /healthz` | `200 ok` |
-//! | `GET /metrics` | counters in the Prometheus text format |
 //! | `GET /v0/<path>?mode=…` | Connect API ([`super::connect`]) |
 //! | `PUT`/`POST /data/<path>` | producer ([`super::data`]) |
 //! | `GET /data/<path>` | consumer ([`super::data`]) |
 //!
-//! The three waiting kinds may have waited already, before hyper took the
-//! connection ([`super::parking`]); their handlers then only answer.
+//! `GET /metrics` is served only on the metrics listener ([`route_metrics`]).
+//!
+//! The three waiting kinds are admitted here, once: token (401/403), then
+//! the stream quota (429, [`super::quota`]); the quota slot is then held
+//! until the response body is dropped. They may have waited already, before
+//! hyper took the connection ([`super::parking`]); their handlers then only
+//! answer.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
+use super::connections::ClientKey;
 use super::forward::BoxError;
 use super::hub::{Gate, Hub};
-use super::parking::Waited;
+use super::parking::Parked;
 use super::path::{PathError, StreamPath};
+use super::quota::{Holder, QuotaSlot};
+use super::rendezvous::ConnectMode;
 use super::tokens::{Access, Denied};
 
 /// Every response body the relay sends.
@@ -37,8 +48,41 @@ pub const CONNECT_PREFIX: &str = "/v0";
 pub const DATA_PREFIX: &str = "/data";
 /// Health check path.
 pub const HEALTH_PATH: &str = "/healthz";
-/// Prometheus metrics path.
+/// Prometheus metrics path (on the metrics listener only).
 pub const METRICS_PATH: &str = "/metrics";
+
+/// A body that keeps `held` (a quota slot, an open request) alive until the
+/// body is dropped: for a transfer, until its last byte went out.
+pub(crate) struct Holding<B, G> {
+    body: B,
+    _held: G,
+}
+
+impl<B, G> Holding<B, G> {
+    pub(crate) fn new(body: B, held: G) -> Self {
+        Holding { body, _held: held }
+    }
+}
+
+impl<B: Body + Unpin, G: Unpin> Body for Holding<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// A one-line `text/plain` answer (errors name the problem; never a token).
 pub(crate) fn text(status: StatusCode, message: impl std::fmt::Display) -> RelayResponse {
@@ -68,8 +112,6 @@ where
 pub(crate) enum Target {
     /// `GET`/`HEAD /healthz`.
     Health,
-    /// `GET /metrics`.
-    Metrics,
     /// `GET /v0/<path>`: a Connect waiter.
     Connect(StreamPath),
     /// `PUT`/`POST /data/<path>`: a producer.
@@ -95,11 +137,6 @@ impl Target {
                 Method::GET | Method::HEAD => Target::Health,
                 _ => Target::WrongMethod("GET"),
             }
-        } else if path == METRICS_PATH {
-            match *method {
-                Method::GET => Target::Metrics,
-                _ => Target::WrongMethod("GET"),
-            }
         } else if let Some(rest) = api_rest(path, CONNECT_PREFIX) {
             match StreamPath::parse(rest) {
                 Err(e) => Target::BadPath(e),
@@ -119,34 +156,64 @@ impl Target {
             Target::NotFound
         }
     }
+
+    /// The path and access of a request that waits or transfers (Connect
+    /// with a valid mode, producer, consumer): what [`admit`] checks.
+    pub(crate) fn waiting<B>(&self, req: &Request<B>) -> Option<(&StreamPath, Access)> {
+        match self {
+            Target::Connect(path) => {
+                let mode = ConnectMode::from_query(query_param(req, "mode")?.as_str())?;
+                Some((path, super::connect::access_for(mode.role())))
+            }
+            Target::Produce(path) => Some((path, Access::Write)),
+            Target::Consume(path) => Some((path, Access::Read)),
+            _ => None,
+        }
+    }
 }
 
-/// The hyper service: routes one request. `parked` is the end of the wait
-/// this request already went through before hyper took its connection
-/// (see [`super::parking`]); it is dropped if the request is not the
-/// waiter it belongs to. Each handler future is boxed so that an idle
-/// connection carries only the small routing future, not the largest
-/// handler's state.
+/// The hyper service of the public listener: routes one request from
+/// `peer`. `parked` is the end of the wait this request already went through
+/// before hyper took its connection (see [`super::parking`]), with its quota
+/// slot; it is dropped if the request is not the waiter it belongs to. Each
+/// handler future is boxed so that an idle connection carries only the small
+/// routing future, not the largest handler's state.
 pub(crate) async fn route(
     hub: Arc<Hub>,
     req: Request<Incoming>,
-    parked: Option<Waited>,
+    parked: Option<Parked>,
+    peer: IpAddr,
 ) -> Result<RelayResponse, Infallible> {
     let counters = Arc::clone(&hub);
-    let response = match (Target::of(&req), parked) {
+    let target = Target::of(&req);
+    let (waited, slot) = match parked {
+        Some(Parked { waited, slot }) => (Some(waited), Some(slot)),
+        None => (None, None),
+    };
+    let slot = match (target.waiting(&req), slot) {
+        (None, _) => None,
+        (Some(_), Some(slot)) => Some(slot),
+        (Some((path, access)), None) => match admit(&hub, &req, path, access, peer) {
+            Ok(slot) => Some(slot),
+            Err(refused) => {
+                counters.metrics.responded(refused.status());
+                return Ok(*refused);
+            }
+        },
+    };
+    let response = match (target, waited) {
         (Target::Health, _) => text(StatusCode::OK, "ok"),
-        (Target::Metrics, _) => metrics_response(&hub),
-        (Target::Connect(stream), parked) => {
-            let parked = parked.and_then(Waited::into_connect);
-            Box::pin(super::connect::handle(hub, stream, req, parked)).await
+        (Target::Connect(stream), waited) => {
+            let waited = waited.and_then(|w| w.into_connect());
+            Box::pin(super::connect::handle(hub, stream, req, waited)).await
         }
-        (Target::Produce(stream), parked) => {
-            let parked = parked.and_then(Waited::into_producer);
-            Box::pin(super::data::produce(hub, stream, req, parked)).await
+        (Target::Produce(stream), waited) => {
+            let waited = waited.and_then(|w| w.into_producer());
+            Box::pin(super::data::produce(hub, stream, req, waited)).await
         }
-        (Target::Consume(stream), parked) => {
-            let parked = parked.and_then(Waited::into_consumer);
-            Box::pin(super::data::consume(hub, stream, req, parked)).await
+        (Target::Consume(stream), waited) => {
+            let waited = waited.and_then(|w| w.into_consumer());
+            Box::pin(super::data::consume(hub, stream, req, waited)).await
         }
         (Target::BadPath(e), _) => text(StatusCode::BAD_REQUEST, e),
         (Target::WrongMethod(allow), _) => method_not_allowed(allow),
@@ -156,12 +223,34 @@ pub(crate) async fn route(
         ),
     };
     counters.metrics.responded(response.status());
+    Ok(match slot {
+        Some(slot) => response.map(|body| boxed(Holding::new(body, slot))),
+        None => response,
+    })
+}
+
+/// The hyper service of the metrics listener: `GET /metrics` and
+/// `GET /healthz`, nothing else.
+pub(crate) async fn route_metrics(
+    hub: Arc<Hub>,
+    req: Request<Incoming>,
+) -> Result<RelayResponse, Infallible> {
+    let response = match (req.uri().path(), req.method()) {
+        (METRICS_PATH, &Method::GET) => metrics_response(&hub),
+        (HEALTH_PATH, &Method::GET | &Method::HEAD) => text(StatusCode::OK, "ok"),
+        (METRICS_PATH | HEALTH_PATH, _) => method_not_allowed("GET"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("not found: this listener serves {METRICS_PATH} and {HEALTH_PATH}"),
+        ),
+    };
     Ok(response)
 }
 
-/// `GET /metrics`: counts only (no paths, tokens or payload), so it needs no token.
+/// `GET /metrics`: counts only (no paths, tokens or payload).
 fn metrics_response(hub: &Hub) -> RelayResponse {
-    let mut response = Response::new(boxed(Full::new(Bytes::from(hub.metrics.render()))));
+    let text = hub.metrics.render(hub.connections.open());
+    let mut response = Response::new(boxed(Full::new(Bytes::from(text))));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -210,33 +299,67 @@ fn bearer_token<B>(req: &Request<B>) -> Option<String> {
     from_header.or_else(|| query_param(req, "accesstoken"))
 }
 
-/// Checks the request's token against the gate: `None` when allowed, else
-/// the ready refusal (401 or 403).
-pub(crate) fn refusal<B>(
+/// The client a request comes from: its peer address, or, when the peer is
+/// a trusted proxy, the last `X-Forwarded-For` entry (the address that proxy
+/// saw; earlier entries are the client's own word).
+pub(crate) fn client_of<B>(hub: &Hub, req: &Request<B>, peer: IpAddr) -> IpAddr {
+    if !hub.connections.is_trusted(peer) {
+        return peer;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// Admits a request that waits or transfers on `path` with `access`: checks
+/// its token (401, 403), then takes a slot of its holder's stream quota
+/// (429): the token's, or on an open relay the client address's.
+pub(crate) fn admit<B>(
     hub: &Hub,
     req: &Request<B>,
     path: &StreamPath,
     access: Access,
-) -> Option<RelayResponse> {
-    let store = match &hub.gate {
-        Gate::Open => return None,
-        Gate::Tokens(store) => store,
-    };
-    let token = bearer_token(req);
-    store
-        .authorize(token.as_deref(), path, access, SystemTime::now())
-        .err()
-        .map(|denied| {
-            tracing::info!(path = %path, reason = %denied, "request refused");
-            let mut response = text(denied.status(), denied);
-            if denied != Denied::Forbidden(access) {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"zebrastream\""),
-                );
+    peer: IpAddr,
+) -> Result<QuotaSlot, Box<RelayResponse>> {
+    let default = hub.settings.stream_quota;
+    let (holder, limit) = match &hub.gate {
+        Gate::Open => {
+            let client = ClientKey::of(client_of(hub, req, peer));
+            (Holder::Client(client), default)
+        }
+        Gate::Tokens(store) => {
+            let token = bearer_token(req);
+            match store.grant(token.as_deref(), path, access, SystemTime::now()) {
+                Ok(grant) => (
+                    Holder::Token(grant.digest),
+                    grant.max_streams.unwrap_or(default),
+                ),
+                Err(denied) => return Err(Box::new(refused(path, denied, access))),
             }
-            response
-        })
+        }
+    };
+    hub.quota.take(holder, path, limit).map_err(|over| {
+        tracing::info!(path = %path, limit = over.limit, "request over its stream quota");
+        Box::new(text(StatusCode::TOO_MANY_REQUESTS, over))
+    })
+}
+
+/// The answer to a request whose token was refused (401 or 403).
+fn refused(path: &StreamPath, denied: Denied, access: Access) -> RelayResponse {
+    tracing::info!(path = %path, reason = %denied, "request refused");
+    let mut response = text(denied.status(), denied);
+    if denied != Denied::Forbidden(access) {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"zebrastream\""),
+        );
+    }
+    response
 }
 
 /// `<base>/data/<path>`: `base` is the configured public URL, else

@@ -10,6 +10,7 @@
 //! path = "/team/stream"
 //! recursive = false         # true: also every path below /team/stream/
 //! expires = 1893456000      # UNIX seconds; omit for no expiry
+//! max_streams = 20          # streams this token may hold at once (default: the relay's quota)
 //!
 //! [[tokens]]
 //! token = "plain-secret"    # the token itself instead of its SHA-256
@@ -19,6 +20,7 @@
 //! ```
 //!
 //! The relay keeps only SHA-256 digests and compares them in constant time.
+//! An error in the file names the line and field, never a value from it.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -79,7 +81,19 @@ struct RawEntry {
     #[serde(default)]
     recursive: bool,
     expires: Option<u64>,
+    max_streams: Option<usize>,
 }
+
+/// The fields of an entry, the only words from the file an error may quote.
+const FIELDS: [&str; 7] = [
+    "token",
+    "token_sha256",
+    "mode",
+    "path",
+    "recursive",
+    "expires",
+    "max_streams",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +109,18 @@ struct Entry {
     recursive: bool,
     /// UNIX seconds after which the entry no longer counts.
     expires: Option<u64>,
+    /// The token's stream quota as this entry sets it.
+    max_streams: Option<usize>,
+}
+
+/// What an accepted token is: who holds the streams it opens, and how many
+/// it may hold at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// The token's SHA-256 digest: streams are counted per token.
+    pub(crate) digest: [u8; 32],
+    /// The largest `max_streams` of the token's entries, if any sets one.
+    pub(crate) max_streams: Option<usize>,
 }
 
 /// The parsed tokens file: SHA-256 digests of tokens with what each grants.
@@ -130,12 +156,13 @@ impl TokenStore {
     }
 
     /// Parses tokens-file text (`yaml` selects YAML, else TOML). The error
-    /// names the entry and the problem, never a token.
+    /// names the line or entry, the field and the problem, never a value
+    /// from the file (a token may sit in the wrong place).
     pub fn parse(text: &str, yaml: bool) -> Result<Self, String> {
         let raw: RawFile = if yaml {
-            serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&e))?
         } else {
-            toml::from_str(text).map_err(|e| e.message().to_owned())?
+            toml::from_str(text).map_err(|e| toml_error(text, &e))?
         };
         let entries = raw
             .tokens
@@ -169,12 +196,16 @@ impl TokenStore {
             _ => raw.path.as_str(),
         };
         let path = StreamPath::parse(trimmed).map_err(|e| format!("path {:?}: {e}", raw.path))?;
+        if raw.max_streams == Some(0) {
+            return Err("max_streams must be at least 1".into());
+        }
         Ok(Entry {
             digest,
             access: raw.mode,
             path,
             recursive: raw.recursive,
             expires: raw.expires,
+            max_streams: raw.max_streams,
         })
     }
 
@@ -199,10 +230,23 @@ impl TokenStore {
         access: Access,
         now: SystemTime,
     ) -> Result<(), Denied> {
+        self.grant(token, path, access, now).map(drop)
+    }
+
+    /// Like [`TokenStore::authorize`], and tells who the accepted token is
+    /// (for the per-token stream quota).
+    pub(crate) fn grant(
+        &self,
+        token: Option<&str>,
+        path: &StreamPath,
+        access: Access,
+        now: SystemTime,
+    ) -> Result<Grant, Denied> {
         let token = token.ok_or(Denied::Missing)?;
         let presented = digest(token);
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (mut known, mut live, mut granted) = (false, false, false);
+        let mut max_streams = None;
         for entry in &self.entries {
             let same: bool = entry.digest.ct_eq(&presented).into();
             let unexpired = entry.expires.is_none_or(|t| now < t);
@@ -214,14 +258,70 @@ impl TokenStore {
             known |= same;
             live |= same && unexpired;
             granted |= same && unexpired && covers && entry.access == access;
+            if same {
+                max_streams = max_streams.max(entry.max_streams);
+            }
         }
         match (granted, live, known) {
-            (true, _, _) => Ok(()),
+            (true, _, _) => Ok(Grant {
+                digest: presented,
+                max_streams,
+            }),
             (false, true, _) => Err(Denied::Forbidden(access)),
             (false, false, true) => Err(Denied::Expired),
             (false, false, false) => Err(Denied::Unknown),
         }
     }
+}
+
+/// A TOML error as `line N, field F: problem`, without the file's values.
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let problem = redact(error.message());
+    let Some(span) = error.span() else {
+        return problem;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let field = line
+        .split_once('=')
+        .map(|(key, _)| key.trim())
+        .filter(|key| FIELDS.contains(key));
+    match field {
+        Some(field) => format!("line {line_no}, field `{field}`: {problem}"),
+        None => format!("line {line_no}: {problem}"),
+    }
+}
+
+/// A YAML error (its text already names the entry, field and line), without
+/// the file's values.
+fn yaml_error(error: &serde_yaml_ng::Error) -> String {
+    redact(&error.to_string())
+}
+
+/// Removes every quoted value from a parser message: serde and the parsers
+/// quote what they found in `backticks` or "double quotes", and that may be a
+/// token in the wrong place. Quoted words that are field names or access
+/// modes stay (`expected one of `read`, `write``).
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = &rest[open..open + 1];
+        let Some(len) = rest[open + 1..].find(quote) else {
+            break;
+        };
+        let quoted = &rest[open + 1..open + 1 + len];
+        let keep = FIELDS.contains(&quoted) || matches!(quoted, "read" | "write" | "tokens");
+        if keep {
+            out.push_str(&rest[..open + len + 2]);
+        } else {
+            out.push_str(rest[..open].trim_end_matches(' '));
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn decode_sha256(hex: &str) -> Result<[u8; 32], String> {
@@ -360,6 +460,79 @@ expires = 1000
             .err()
             .unwrap();
         assert!(err.contains("needs token"), "{err}");
+    }
+
+    #[test]
+    fn parser_errors_name_line_and_field_but_no_value() {
+        let err = TokenStore::parse(
+            "[[tokens]]\ntoken = 987654321987\nmode = \"read\"\npath = \"/a\"\n",
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(!err.contains("987654321987"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("`token`") && err.contains("invalid type"),
+            "{err}"
+        );
+        let err = TokenStore::parse(
+            "[[tokens]]\ntoken = \"a\"\nmode = \"s3cret-in-mode\"\npath = \"/a\"\n",
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("`read`") && err.contains("line 3"), "{err}");
+        let err = TokenStore::parse(
+            "tokens:\n  - token: 987654321987\n    mode: read\n    path: /a\n    s3cret-key: 1\n",
+            true,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            !err.contains("987654321987") && !err.contains("s3cret"),
+            "{err}"
+        );
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn redact_keeps_field_names_and_modes_only() {
+        assert_eq!(
+            redact("unknown variant `both`, expected `read` or `write`"),
+            "unknown variant, expected `read` or `write`"
+        );
+        assert_eq!(
+            redact("invalid type: string \"x y\", expected u64"),
+            "invalid type: string, expected u64"
+        );
+        assert_eq!(redact("missing field `mode`"), "missing field `mode`");
+        assert_eq!(redact("odd ` quote"), "odd ` quote");
+    }
+
+    #[test]
+    fn a_token_quota_is_the_largest_of_its_entries() {
+        let store = TokenStore::parse(
+            "[[tokens]]\ntoken = \"t\"\nmode = \"read\"\npath = \"/a\"\nmax_streams = 3\n\
+             [[tokens]]\ntoken = \"t\"\nmode = \"write\"\npath = \"/a\"\nmax_streams = 5\n\
+             [[tokens]]\ntoken = \"u\"\nmode = \"read\"\npath = \"/a\"\n",
+            false,
+        )
+        .unwrap();
+        let grant = |t| store.grant(Some(t), &p("/a"), Access::Read, at(1)).unwrap();
+        assert_eq!(grant("t").max_streams, Some(5));
+        assert_eq!(grant("t").digest, digest("t"));
+        assert_eq!(grant("u").max_streams, None);
+        let err = TokenStore::parse(
+            "[[tokens]]\ntoken = \"t\"\nmode = \"read\"\npath = \"/a\"\nmax_streams = 0\n",
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.contains("entry 1") && err.contains("at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
