@@ -193,3 +193,32 @@ async fn metrics_listen_and_limit_flags() {
         .unwrap()
         .contains("zebrastream_open_connections"));
 }
+
+/// `relay --open` warns once that it has no authentication, not twice in two
+/// formats.
+#[test]
+fn an_open_relay_warns_once() {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["relay", "--open", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut relay = cmd.spawn().unwrap();
+    let mut before_ready = Vec::new();
+    for line in BufReader::new(relay.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let ready = line.contains("relay listening on");
+        before_ready.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let warnings = before_ready
+        .iter()
+        .filter(|l| l.contains("without authentication") || l.contains("no authentication"))
+        .count();
+    assert_eq!(warnings, 1, "{before_ready:#?}");
+}

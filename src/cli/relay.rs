@@ -148,13 +148,9 @@ impl RelayArgs {
 
 /// Runs the relay until a signal arrives.
 pub fn run(args: RelayArgs) -> CmdResult {
+    // An open relay is announced once, by the library's warning (in the log
+    // format, so `-q` silences it like every other warning).
     let config = args.config()?;
-    if args.open {
-        eprintln!(
-            "zebrastream: WARNING: relay is open (no authentication): anyone who reaches {} can read and write every stream",
-            args.listen
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
