@@ -101,7 +101,7 @@ impl Relay {
         let gate = match &config.auth {
             RelayAuth::Open => {
                 tracing::warn!(
-                    "relay runs without authentication (open): anyone who reaches {} can read and write every stream",
+                    "relay is open (no authentication): anyone who reaches {} can read and write every stream",
                     config.listen
                 );
                 Gate::Open
