@@ -123,6 +123,42 @@ fn a_fifo_feeds_its_reader_and_stays_a_fifo() {
     assert_eq!(got, plain);
 }
 
+/// Whether a thread of process `pid` waits in the kernel to open a FIFO.
+fn waits_in_fifo_open(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        // The kernel function a FIFO open sleeps in (fs/pipe.c).
+        std::fs::read_to_string(task.path().join("wchan"))
+            .is_ok_and(|w| ["wait_for_partner", "fifo_open"].contains(&w.trim()))
+    })
+}
+
+/// Opening a FIFO with no reader waits, as a shell redirection does, but
+/// Ctrl-C still stops it (exit 130), and the FIFO is left alone.
+#[test]
+fn ctrl_c_stops_the_wait_for_a_fifo_reader() {
+    let sb = encrypted(&data(1000, 66));
+    sh("mkfifo pipe", sb.home());
+    let decrypt = sb.spawn(&["decrypt", "-i", "id.txt", "-o", "pipe", "c.age"], None);
+    let started = std::time::Instant::now();
+    while !waits_in_fifo_open(decrypt.id()) {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "never waited for the FIFO's reader"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The signal handlers are installed as the command starts; some slack.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sh(&format!("kill -INT {}", decrypt.id()), sb.home());
+    let out = decrypt.finish();
+    out.expect_code(130);
+    let meta = std::fs::symlink_metadata(sb.home().join("pipe")).unwrap();
+    assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+}
+
 /// A symlink stays a link; its target gets the bytes and keeps its mode. A
 /// dangling link makes its target appear.
 #[test]

@@ -127,7 +127,7 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let encryptor = key.encryptor(args.format, &subject)?;
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
-        let mut sink = Sink::create(args.output.as_deref())?;
+        let mut sink = Sink::create(args.output.as_deref()).await?;
         let progress = Progress::for_stderr(quiet);
         progress.transferring("encrypted");
         let mut writer = EncryptingWriter::new(sink.writer(), encryptor);
@@ -196,7 +196,7 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let decryptor = key.decryptor(args.max_work_factor);
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
-        let mut sink = Sink::create(args.output.as_deref())?;
+        let mut sink = Sink::create(args.output.as_deref()).await?;
         let progress = Progress::for_stderr(quiet);
         progress.transferring("decrypted");
         let mut reader = DecryptingReader::new(source.reader(), decryptor);

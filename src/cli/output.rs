@@ -9,9 +9,9 @@
 //! authenticate; a symlink is followed and these rules apply to its target
 //! (the target is replaced, the link stays); `-` is stdout.
 
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{CmdResult, ExitKind, Failure};
@@ -51,7 +51,7 @@ pub enum OutputFile {
     /// A character or block device or a FIFO, opened for writing in place.
     InPlace {
         /// The open device or FIFO.
-        file: File,
+        file: tokio::fs::File,
         /// `-o PATH` as given.
         path: PathBuf,
     },
@@ -59,8 +59,9 @@ pub enum OutputFile {
 
 impl OutputFile {
     /// Opens what `path` names (see the module docs). Opening a FIFO waits
-    /// for its reader, as a shell redirection does.
-    pub fn open(path: &Path) -> Result<OutputFile, Failure> {
+    /// for its reader, as a shell redirection does; that wait runs on
+    /// tokio's blocking pool, so Ctrl-C still stops the command.
+    pub async fn open(path: &Path) -> Result<OutputFile, Failure> {
         if path == Path::new("-") {
             return Ok(OutputFile::Stdout);
         }
@@ -86,10 +87,11 @@ impl OutputFile {
             )),
             Some(meta) if !meta.is_file() => {
                 // O_NOCTTY: a terminal device never becomes our controlling terminal.
-                let file = OpenOptions::new()
+                let file = tokio::fs::OpenOptions::new()
                     .write(true)
                     .custom_flags(libc::O_NOCTTY)
                     .open(&dest)
+                    .await
                     .map_err(|e| fail("open", e))?;
                 Ok(OutputFile::InPlace {
                     file,
@@ -184,10 +186,10 @@ mod tests {
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
     }
 
-    #[test]
-    fn a_directory_is_refused_with_its_name() {
+    #[tokio::test]
+    async fn a_directory_is_refused_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        let err = OutputFile::open(dir.path()).unwrap_err();
+        let err = OutputFile::open(dir.path()).await.unwrap_err();
         assert!(err.message.contains("it is a directory"), "{}", err.message);
         assert!(err.message.contains(&dir.path().display().to_string()));
     }

@@ -42,11 +42,11 @@ enum SinkKind {
 impl Sink {
     /// `path`, or stdout when `None` or `-` (see [`OutputFile`] for what a
     /// path may name and how each kind is written).
-    pub fn create(path: Option<&Path>) -> Result<Sink, Failure> {
+    pub async fn create(path: Option<&Path>) -> Result<Sink, Failure> {
         let Some(path) = path else {
             return Ok(Self::stdout());
         };
-        let kind = match OutputFile::open(path)? {
+        let kind = match OutputFile::open(path).await? {
             OutputFile::Stdout => return Ok(Self::stdout()),
             OutputFile::Replace { file, temp, dest } => SinkKind::File {
                 file: BufWriter::with_capacity(CHUNK_SIZE, tokio::fs::File::from_std(file)),
@@ -54,7 +54,7 @@ impl Sink {
                 dest,
             },
             OutputFile::InPlace { file, path } => SinkKind::InPlace {
-                file: BufWriter::with_capacity(CHUNK_SIZE, tokio::fs::File::from_std(file)),
+                file: BufWriter::with_capacity(CHUNK_SIZE, file),
                 path,
             },
         };
@@ -239,7 +239,7 @@ mod tests {
     async fn file_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.bin");
-        let mut sink = Sink::create(Some(&dest)).unwrap();
+        let mut sink = Sink::create(Some(&dest)).await.unwrap();
         sink.writer().write_all(b"partial").await.unwrap();
         sink.abort().await;
         assert!(!dest.exists());
@@ -249,7 +249,7 @@ mod tests {
             "temp file left behind"
         );
 
-        let mut sink = Sink::create(Some(&dest)).unwrap();
+        let mut sink = Sink::create(Some(&dest)).await.unwrap();
         sink.writer().write_all(b"complete").await.unwrap();
         sink.commit("/s").await.unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"complete");
