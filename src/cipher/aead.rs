@@ -158,7 +158,8 @@ impl<S: ChunkAead, L: ChunkAead> ChunkAead for SizeSplitAead<S, L> {
 /// (`providers/implementations/ciphers/cipher_chacha20_poly1305.c`) ends
 /// in `OPENSSL_clear_free(ctx, sizeof(*ctx))`, which wipes the ChaCha20 key
 /// words and the Poly1305 state together (OpenSSL 1.1's
-/// `chacha20_poly1305_cleanup` does the same with `OPENSSL_cleanse`).
+/// `chacha20_poly1305_cleanup` does the same with `OPENSSL_cleanse`);
+/// `tests/cipher_wipe_openssl.rs` checks it against the linked OpenSSL.
 #[cfg(feature = "openssl")]
 pub struct OpenSslAead(openssl::cipher_ctx::CipherCtx);
 
