@@ -54,7 +54,7 @@ pub struct EncryptArgs {
     recipients_files: Vec<PathBuf>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
-    /// Write the ciphertext to FILE (appears only when complete) instead of stdout
+    /// Write the ciphertext to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// The file to encrypt (default: stdin)
@@ -78,7 +78,7 @@ pub struct DecryptArgs {
     identities: Vec<PathBuf>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
-    /// Write the plaintext to FILE (appears only when complete) instead of stdout
+    /// Write the plaintext to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Accept passphrase files with an scrypt work factor up to 2^N (each step doubles memory and time)

@@ -60,7 +60,7 @@ pub struct ReadArgs {
     /// arrived is written out before read waits for more)
     #[arg(short = 'u', long = "unbuffered-output")]
     unbuffered_output: bool,
-    /// Write to FILE instead of stdout (it appears only when complete)
+    /// Write to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place; - is stdout)
     #[arg(
         short = 'o',
         long = "output",
