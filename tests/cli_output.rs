@@ -150,8 +150,6 @@ fn ctrl_c_stops_the_wait_for_a_fifo_reader() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    // The signal handlers are installed as the command starts; some slack.
-    std::thread::sleep(std::time::Duration::from_millis(200));
     sh(&format!("kill -INT {}", decrypt.id()), sb.home());
     let out = decrypt.finish();
     out.expect_code(130);
