@@ -151,7 +151,15 @@ impl<S: ChunkAead, L: ChunkAead> ChunkAead for SizeSplitAead<S, L> {
 /// OpenSSL's EVP ChaCha20-Poly1305, one cipher context per key.
 ///
 /// The key is set once; each call only sets the nonce, which resets the
-/// context's Poly1305 state. `EVP_CIPHER_CTX_free` cleanses the key.
+/// context's Poly1305 state. Dropping it frees the context with
+/// `EVP_CIPHER_CTX_free`, which cleanses the key: `EVP_CIPHER_CTX_reset`
+/// calls the cipher's `freectx`, and OpenSSL 3's
+/// `chacha20_poly1305_freectx`
+/// (`providers/implementations/ciphers/cipher_chacha20_poly1305.c`) ends
+/// in `OPENSSL_clear_free(ctx, sizeof(*ctx))`, which wipes the ChaCha20 key
+/// words and the Poly1305 state together (OpenSSL 1.1's
+/// `chacha20_poly1305_cleanup` does the same with `OPENSSL_cleanse`);
+/// `tests/cipher_wipe_openssl.rs` checks it against the linked OpenSSL.
 #[cfg(feature = "openssl")]
 pub struct OpenSslAead(openssl::cipher_ctx::CipherCtx);
 
@@ -236,8 +244,41 @@ impl ChunkAead for OpenSslAead {
 }
 
 /// `ring`'s ChaCha20-Poly1305.
+///
+/// ring's key types never wipe themselves (`LessSafeKey` has no `Drop`:
+/// its ChaCha20 key is a plain `[u32; 8]` inside it). Dropping a `RingAead`
+/// overwrites that storage in place; copies that moves left behind before
+/// it reached its final place are out of reach.
 #[cfg(feature = "ring")]
 pub struct RingAead(ring::aead::LessSafeKey);
+
+#[cfg(feature = "ring")]
+impl RingAead {
+    /// Overwrites the payload key ring holds. This crate forbids `unsafe`,
+    /// so instead of writing zero bytes over ring's private fields it
+    /// assigns a new key over the old one and keeps the compiler from
+    /// dropping that store as dead (`zeroize::optimization_barrier`,
+    /// zeroize's documented pattern for third-party types). ring's key is an
+    /// enum over its algorithms' keys; the new key is AES-256-GCM's, made
+    /// from zeros, because that variant (AES key schedule and GCM table)
+    /// fills the storage: it overwrites the ChaCha20 key and also the stale
+    /// key bytes that building the key can leave in the enum's unused bytes
+    /// (`tests/cipher_wipe.rs` found such a copy when only a ChaCha20 zero
+    /// key was assigned). Called on drop; once per stream, never per chunk.
+    fn wipe(&mut self) {
+        let zero = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &[0; KEY_LEN])
+            .expect("a 32-byte key is valid for AES-256-GCM");
+        self.0 = ring::aead::LessSafeKey::new(zero);
+        zeroize::optimization_barrier(&self.0);
+    }
+}
+
+#[cfg(feature = "ring")]
+impl Drop for RingAead {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
 
 #[cfg(feature = "ring")]
 impl ChunkAead for RingAead {
@@ -291,7 +332,8 @@ impl ChunkAead for RingAead {
     }
 }
 
-/// RustCrypto's pure-Rust `chacha20poly1305`.
+/// RustCrypto's pure-Rust `chacha20poly1305`, which zeroizes its key on
+/// drop.
 #[cfg(feature = "rustcrypto")]
 pub struct RustCryptoAead(chacha20poly1305::ChaCha20Poly1305);
 
@@ -490,6 +532,17 @@ mod tests {
             ours.open_in_place(&nonce, aad, &mut a, &tag_a).unwrap();
             assert_eq!(a, plain, "open of {len} bytes after a failure");
         }
+    }
+
+    /// The wipe that runs on drop replaces the payload key ring holds with
+    /// AES-256-GCM's all-zero key (the variant that fills ring's key storage).
+    #[cfg(feature = "ring")]
+    #[test]
+    fn ring_wipe_overwrites_the_key_with_an_aes_zero_key() {
+        let mut aead = RingAead::new(&[7; KEY_LEN]);
+        assert_eq!(aead.0.algorithm(), &ring::aead::CHACHA20_POLY1305);
+        aead.wipe();
+        assert_eq!(aead.0.algorithm(), &ring::aead::AES_256_GCM);
     }
 
     #[cfg(feature = "ring")]

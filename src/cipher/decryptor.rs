@@ -6,6 +6,7 @@ use age_core::format::{FileKey, Stanza};
 use secrecy::SecretString;
 
 use super::aead::{ChunkAead, DefaultAead};
+use super::buffer::PlaintextBuffer;
 use super::error::{Error, HeaderError, ProtocolError, Unsupported};
 use super::format::{
     check_identifier, is_terminator, parse_header, Format, AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER,
@@ -62,8 +63,9 @@ pub struct Decryptor<A: ChunkAead = DefaultAead> {
     state: State,
     format: Option<Format>,
     header: Vec<u8>,
-    /// Input bytes `buf[start..end]` not yet processed.
-    buf: Box<[u8]>,
+    /// Input bytes `buf[start..end]` not yet processed; chunks are opened
+    /// in place here, so it holds plaintext and is zeroed on drop.
+    buf: PlaintextBuffer,
     start: usize,
     end: usize,
     /// Authenticated plaintext `buf[plain.0..plain.1]` not yet taken.
@@ -102,7 +104,7 @@ impl<A: ChunkAead> Decryptor<A> {
             state: State::Header,
             format: None,
             header: Vec::new(),
-            buf: vec![0u8; MAX_FRAME + LOOKAHEAD].into_boxed_slice(),
+            buf: PlaintextBuffer::zeroed(MAX_FRAME + LOOKAHEAD),
             start: 0,
             end: 0,
             plain: (0, 0),

@@ -7,8 +7,10 @@ use age_core::format::{FileKey, Stanza};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use secrecy::SecretString;
+use zeroize::Zeroize;
 
 use super::aead::{ChunkAead, DefaultAead};
+use super::buffer::PlaintextBuffer;
 use super::error::Error;
 use super::format::{write_header, Format};
 use super::stream::{payload_key, ChunkSealer, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
@@ -70,8 +72,9 @@ pub struct Encryptor<A: ChunkAead = DefaultAead> {
     preamble: Vec<u8>,
     preamble_taken: usize,
     sealer: ChunkSealer<A>,
-    /// `[len prefix (4)] [plaintext (<= 64 KiB)] [tag (16)]`, sealed in place.
-    chunk: Box<[u8]>,
+    /// `[len prefix (4)] [plaintext (<= 64 KiB)] [tag (16)]`, sealed in
+    /// place; zeroed on drop (an unsealed tail is plaintext).
+    chunk: PlaintextBuffer,
     /// Plaintext bytes pending in `chunk[LEN_PREFIX..]`.
     fill: usize,
     /// Sealed frame `chunk[sealed.0..sealed.1]`, taken up to `sealed.0 + taken`.
@@ -159,7 +162,7 @@ impl<A: ChunkAead> Encryptor<A> {
             preamble,
             preamble_taken: 0,
             sealer: ChunkSealer::new(&key),
-            chunk: vec![0u8; LEN_PREFIX + CHUNK_SIZE + TAG_SIZE].into_boxed_slice(),
+            chunk: PlaintextBuffer::zeroed(LEN_PREFIX + CHUNK_SIZE + TAG_SIZE),
             fill: 0,
             sealed: None,
             taken: 0,
@@ -339,6 +342,13 @@ impl<A: ChunkAead> Encryptor<A> {
         self.taken = 0;
         self.fill = 0;
         Ok(())
+    }
+}
+
+impl<A: ChunkAead> Drop for Encryptor<A> {
+    fn drop(&mut self) {
+        // The chunk buffer wipes itself; the carried byte is plaintext too.
+        self.carry.zeroize();
     }
 }
 

@@ -17,7 +17,10 @@
 //! authenticated, and the header MAC is checked before any payload byte;
 //! a stream is complete only when the final chunk authenticated, otherwise
 //! [`Error::Truncated`]. File keys, payload keys and passphrases live in
-//! zeroizing types and are never printed.
+//! zeroizing types and are never printed; the encryptor's and decryptor's
+//! plaintext buffers and the AEAD backends' copies of the payload key are
+//! wiped when they are dropped (ring's by us: ring does not; see
+//! SECURITY.md, "Secrets handling").
 //!
 //! ```
 //! use secrecy::SecretString;
@@ -40,6 +43,7 @@
 //! ```
 
 pub mod aead;
+mod buffer;
 mod decryptor;
 mod encryptor;
 mod error;

@@ -65,7 +65,10 @@ pub(crate) fn payload_key(file_key: &FileKey, nonce: &[u8; PAYLOAD_NONCE_SIZE]) 
 
 /// Seals chunks in order: chunk 0, 1, 2, ... and then exactly one final chunk.
 pub struct ChunkSealer<A: ChunkAead = DefaultAead> {
-    aead: A,
+    /// Boxed: moving the sealer (and the encryptor holding it) moves a
+    /// pointer, not the key, so the one copy the backend wipes on drop is
+    /// the only one that lives as long as the stream.
+    aead: Box<A>,
     counter: u64,
     finished: bool,
 }
@@ -78,7 +81,7 @@ impl<A: ChunkAead> ChunkSealer<A> {
     /// random file key and payload nonce per stream.
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
         ChunkSealer {
-            aead: A::new(key),
+            aead: Box::new(A::new(key)),
             counter: 0,
             finished: false,
         }
@@ -114,7 +117,8 @@ impl<A: ChunkAead> ChunkSealer<A> {
 
 /// Opens chunks in order and tracks the chunk index for error messages.
 pub struct ChunkOpener<A: ChunkAead = DefaultAead> {
-    aead: A,
+    /// Boxed, like [`ChunkSealer`]'s.
+    aead: Box<A>,
     counter: u64,
     finished: bool,
 }
@@ -123,7 +127,7 @@ impl<A: ChunkAead> ChunkOpener<A> {
     /// An opener for a payload key.
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
         ChunkOpener {
-            aead: A::new(key),
+            aead: Box::new(A::new(key)),
             counter: 0,
             finished: false,
         }

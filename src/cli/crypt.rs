@@ -54,7 +54,7 @@ pub struct EncryptArgs {
     recipients_files: Vec<PathBuf>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
-    /// Write the ciphertext to FILE (appears only when complete) instead of stdout
+    /// Write the ciphertext to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// The file to encrypt (default: stdin)
@@ -78,7 +78,7 @@ pub struct DecryptArgs {
     identities: Vec<PathBuf>,
     #[command(flatten)]
     passphrase: PassphraseArgs,
-    /// Write the plaintext to FILE (appears only when complete) instead of stdout
+    /// Write the plaintext to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place)
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Accept passphrase files with an scrypt work factor up to 2^N (each step doubles memory and time)
@@ -127,7 +127,7 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let encryptor = key.encryptor(args.format, &subject)?;
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
-        let mut sink = Sink::create(args.output.as_deref())?;
+        let mut sink = Sink::create(args.output.as_deref()).await?;
         let progress = Progress::for_stderr(quiet);
         progress.transferring("encrypted");
         let mut writer = EncryptingWriter::new(sink.writer(), encryptor);
@@ -196,7 +196,7 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
     let decryptor = key.decryptor(args.max_work_factor);
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
-        let mut sink = Sink::create(args.output.as_deref())?;
+        let mut sink = Sink::create(args.output.as_deref()).await?;
         let progress = Progress::for_stderr(quiet);
         progress.transferring("decrypted");
         let mut reader = DecryptingReader::new(source.reader(), decryptor);

@@ -314,7 +314,11 @@ fn block_on<F: std::future::Future<Output = CmdResult>>(kind: Runtime, future: F
     })?;
     let result = runtime.block_on(async {
         tokio::select! {
-            result = future => result,
+            // The signal branch is polled first, so its handlers are installed
+            // before the command runs: a signal that follows anything the
+            // command printed (the waiting notice) is always caught, never
+            // the default action that kills the process without cleanup.
+            biased;
             // Dropping the command's future on Ctrl-C/SIGTERM runs the cleanup
             // a signal would skip: an upload is aborted (never finished), a
             // consumer is killed, an unfinished -o file is removed.
@@ -322,6 +326,7 @@ fn block_on<F: std::future::Future<Output = CmdResult>>(kind: Runtime, future: F
                 kind,
                 format!("interrupted by {signal}; the transfer was aborted"),
             )),
+            result = future => result,
         }
     });
     // A blocking stdin read may still be pending on the runtime's thread pool;

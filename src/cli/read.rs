@@ -60,7 +60,7 @@ pub struct ReadArgs {
     /// arrived is written out before read waits for more)
     #[arg(short = 'u', long = "unbuffered-output")]
     unbuffered_output: bool,
-    /// Write to FILE instead of stdout (it appears only when complete)
+    /// Write to FILE instead of stdout (a file appears only when complete; a device or FIFO is written in place; - is stdout)
     #[arg(
         short = 'o',
         long = "output",
@@ -160,8 +160,8 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     super::block_on(super::Runtime::SingleStream, async move {
         // A file output is created before connecting: an unwritable path fails fast.
         let early_sink = match (&output, command.is_empty()) {
-            (Some(path), _) => Some(Sink::create(Some(path))?),
-            (None, true) => Some(Sink::create(None)?),
+            (Some(path), _) => Some(Sink::create(Some(path)).await?),
+            (None, true) => Some(Sink::create(None).await?),
             (None, false) => None,
         };
         let progress = Progress::for_stderr(quiet);

@@ -1,5 +1,6 @@
 //! Where `read` (and `decrypt`) write to: stdout, a file (which appears only
-//! when the transfer succeeded), or the stdin of a consumer command.
+//! when the transfer succeeded), a device or FIFO (written in place), or the
+//! stdin of a consumer command.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,6 +10,7 @@ use tokio::process::{Child, ChildStdin};
 
 use super::source::describe_status;
 use super::CHUNK_SIZE;
+use crate::cli::output::OutputFile;
 use crate::cli::{ExitKind, Failure};
 
 /// An output of a transfer.
@@ -25,6 +27,11 @@ enum SinkKind {
         temp: tempfile::TempPath,
         dest: PathBuf,
     },
+    /// A device or FIFO, written in place as chunks authenticate, like stdout.
+    InPlace {
+        file: BufWriter<tokio::fs::File>,
+        path: PathBuf,
+    },
     Consumer {
         child: Child,
         stdin: ChildStdin,
@@ -33,37 +40,25 @@ enum SinkKind {
 }
 
 impl Sink {
-    /// `path`, or stdout when `None` or `-`.
-    pub fn create(path: Option<&Path>) -> Result<Sink, Failure> {
-        let path = match path {
-            None => return Ok(Self::stdout()),
-            Some(p) if p == Path::new("-") => return Ok(Self::stdout()),
-            Some(p) => p,
+    /// `path`, or stdout when `None` or `-` (see [`OutputFile`] for what a
+    /// path may name and how each kind is written).
+    pub async fn create(path: Option<&Path>) -> Result<Sink, Failure> {
+        let Some(path) = path else {
+            return Ok(Self::stdout());
         };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let fail = |e: std::io::Error| {
-            Failure::new(
-                ExitKind::Other,
-                format!("cannot create output {}: {e}", path.display()),
-            )
-        };
-        // Same directory, so the final rename is atomic; mode 0600 (tempfile's default).
-        let temp = tempfile::Builder::new()
-            .prefix(".zebrastream-")
-            .suffix(".part")
-            .tempfile_in(dir)
-            .map_err(fail)?;
-        let (file, temp) = temp.into_parts();
-        Ok(Sink {
-            kind: SinkKind::File {
+        let kind = match OutputFile::open(path).await? {
+            OutputFile::Stdout => return Ok(Self::stdout()),
+            OutputFile::Replace { file, temp, dest } => SinkKind::File {
                 file: BufWriter::with_capacity(CHUNK_SIZE, tokio::fs::File::from_std(file)),
                 temp,
-                dest: path.to_owned(),
+                dest,
             },
-        })
+            OutputFile::InPlace { file, path } => SinkKind::InPlace {
+                file: BufWriter::with_capacity(CHUNK_SIZE, file),
+                path,
+            },
+        };
+        Ok(Sink { kind })
     }
 
     fn stdout() -> Sink {
@@ -113,6 +108,7 @@ impl Sink {
         match &self.kind {
             SinkKind::Stdout(_) => String::from("stdout"),
             SinkKind::File { dest, .. } => format!("output file {}", dest.display()),
+            SinkKind::InPlace { path, .. } => format!("output {}", path.display()),
             SinkKind::Consumer { name, .. } => format!("consumer command '{name}'"),
         }
     }
@@ -121,7 +117,7 @@ impl Sink {
     pub fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
         match &mut self.kind {
             SinkKind::Stdout(w) => w,
-            SinkKind::File { file, .. } => file,
+            SinkKind::File { file, .. } | SinkKind::InPlace { file, .. } => file,
             SinkKind::Consumer { stdin, .. } => stdin,
         }
     }
@@ -153,6 +149,13 @@ impl Sink {
                 temp.persist(&dest).map_err(|e| fail(e.error))?;
                 Ok(())
             }
+            // No fsync: a FIFO or most devices refuse it.
+            SinkKind::InPlace { mut file, path } => file.flush().await.map_err(|e| {
+                Failure::new(
+                    ExitKind::Other,
+                    format!("{subject}: cannot write {}: {e}", path.display()),
+                )
+            }),
             SinkKind::Consumer {
                 child,
                 mut stdin,
@@ -188,6 +191,10 @@ impl Sink {
         match self.kind {
             SinkKind::Stdout(mut w) => {
                 // What was written is authenticated data; the exit code says it is incomplete.
+                let _ = w.flush().await;
+            }
+            SinkKind::InPlace { file: mut w, .. } => {
+                // The same as stdout: authenticated data, an exit code that says it is incomplete.
                 let _ = w.flush().await;
             }
             SinkKind::File { file, temp, .. } => {
@@ -232,7 +239,7 @@ mod tests {
     async fn file_appears_only_on_commit() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.bin");
-        let mut sink = Sink::create(Some(&dest)).unwrap();
+        let mut sink = Sink::create(Some(&dest)).await.unwrap();
         sink.writer().write_all(b"partial").await.unwrap();
         sink.abort().await;
         assert!(!dest.exists());
@@ -242,7 +249,7 @@ mod tests {
             "temp file left behind"
         );
 
-        let mut sink = Sink::create(Some(&dest)).unwrap();
+        let mut sink = Sink::create(Some(&dest)).await.unwrap();
         sink.writer().write_all(b"complete").await.unwrap();
         sink.commit("/s").await.unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"complete");
