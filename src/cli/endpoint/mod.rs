@@ -110,7 +110,8 @@ where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut buf = vec![0u8; PUMP_BUFFER];
+    // Wiped when the pump ends: it held plaintext (read) or what becomes it (write).
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; PUMP_BUFFER]);
     let mut total = 0u64;
     // One timer, re-armed each time a read has to wait (WhenIdle only).
     let mut idle = std::pin::pin!(tokio::time::sleep(IDLE_FLUSH_DELAY));
