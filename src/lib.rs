@@ -60,22 +60,33 @@
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod api;
 pub mod cipher;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod forward_secrecy;
 pub mod protocol;
+#[cfg(feature = "relay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "relay")))]
 pub mod relay;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod ticket;
 
 /// The README's Rust examples, compiled as doc tests so they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "client", feature = "relay"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
 /// docs/client.md's examples (the library's quick start), compiled as doc
 /// tests so they build as the page tells a new user to set them up.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "client", feature = "relay"))]
 #[doc = include_str!("../docs/client.md")]
 struct ClientGuideDoctests;

@@ -2,8 +2,9 @@
 //!
 //! - [`Encryptor`] / [`Decryptor`]: state machines, bytes in and bytes out,
 //!   no I/O (in the spirit of rustls' core and tokio-util's codecs).
-//! - [`EncryptingWriter`] / [`DecryptingReader`]: thin `tokio::io` and
-//!   `std::io` adapters over them.
+//! - [`EncryptingWriter`] / [`DecryptingReader`]: thin `std::io` adapters
+//!   over them, and `tokio::io` ones with the `tokio` feature (which
+//!   `client` turns on).
 //! - [`keys`]: recipients and identities from strings and files.
 //! - [`aead`]: the ChaCha20-Poly1305 backend trait (`ring` or RustCrypto).
 //! - [`stream`]: STREAM chunk sealing (nonce, sealer, opener).

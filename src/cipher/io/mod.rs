@@ -1,7 +1,7 @@
 //! Thin I/O adapters over the sans-IO [`Encryptor`] and [`Decryptor`]:
-//! [`EncryptingWriter`] and [`DecryptingReader`] implement both the
-//! `tokio::io` traits (module `tokio_io`) and the `std::io` traits (module
-//! `blocking`). Errors are [`io::Error`]s wrapping the typed
+//! [`EncryptingWriter`] and [`DecryptingReader`] implement the `std::io`
+//! traits (module `blocking`) and, with the `tokio` feature, the `tokio::io`
+//! traits (module `tokio_io`). Errors are [`io::Error`]s wrapping the typed
 //! [`cipher::Error`](super::Error); get it back with
 //! [`Error::from_io`](super::Error::from_io).
 
@@ -11,6 +11,7 @@ use super::aead::{ChunkAead, DefaultAead};
 use super::{Decryptor, Encryptor};
 
 mod blocking;
+#[cfg(feature = "tokio")]
 mod tokio_io;
 
 /// Encrypts everything written to it into `inner`.
@@ -156,6 +157,7 @@ fn input_buffer<A: ChunkAead>(dec: &mut Decryptor<A>) -> io::Result<&mut [u8]> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "tokio")]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -167,6 +169,7 @@ mod tests {
         (enc, Decryptor::with_identities(vec![Box::new(id)]))
     }
 
+    #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn poll_flush_makes_bytes_readable_before_shutdown() {
         let (enc, dec) = pair(Format::AgeRt);
@@ -197,6 +200,7 @@ mod tests {
         assert_eq!(rest, vec![7u8; 200_000]);
     }
 
+    #[cfg(feature = "tokio")]
     #[tokio::test]
     async fn a_writer_dropped_without_shutdown_reads_as_truncated() {
         let (enc, dec) = pair(Format::AgeRt);
