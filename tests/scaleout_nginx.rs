@@ -24,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use rand::{Rng, SeedableRng};
-use support::balancer::{free_port, start_balancer_with, Balancer, TlsFiles};
+use support::balancer::{reserve_port, start_balancer_with, Balancer, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::Format;
 use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
@@ -48,7 +48,9 @@ impl Cluster {
         upload_response: UploadResponse,
         tls: Option<TlsFiles<'_>>,
     ) -> Cluster {
-        let port = free_port();
+        // Held while the nodes bind, so none of them can take the balancer's port.
+        let reserved = reserve_port();
+        let port = reserved.local_addr().unwrap().port();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let public = format!("{scheme}://127.0.0.1:{port}");
         let mut nodes = Vec::new();
@@ -72,6 +74,7 @@ impl Cluster {
             .iter()
             .map(|n| n.as_ref().unwrap().local_addr())
             .collect();
+        drop(reserved);
         let balancer = start_balancer_with(nginx, port, &addrs, tls).await;
         Cluster {
             nodes,

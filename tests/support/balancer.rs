@@ -24,11 +24,14 @@ impl Drop for Balancer {
 
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    reserve_port().local_addr().unwrap().port()
+}
+
+/// A free loopback port, held until the listener is dropped: keep it while
+/// binding other sockets (so none of them can get this port), drop it just
+/// before the balancer binds it.
+pub fn reserve_port() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
 /// A certificate and key (PEM files) for the balancer to terminate TLS with.
@@ -130,7 +133,7 @@ pub async fn start_balancer_with(
         .spawn()
         .expect("start nginx");
     // Owned by the Balancer at once, so nginx is stopped on every path out.
-    let balancer = Balancer {
+    let mut balancer = Balancer {
         child,
         url: match tls {
             Some(_) => format!("https://127.0.0.1:{port}"),
@@ -144,16 +147,33 @@ pub async fn start_balancer_with(
         client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
     }
     let client = client.build().unwrap();
+    let log =
+        |b: &Balancer| std::fs::read_to_string(b._dir.path().join("error.log")).unwrap_or_default();
     for _ in 0..100 {
+        // nginx that could not bind its port (another test's relay took it
+        // between free_port() and here) exits: then whatever answers on the
+        // port is not this balancer.
+        if let Ok(Some(status)) = balancer.child.try_wait() {
+            panic!(
+                "nginx exited ({status}) before it served: {}",
+                log(&balancer)
+            );
+        }
         if let Ok(r) = client.get(format!("{}/healthz", balancer.url)).send().await {
-            if r.status().is_success() {
+            // Only nginx names itself in `Server`; a relay answering on this
+            // port by accident does not.
+            let from_nginx = r
+                .headers()
+                .get(reqwest::header::SERVER)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("nginx"));
+            if r.status().is_success() && from_nginx {
                 return balancer;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(balancer._dir.path().join("error.log")).unwrap_or_default();
-    panic!("nginx did not come up: {log}");
+    panic!("nginx did not come up: {}", log(&balancer));
 }
 
 /// nginx from PATH or /usr/sbin (None: skip locally; panics under CI).
