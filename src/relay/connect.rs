@@ -121,8 +121,8 @@ pub(crate) async fn wait_for_peer(
             StatusCode::SERVICE_UNAVAILABLE,
             "relay is at its stream limit; retry later",
         )),
-        ConnectArrival::Waiting(ticket) => {
-            let _guard = hub.wait_guard(path, ticket);
+        ConnectArrival::Waiting(waiter) => {
+            let _guard = hub.wait_guard(path, waiter);
             tokio::select! {
                 result = woken => match result {
                     Ok(()) => Ok(()),

@@ -86,11 +86,11 @@ where
             Arrival::Busy(_) => return Err(busy(Role::Producer)),
             Arrival::Full(_) => return Err(full()),
             Arrival::Paired { theirs, .. } => return Ok((theirs, hub.lease(path))),
-            Arrival::Waiting { ticket, wake } => {
+            Arrival::Waiting { waiter, wake } => {
                 if let Some(waiter) = wake {
                     let _ = waiter.send(());
                 }
-                let _guard = hub.wait_guard(path, ticket);
+                let _guard = hub.wait_guard(path, waiter);
                 tokio::select! {
                     got = delivered => match got {
                         Ok(pair) => return Ok(pair),
@@ -204,11 +204,11 @@ pub(crate) async fn wait_for_producer(hub: &Arc<Hub>, path: &StreamPath) -> Cons
                     _ = hub.shutting_down() => return Err(shutting_down()),
                 }
             }
-            Arrival::Waiting { ticket, wake } => {
+            Arrival::Waiting { waiter, wake } => {
                 if let Some(waiter) = wake {
                     let _ = waiter.send(());
                 }
-                let _guard = hub.wait_guard(path, ticket);
+                let _guard = hub.wait_guard(path, waiter);
                 tokio::select! {
                     got = meeting => got,
                     _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(hub, Role::Consumer)),

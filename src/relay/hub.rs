@@ -14,7 +14,7 @@ use super::forward::ForwardBody;
 use super::metrics::{Metrics, TransferEnd};
 use super::path::StreamPath;
 use super::quota::StreamQuota;
-use super::rendezvous::{Rendezvous, Ticket};
+use super::rendezvous::{Rendezvous, WaiterId};
 use super::tap::ForwardTap;
 use super::tokens::TokenStore;
 
@@ -129,13 +129,13 @@ impl Hub {
         }
     }
 
-    /// Withdraws `ticket` from the table when dropped (a no-op once it was paired).
-    pub(crate) fn wait_guard(self: &Arc<Self>, path: &StreamPath, ticket: Ticket) -> WaitGuard {
+    /// Withdraws `waiter` from the table when dropped (a no-op once it was paired).
+    pub(crate) fn wait_guard(self: &Arc<Self>, path: &StreamPath, waiter: WaiterId) -> WaitGuard {
         self.metrics.waiting(1);
         WaitGuard {
             hub: Arc::clone(self),
             path: path.clone(),
-            ticket,
+            waiter,
         }
     }
 }
@@ -169,12 +169,12 @@ impl Drop for PairLease {
 pub(crate) struct WaitGuard {
     hub: Arc<Hub>,
     path: StreamPath,
-    ticket: Ticket,
+    waiter: WaiterId,
 }
 
 impl Drop for WaitGuard {
     fn drop(&mut self) {
-        self.hub.table().withdraw(&self.path, self.ticket);
+        self.hub.table().withdraw(&self.path, self.waiter);
         self.hub.metrics.waiting(-1);
     }
 }

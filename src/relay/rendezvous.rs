@@ -59,11 +59,11 @@ impl ConnectMode {
 
 /// Identifies one waiting request so that only it can withdraw itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticket(u64);
+pub(crate) struct WaiterId(u64);
 
 enum Seat<T> {
     Empty,
-    Waiting(Ticket, T),
+    Waiting(WaiterId, T),
     Busy,
 }
 
@@ -76,8 +76,8 @@ impl<T> Seat<T> {
 struct PathState<P, C, W> {
     producer: Seat<P>,
     consumer: Seat<C>,
-    await_reader: Option<(Ticket, W)>,
-    await_writer: Option<(Ticket, W)>,
+    await_reader: Option<(WaiterId, W)>,
+    await_writer: Option<(WaiterId, W)>,
 }
 
 impl<P, C, W> PathState<P, C, W> {
@@ -104,9 +104,9 @@ pub(crate) enum Arrival<Mine, Theirs, W> {
     /// The other role was waiting: here is its offer (and ours back). Both
     /// seats are now busy until [`Rendezvous::release_pair`].
     Paired { theirs: Theirs, mine: Mine },
-    /// Nobody to pair with yet: the offer is parked under `ticket`. `wake` is
+    /// Nobody to pair with yet: the offer is parked under `waiter`. `wake` is
     /// the opposite Connect waiter, if any, to be told that we are present.
-    Waiting { ticket: Ticket, wake: Option<W> },
+    Waiting { waiter: WaiterId, wake: Option<W> },
     /// This role is already taken on this path (waiting or transferring).
     Busy(Mine),
     /// The relay already tracks its maximum number of streams.
@@ -119,8 +119,8 @@ pub(crate) enum ConnectArrival<W> {
     /// The other side is present: answer now, and wake `wake` if set (the
     /// opposite Connect waiter, which is removed from the table).
     Ready { wake: Option<W> },
-    /// Parked under `ticket` until woken.
-    Waiting(Ticket),
+    /// Parked under `waiter` until woken.
+    Waiting(WaiterId),
     /// A Connect waiter of the same mode is already parked.
     Busy(W),
     /// The relay already tracks its maximum number of streams.
@@ -150,7 +150,7 @@ pub struct StreamStatus {
     pub consumer: Presence,
 }
 
-fn presence<T, W>(seat: &Seat<T>, waiter: &Option<(Ticket, W)>) -> Presence {
+fn presence<T, W>(seat: &Seat<T>, waiter: &Option<(WaiterId, W)>) -> Presence {
     match seat {
         Seat::Busy => Presence::Transferring,
         Seat::Waiting(..) => Presence::Waiting,
@@ -165,7 +165,7 @@ fn presence<T, W>(seat: &Seat<T>, waiter: &Option<(Ticket, W)>) -> Presence {
 /// waiting consumer leaves for its producer, `W` how a Connect waiter is woken.
 pub(crate) struct Rendezvous<P, C, W> {
     paths: HashMap<StreamPath, PathState<P, C, W>>,
-    next_ticket: u64,
+    next_waiter_id: u64,
     max_paths: usize,
 }
 
@@ -174,7 +174,7 @@ impl<P, C, W> Rendezvous<P, C, W> {
     pub(crate) fn new(max_paths: usize) -> Self {
         Rendezvous {
             paths: HashMap::new(),
-            next_ticket: 0,
+            next_waiter_id: 0,
             max_paths,
         }
     }
@@ -196,9 +196,9 @@ impl<P, C, W> Rendezvous<P, C, W> {
             .unwrap_or_default()
     }
 
-    fn ticket(&mut self) -> Ticket {
-        self.next_ticket += 1;
-        Ticket(self.next_ticket)
+    fn waiter_id(&mut self) -> WaiterId {
+        self.next_waiter_id += 1;
+        WaiterId(self.next_waiter_id)
     }
 
     /// The state of `path`, created if there is room.
@@ -220,7 +220,7 @@ impl<P, C, W> Rendezvous<P, C, W> {
 
     /// A producer (`PUT`) arrives on `path` carrying `offer`.
     pub(crate) fn arrive_producer(&mut self, path: &StreamPath, offer: P) -> Arrival<P, C, W> {
-        let ticket = self.ticket();
+        let waiter = self.waiter_id();
         let Some(state) = self.entry(path) else {
             return Arrival::Full(offer);
         };
@@ -238,14 +238,14 @@ impl<P, C, W> Rendezvous<P, C, W> {
                 mine: offer,
             };
         }
-        state.producer = Seat::Waiting(ticket, offer);
+        state.producer = Seat::Waiting(waiter, offer);
         let wake = state.await_writer.take().map(|(_, w)| w);
-        Arrival::Waiting { ticket, wake }
+        Arrival::Waiting { waiter, wake }
     }
 
     /// A consumer (`GET`) arrives on `path` carrying `offer`.
     pub(crate) fn arrive_consumer(&mut self, path: &StreamPath, offer: C) -> Arrival<C, P, W> {
-        let ticket = self.ticket();
+        let waiter = self.waiter_id();
         let Some(state) = self.entry(path) else {
             return Arrival::Full(offer);
         };
@@ -263,9 +263,9 @@ impl<P, C, W> Rendezvous<P, C, W> {
                 mine: offer,
             };
         }
-        state.consumer = Seat::Waiting(ticket, offer);
+        state.consumer = Seat::Waiting(waiter, offer);
         let wake = state.await_reader.take().map(|(_, w)| w);
-        Arrival::Waiting { ticket, wake }
+        Arrival::Waiting { waiter, wake }
     }
 
     /// A Connect waiter arrives on `path` in `mode`, to be woken through `waker`.
@@ -275,7 +275,7 @@ impl<P, C, W> Rendezvous<P, C, W> {
         mode: ConnectMode,
         waker: W,
     ) -> ConnectArrival<W> {
-        let ticket = self.ticket();
+        let waiter = self.waiter_id();
         let Some(state) = self.entry(path) else {
             return ConnectArrival::Full(waker);
         };
@@ -303,25 +303,25 @@ impl<P, C, W> Rendezvous<P, C, W> {
         if peer_seat_waiting {
             return ConnectArrival::Ready { wake: None };
         }
-        *mine = Some((ticket, waker));
-        ConnectArrival::Waiting(ticket)
+        *mine = Some((waiter, waker));
+        ConnectArrival::Waiting(waiter)
     }
 
     /// A waiting request (Data or Connect) gives up: timeout, shutdown, or its
-    /// client went away. Does nothing if `ticket` is no longer parked (it was
+    /// client went away. Does nothing if `waiter` is no longer parked (it was
     /// paired or woken in the meantime).
-    pub(crate) fn withdraw(&mut self, path: &StreamPath, ticket: Ticket) {
+    pub(crate) fn withdraw(&mut self, path: &StreamPath, waiter: WaiterId) {
         let Some(state) = self.paths.get_mut(path) else {
             return;
         };
-        if matches!(state.producer, Seat::Waiting(t, _) if t == ticket) {
+        if matches!(state.producer, Seat::Waiting(t, _) if t == waiter) {
             state.producer = Seat::Empty;
         }
-        if matches!(state.consumer, Seat::Waiting(t, _) if t == ticket) {
+        if matches!(state.consumer, Seat::Waiting(t, _) if t == waiter) {
             state.consumer = Seat::Empty;
         }
         for slot in [&mut state.await_reader, &mut state.await_writer] {
-            if matches!(slot, Some((t, _)) if *t == ticket) {
+            if matches!(slot, Some((t, _)) if *t == waiter) {
                 *slot = None;
             }
         }
@@ -393,14 +393,14 @@ mod tests {
     #[test]
     fn second_waiting_producer_is_busy_and_first_can_withdraw() {
         let mut t = Table::new(10);
-        let Arrival::Waiting { ticket, .. } = t.arrive_producer(&p("/s"), "one") else {
+        let Arrival::Waiting { waiter, .. } = t.arrive_producer(&p("/s"), "one") else {
             panic!("first producer should wait");
         };
         assert!(matches!(
             t.arrive_producer(&p("/s"), "two"),
             Arrival::Busy("two")
         ));
-        t.withdraw(&p("/s"), ticket);
+        t.withdraw(&p("/s"), waiter);
         assert_eq!(t.live_paths(), 0);
         assert!(matches!(
             t.arrive_producer(&p("/s"), "three"),
@@ -411,14 +411,14 @@ mod tests {
     #[test]
     fn stale_withdraw_after_pairing_changes_nothing() {
         let mut t = Table::new(10);
-        let Arrival::Waiting { ticket, .. } = t.arrive_producer(&p("/s"), "prod") else {
+        let Arrival::Waiting { waiter, .. } = t.arrive_producer(&p("/s"), "prod") else {
             panic!()
         };
         assert!(matches!(
             t.arrive_consumer(&p("/s"), "cons"),
             Arrival::Paired { .. }
         ));
-        t.withdraw(&p("/s"), ticket);
+        t.withdraw(&p("/s"), waiter);
         assert!(matches!(
             t.arrive_producer(&p("/s"), "p2"),
             Arrival::Busy(_)
@@ -550,11 +550,11 @@ mod tests {
     #[test]
     fn connect_waiter_withdraws() {
         let mut t = Table::new(10);
-        let ConnectArrival::Waiting(ticket) = t.await_peer(&p("/s"), ConnectMode::AwaitReader, "w")
+        let ConnectArrival::Waiting(waiter) = t.await_peer(&p("/s"), ConnectMode::AwaitReader, "w")
         else {
             panic!()
         };
-        t.withdraw(&p("/s"), ticket);
+        t.withdraw(&p("/s"), waiter);
         assert_eq!(t.live_paths(), 0);
     }
 }
