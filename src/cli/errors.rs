@@ -18,7 +18,8 @@ pub enum Side {
 }
 
 impl Side {
-    fn peer(self) -> &'static str {
+    /// The other side: "reader" for the producer, "writer" for the consumer.
+    pub fn peer(self) -> &'static str {
         match self {
             Side::Producer => "reader",
             Side::Consumer => "writer",

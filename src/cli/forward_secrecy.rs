@@ -45,11 +45,7 @@ pub async fn writer_encryption(
     progress: &Progress,
     subject: &str,
 ) -> Result<Encryption, Failure> {
-    progress.waiting(super::waiting_notice(
-        "reader (key exchange)",
-        subject,
-        data,
-    ));
+    exchange_notice(Side::Producer, subject, data, progress);
     key.writer_encryption(data, format)
         .await
         .map_err(|e| exchange_failure(subject, Side::Producer, &e, progress))
@@ -62,14 +58,16 @@ pub async fn reader_encryption(
     progress: &Progress,
     subject: &str,
 ) -> Result<Encryption, Failure> {
-    progress.waiting(super::waiting_notice(
-        "writer (key exchange)",
-        subject,
-        data,
-    ));
+    exchange_notice(Side::Consumer, subject, data, progress);
     key.reader_encryption(data)
         .await
         .map_err(|e| exchange_failure(subject, Side::Consumer, &e, progress))
+}
+
+/// What `side` says while it waits for its peer's part of the exchange.
+fn exchange_notice(side: Side, subject: &str, data: &Config, progress: &Progress) {
+    let peer = format!("{} (key exchange)", side.peer());
+    progress.waiting(super::waiting_notice(&peer, subject, data));
 }
 
 /// The failure for an exchange error, named for our side.
@@ -80,9 +78,10 @@ fn exchange_failure(
     progress: &Progress,
 ) -> Failure {
     progress.clear();
-    let (peer, nothing_sent) = match side {
-        Side::Producer => ("reader", "no data was sent"),
-        Side::Consumer => ("writer", "no key was published"),
+    let peer = side.peer();
+    let nothing_sent = match side {
+        Side::Producer => "no data was sent",
+        Side::Consumer => "no key was published",
     };
     match error {
         ExchangeError::Timeout { step, after } => Failure::new(

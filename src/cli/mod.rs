@@ -271,19 +271,28 @@ fn client_common(
     }
 }
 
-/// The step of `read` and `write` that waits for the peer: `connect` with
-/// `config` (whose key the forward-secrecy exchange, if any, chose). On
-/// failure clears the progress display and names the stream in the error.
+/// The step of `read` and `write` that waits for the peer: says where and
+/// how long it waits ([`waiting_notice`]), then `connect`s with `config`
+/// (whose key the forward-secrecy exchange, if any, chose). On failure clears
+/// the progress display and names the stream in the error; with
+/// `skipped_exchange` (a ticket transfer with `--no-forward-secrecy`) a
+/// timeout also says that the peer may be waiting for the key exchange.
 async fn connect_to_peer<T>(
     config: &zebrastream::client::Config,
     connect: impl AsyncFnOnce(&zebrastream::client::Config) -> Result<T, zebrastream::client::Error>,
     progress: &progress::Progress,
     subject: &str,
     side: errors::Side,
+    skipped_exchange: bool,
 ) -> Result<T, Failure> {
+    progress.waiting(waiting_notice(side.peer(), subject, config));
     connect(config).await.map_err(|e| {
         progress.clear();
-        errors::client_failure(subject, side, &e)
+        let failure = errors::client_failure(subject, side, &e);
+        match skipped_exchange {
+            true => forward_secrecy::explain_skipped_exchange(failure),
+            false => failure,
+        }
     })
 }
 

@@ -174,19 +174,15 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             )?,
             None => client_config,
         };
-        progress.waiting(super::waiting_notice("writer", &subject, &client_config));
         let mut reader = super::connect_to_peer(
             &client_config,
             StreamReader::connect,
             &progress,
             &subject,
             Side::Consumer,
+            skipped_exchange,
         )
-        .await
-        .map_err(|f| match skipped_exchange {
-            true => forward_secrecy::explain_skipped_exchange(f),
-            false => f,
-        })?;
+        .await?;
         tracing::info!("{subject}: writer connected");
         if refuse {
             progress.clear();
@@ -249,7 +245,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
 /// was not chosen (a relay could have injected it). Reads only the first bytes.
 async fn refusal<R: AsyncRead + Unpin>(reader: &mut R, subject: &str) -> Failure {
     let format = match sniff_format(reader).await {
-        Ok((_, format)) => format,
+        Ok(format) => format,
         Err(e) => return io_failure(subject, Side::Consumer, e),
     };
     let why = match format {
@@ -276,12 +272,9 @@ fn no_identity_matched(error: &io::Error) -> bool {
 }
 
 /// Reads just enough of `reader` to tell whether the stream starts with an
-/// age-rt or age v1 header line. Returns the bytes read (to be replayed) and
-/// the format found. Stops at the first byte that rules both out, so a live
-/// plaintext stream is not held back.
-async fn sniff_format<R: AsyncRead + Unpin>(
-    reader: &mut R,
-) -> io::Result<(Vec<u8>, Option<Format>)> {
+/// age-rt or age v1 header line, and returns the format found (`None`: not
+/// an age stream). Stops at the first byte that rules both out.
+async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Format>> {
     let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
         .into_iter()
         .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
@@ -291,16 +284,16 @@ async fn sniff_format<R: AsyncRead + Unpin>(
     let mut buf = [0u8; 64];
     loop {
         if let Some((format, _)) = lines.iter().find(|(_, l)| head.starts_with(l)) {
-            return Ok((head, Some(*format)));
+            return Ok(Some(*format));
         }
         let still_possible = lines.iter().any(|(_, l)| l.starts_with(&head));
         if !still_possible {
-            return Ok((head, None));
+            return Ok(None);
         }
         let want = (longest - head.len()).clamp(1, buf.len());
         let n = reader.read(&mut buf[..want]).await?;
         if n == 0 {
-            return Ok((head, None));
+            return Ok(None);
         }
         head.extend_from_slice(&buf[..n]);
     }
@@ -311,24 +304,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn sniffing_finds_formats_and_lets_plaintext_through() {
+    async fn sniffing_finds_formats_and_tells_plaintext_apart() {
         let rt = format!("{}\n-> scrypt …", Format::AgeRt.identifier());
-        let (head, f) = sniff_format(&mut rt.as_bytes()).await.unwrap();
-        assert_eq!(f, Some(Format::AgeRt));
-        assert!(rt.as_bytes().starts_with(&head));
+        assert_eq!(
+            sniff_format(&mut rt.as_bytes()).await.unwrap(),
+            Some(Format::AgeRt)
+        );
         let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
         assert_eq!(
-            sniff_format(&mut v1.as_bytes()).await.unwrap().1,
+            sniff_format(&mut v1.as_bytes()).await.unwrap(),
             Some(Format::AgeV1)
         );
-        // Plaintext: decided by the first read that matches no header; what
-        // was read is handed back for replay.
-        let (head, f) = sniff_format(&mut &b"hello world"[..]).await.unwrap();
-        assert_eq!((head.as_slice(), f), (&b"hello world"[..], None));
+        // Plaintext: decided by the first read that matches no header.
+        assert_eq!(sniff_format(&mut &b"hello world"[..]).await.unwrap(), None);
         // A plaintext prefix of a header, then EOF.
-        let (head, f) = sniff_format(&mut &b"age-enc"[..]).await.unwrap();
-        assert_eq!((head.as_slice(), f), (&b"age-enc"[..], None));
-        let (_, f) = sniff_format(&mut &b""[..]).await.unwrap();
-        assert_eq!(f, None);
+        assert_eq!(sniff_format(&mut &b"age-enc"[..]).await.unwrap(), None);
+        assert_eq!(sniff_format(&mut &b""[..]).await.unwrap(), None);
     }
 }

@@ -186,19 +186,15 @@ pub fn run(
             )?,
             None => client_config,
         };
-        progress.waiting(super::waiting_notice("reader", &subject, &client_config));
         let mut writer = super::connect_to_peer(
             &client_config,
             StreamWriter::connect,
             &progress,
             &subject,
             Side::Producer,
+            skipped_exchange,
         )
-        .await
-        .map_err(|f| match skipped_exchange {
-            true => forward_secrecy::explain_skipped_exchange(f),
-            false => f,
-        })?;
+        .await?;
         tracing::info!("{subject}: reader connected");
         progress.transferring("sent");
         // The producer starts only once a reader is there (as in the Python CLI).
