@@ -277,3 +277,43 @@ fn a_ticket_made_with_defaults_works_with_defaults() {
     r.expect_code(0);
     assert_eq!(r.stdout, payload);
 }
+
+/// The README's ticket lines as a shell runs them: `ticket new --relay URL
+/// --path /hospital -o t.txt`, then `write --ticket-file t.txt` fed by a shell
+/// pipe and `read --ticket-file t.txt` into a pipe, with no other flag (every
+/// default: forward secrecy, no time limit, the ticket's relay).
+#[test]
+fn the_readme_ticket_lines_through_shell_pipes() {
+    let sb = Sandbox::new();
+    let relay = TestRelay::open();
+    let shell = |script: &str| {
+        // bash for pipefail: the exit status is zebrastream's, not `cat`'s.
+        let mut cmd = std::process::Command::new("bash");
+        sb.apply(&mut cmd);
+        let bin_dir = cli_support::bin().parent().unwrap().to_owned();
+        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
+        .unwrap();
+        cmd.env("PATH", path)
+            .args(["-c", &format!("set -eo pipefail; {script}")]);
+        cli_support::Proc::spawn(cmd, None)
+    };
+    let payload = data(500_000, 17);
+    std::fs::write(sb.home().join("export.tar"), &payload).unwrap();
+    shell(&format!(
+        "zebrastream ticket new --relay {} --path /hospital -o t.txt",
+        relay.connect_url
+    ))
+    .finish()
+    .expect_code(0);
+    let reader = shell("zebrastream read --ticket-file t.txt | cat > received.tar");
+    let writer = shell("cat export.tar | zebrastream write --ticket-file t.txt");
+    let (w, r) = (writer.finish(), reader.finish());
+    w.expect_code(0);
+    r.expect_code(0);
+    assert_eq!(
+        std::fs::read(sb.home().join("received.tar")).unwrap(),
+        payload
+    );
+}
