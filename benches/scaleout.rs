@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use support::balancer::{free_port, start_balancer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Opening, Sealing, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -30,7 +30,6 @@ fn config(connect_url: &str, path: &str) -> Config {
     Config::builder(path)
         .connect_url(connect_url)
         .no_access_token()
-        .encryption(Encryption::Plain)
         .build()
         .expect("config")
 }
@@ -41,7 +40,9 @@ async fn transfer(connect_url: String, path: String, bytes: u64) {
     let rc = config(&connect_url, &path);
     let producer = tokio::spawn(async move {
         let block = vec![0x5au8; 256 * 1024];
-        let mut w = StreamWriter::connect(&wc).await.expect("writer");
+        let mut w = StreamWriter::connect(&wc, &Sealing::Plain)
+            .await
+            .expect("writer");
         let mut left = bytes;
         while left > 0 {
             let n = left.min(block.len() as u64) as usize;
@@ -50,7 +51,9 @@ async fn transfer(connect_url: String, path: String, bytes: u64) {
         }
         w.shutdown().await.expect("shutdown");
     });
-    let mut r = StreamReader::connect(&rc).await.expect("reader");
+    let mut r = StreamReader::connect(&rc, &Opening::Plain)
+        .await
+        .expect("reader");
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     loop {
@@ -68,14 +71,16 @@ async fn transfer(connect_url: String, path: String, bytes: u64) {
 async fn connect_latency(connect_url: String, path: String) -> Duration {
     let rc = config(&connect_url, &path);
     let reader = tokio::spawn(async move {
-        let mut r = StreamReader::connect(&rc).await.expect("reader");
+        let mut r = StreamReader::connect(&rc, &Opening::Plain)
+            .await
+            .expect("reader");
         let mut sink = Vec::new();
         r.read_to_end(&mut sink).await.expect("read");
     });
     // Let the consumer's Connect wait reach the relay first.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let started = Instant::now();
-    let mut w = StreamWriter::connect(&config(&connect_url, &path))
+    let mut w = StreamWriter::connect(&config(&connect_url, &path), &Sealing::Plain)
         .await
         .expect("writer");
     let latency = started.elapsed();

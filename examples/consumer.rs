@@ -5,14 +5,14 @@
 //! exits non-zero with the reason on stderr.
 //!
 //! Environment: `ZEBRASTREAM_CONNECT_URL` (default `http://127.0.0.1:8080/v0`),
-//! `ZEBRASTREAM_ACCESS_TOKEN` (optional), `ZEBRASTREAM_PASSPHRASE` (optional:
-//! decrypts; age-rt or age v1 is detected from the stream).
+//! `ZEBRASTREAM_ACCESS_TOKEN` (optional), `ZEBRASTREAM_PASSPHRASE` (required unless
+//! `ZEBRASTREAM_PLAIN=1`: decrypts; age-rt or age v1 is detected from the stream).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use zebrastream::client::{self, Config, Encryption};
+use zebrastream::client::{self, Config, Opening};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,14 +22,24 @@ async fn main() -> ExitCode {
     };
     let connect_url = std::env::var("ZEBRASTREAM_CONNECT_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:8080/v0".to_owned());
-    let mut builder = Config::builder(stream_path)
+    let builder = Config::builder(stream_path)
+        .access_token_from_env()
         .connect_url(connect_url)
         .connect_timeout(Duration::from_secs(300));
     // Plaintext only when asked for: an unencrypted stream is never a silent default.
-    builder = builder.encryption(match std::env::var("ZEBRASTREAM_PASSPHRASE") {
-        Ok(passphrase) => Encryption::passphrase(SecretString::from(passphrase)),
-        Err(_) => Encryption::Plain,
-    });
+    let opening = match (
+        std::env::var("ZEBRASTREAM_PASSPHRASE"),
+        std::env::var("ZEBRASTREAM_PLAIN").as_deref(),
+    ) {
+        (Ok(passphrase), _) => Opening::passphrase(SecretString::from(passphrase)),
+        (Err(_), Ok("1")) => Opening::Plain,
+        (Err(_), _) => {
+            eprintln!(
+                "consumer: set ZEBRASTREAM_PASSPHRASE (or ZEBRASTREAM_PLAIN=1 for plaintext)"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let config = match builder.build() {
         Ok(config) => config,
         Err(e) => {
@@ -41,7 +51,7 @@ async fn main() -> ExitCode {
         "consumer: waiting for a producer on {}",
         config.stream_path()
     );
-    match client::pull(&config, tokio::io::stdout()).await {
+    match client::pull(&config, &opening, tokio::io::stdout()).await {
         Ok(report) => {
             eprintln!(
                 "consumer: received {} bytes in {:.2?}",

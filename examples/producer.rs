@@ -7,14 +7,14 @@
 //! ```
 //!
 //! Environment: `ZEBRASTREAM_CONNECT_URL` (default `http://127.0.0.1:8080/v0`),
-//! `ZEBRASTREAM_ACCESS_TOKEN` (optional), `ZEBRASTREAM_PASSPHRASE` (optional:
-//! encrypts end to end with age-rt; the consumer needs the same passphrase).
+//! `ZEBRASTREAM_ACCESS_TOKEN` (optional), `ZEBRASTREAM_PASSPHRASE` (required unless
+//! `ZEBRASTREAM_PLAIN=1`: encrypts end to end with age-rt; the consumer needs the same passphrase).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use zebrastream::client::{self, AutoFlush, Config, Encryption};
+use zebrastream::client::{self, AutoFlush, Config, Sealing};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,16 +24,26 @@ async fn main() -> ExitCode {
     };
     let connect_url = std::env::var("ZEBRASTREAM_CONNECT_URL")
         .unwrap_or_else(|_| "http://127.0.0.1:8080/v0".to_owned());
-    let mut builder = Config::builder(stream_path)
+    let builder = Config::builder(stream_path)
+        .access_token_from_env()
         .connect_url(connect_url)
         .connect_timeout(Duration::from_secs(300))
         // Interactive input (a terminal, a log tail) reaches the consumer within 200 ms.
         .auto_flush(AutoFlush::After(Duration::from_millis(200)));
     // Plaintext only when asked for: an unencrypted stream is never a silent default.
-    builder = builder.encryption(match std::env::var("ZEBRASTREAM_PASSPHRASE") {
-        Ok(passphrase) => Encryption::passphrase(SecretString::from(passphrase)),
-        Err(_) => Encryption::Plain,
-    });
+    let sealing = match (
+        std::env::var("ZEBRASTREAM_PASSPHRASE"),
+        std::env::var("ZEBRASTREAM_PLAIN").as_deref(),
+    ) {
+        (Ok(passphrase), _) => Sealing::passphrase(SecretString::from(passphrase)),
+        (Err(_), Ok("1")) => Sealing::Plain,
+        (Err(_), _) => {
+            eprintln!(
+                "producer: set ZEBRASTREAM_PASSPHRASE (or ZEBRASTREAM_PLAIN=1 for plaintext)"
+            );
+            return ExitCode::from(2);
+        }
+    };
     let config = match builder.build() {
         Ok(config) => config,
         Err(e) => {
@@ -45,7 +55,7 @@ async fn main() -> ExitCode {
         "producer: waiting for a consumer on {}",
         config.stream_path()
     );
-    match client::push(&config, tokio::io::stdin()).await {
+    match client::push(&config, &sealing, tokio::io::stdin()).await {
         Ok(report) => {
             eprintln!(
                 "producer: sent {} bytes in {:.2?}, confirmed by the relay",

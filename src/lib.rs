@@ -28,29 +28,27 @@
 //! ```
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! use zebrastream::cipher::Format;
-//! use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+//! use zebrastream::client::{Config, Opening, Sealing, StreamReader, StreamWriter};
 //! use zebrastream::relay::{Relay, RelayConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let relay = Relay::bind(RelayConfig::open_loopback()).await?;
 //! let key = age::x25519::Identity::generate();
-//! let writer_config = Config::builder("/demo/stream")
+//! let config = Config::builder("/demo/stream")
 //!     .connect_url(relay.connect_url())
-//!     .encryption(Encryption::recipients(vec![Box::new(key.to_public())], Format::AgeRt))
 //!     .build()?;
-//! let reader_config = Config::builder("/demo/stream")
-//!     .connect_url(relay.connect_url())
-//!     .encryption(Encryption::identities(vec![Box::new(key)]))
-//!     .build()?;
+//! let sealing = Sealing::recipients(vec![Box::new(key.to_public())], Format::AgeRt);
+//! let opening = Opening::identities(vec![Box::new(key)]);
 //!
+//! let producer_config = config.clone(); // one HTTP client, shared
 //! let producer = tokio::spawn(async move {
-//!     let mut writer = StreamWriter::connect(&writer_config).await?;
+//!     let mut writer = StreamWriter::connect(&producer_config, &sealing).await?;
 //!     writer.write_all(b"hello, partner").await?;
 //!     writer.shutdown().await?; // resolves once the relay confirmed delivery
 //!     Ok::<_, zebrastream::client::Error>(())
 //! });
-//! let mut reader = StreamReader::connect(&reader_config).await?;
+//! let mut reader = StreamReader::connect(&config, &opening).await?;
 //! let mut received = Vec::new();
 //! reader.read_to_end(&mut received).await?; // EOF only after the authenticated end
 //! producer.await??;

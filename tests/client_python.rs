@@ -13,7 +13,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::io::AsyncWriteExt;
 use zebrastream::cipher::Format;
-use zebrastream::client::{self, Config, Encryption, StreamWriter};
+use zebrastream::client::{self, Config, Opening, Sealing, StreamWriter};
 use zebrastream::relay::{Presence, Relay, RelayConfig, RelayHandle};
 
 /// Runs the official client's file API: `write SRC` streams a file, `read DST` stores the stream.
@@ -80,26 +80,30 @@ fn python_side(
         .expect("start python")
 }
 
-fn our_config(relay: &RelayHandle, path: &str, mode: &str) -> Config {
+/// Our client's configuration and keys (writer's, reader's) for `mode`.
+fn our_config(relay: &RelayHandle, path: &str, mode: &str) -> (Config, Sealing, Opening) {
     let format = match mode {
         "plain" => None,
         "age-rt" => Some(Format::AgeRt),
         _ => Some(Format::AgeV1),
     };
-    let builder = Config::builder(path)
+    let config = Config::builder(path)
         .connect_url(relay.connect_url())
-        .no_access_token()
-        .connect_timeout(Duration::from_secs(60));
-    builder
-        .encryption(match format {
-            Some(format) => Encryption::Passphrase {
-                passphrase: SecretString::from(PASSPHRASE),
+        .connect_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let passphrase = || SecretString::from(PASSPHRASE);
+    let keys = match format {
+        Some(format) => (
+            Sealing::Passphrase {
+                passphrase: passphrase(),
                 format,
             },
-            None => Encryption::Plain,
-        })
-        .build()
-        .unwrap()
+            Opening::passphrase(passphrase()),
+        ),
+        None => (Sealing::Plain, Opening::Plain),
+    };
+    (config, keys.0, keys.1)
 }
 
 async fn check_python_exit(child: tokio::process::Child, what: &str) {
@@ -126,7 +130,8 @@ async fn ours_to_python(mode: &str, len: usize) {
     std::fs::write(&src, &data).unwrap();
     let path = format!("/interop/ours-to-py/{mode}");
     let reader = python_side(&python, &relay, "read", &path, &dst, mode);
-    let report = client::push_file(&our_config(&relay, &path, mode), &src)
+    let (config, sealing, _) = our_config(&relay, &path, mode);
+    let report = client::push_file(&config, &sealing, &src)
         .await
         .unwrap_or_else(|e| panic!("{mode}: our writer: {e}"));
     assert_eq!(report.bytes, len as u64);
@@ -149,7 +154,8 @@ async fn python_to_ours(mode: &str, len: usize) {
     std::fs::write(&src, &data).unwrap();
     let path = format!("/interop/py-to-ours/{mode}");
     let writer = python_side(&python, &relay, "write", &path, &src, mode);
-    let report = client::pull_file(&our_config(&relay, &path, mode), &dst)
+    let (config, _, opening) = our_config(&relay, &path, mode);
+    let report = client::pull_file(&config, &opening, &dst)
         .await
         .unwrap_or_else(|e| panic!("{mode}: our reader: {e}"));
     assert_eq!(report.bytes, len as u64);
@@ -205,9 +211,8 @@ async fn dropped_writer_fails_the_python_reader() {
         let dst = dir.path().join("dst");
         let path = format!("/interop/dropped/{mode}");
         let reader = python_side(&python, &relay, "read", &path, &dst, mode);
-        let mut writer = StreamWriter::connect(&our_config(&relay, &path, mode))
-            .await
-            .unwrap();
+        let (config, sealing, _) = our_config(&relay, &path, mode);
+        let mut writer = StreamWriter::connect(&config, &sealing).await.unwrap();
         writer.write_all(&payload(100_000)).await.unwrap();
         writer.flush().await.unwrap();
         // Drop only once the reader's GET is paired: a producer that vanishes

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use zebrastream::cipher::{self, Format};
 use zebrastream::client::{
-    self, blocking, AutoFlush, Config, ConfigBuilder, Encryption, Error, StreamReader, StreamWriter,
+    self, blocking, AutoFlush, Config, ConfigBuilder, Error, Opening, Sealing, StreamReader,
+    StreamWriter,
 };
 use zebrastream::relay::{CaptureTap, Relay, RelayAuth, RelayConfig, RelayHandle};
 
@@ -66,15 +67,28 @@ async fn relay() -> RelayHandle {
 fn config(relay: &RelayHandle, path: &str) -> ConfigBuilder {
     Config::builder(path)
         .connect_url(relay.connect_url())
-        .no_access_token()
         .connect_timeout(Duration::from_secs(20))
-        .encryption(Encryption::Plain)
+}
+
+/// A writer's settings in these tests: its configuration and its key.
+type Writing = (ConfigBuilder, Sealing);
+/// A reader's settings in these tests: its configuration and its key.
+type Reading = (ConfigBuilder, Opening);
+
+/// A plaintext writer on `path`.
+fn writing(relay: &RelayHandle, path: &str) -> Writing {
+    (config(relay, path), Sealing::Plain)
+}
+
+/// A plaintext reader on `path`.
+fn reading(relay: &RelayHandle, path: &str) -> Reading {
+    (config(relay, path), Opening::Plain)
 }
 
 /// Writes `size` pattern bytes in 64 KiB writes, then shuts down.
-async fn produce(config: Config, size: u64) -> Result<u64, Error> {
+async fn produce((config, sealing): (Config, Sealing), size: u64) -> Result<u64, Error> {
     let pattern = Pattern::new();
-    let mut writer = StreamWriter::connect(&config).await?;
+    let mut writer = StreamWriter::connect(&config, &sealing).await?;
     let mut offset = 0;
     while offset < size {
         let len = (size - offset).min(64 * 1024) as usize;
@@ -89,9 +103,9 @@ async fn produce(config: Config, size: u64) -> Result<u64, Error> {
 }
 
 /// Reads to EOF, checking every byte against the pattern; returns the length.
-async fn consume(config: Config) -> Result<u64, Error> {
+async fn consume((config, opening): (Config, Opening)) -> Result<u64, Error> {
     let pattern = Pattern::new();
-    let mut reader = StreamReader::connect(&config).await?;
+    let mut reader = StreamReader::connect(&config, &opening).await?;
     let mut buf = vec![0u8; 100_000];
     let mut offset = 0u64;
     loop {
@@ -123,13 +137,16 @@ fn into_client(e: std::io::Error) -> Error {
 async fn transfer(
     relay: &RelayHandle,
     path: &str,
-    writer: ConfigBuilder,
-    reader: ConfigBuilder,
+    writer: Writing,
+    reader: Reading,
     size: u64,
     writer_first: bool,
 ) {
     let _ = relay;
-    let (wc, rc) = (writer.build().unwrap(), reader.build().unwrap());
+    let (wc, rc) = (
+        (writer.0.build().unwrap(), writer.1),
+        (reader.0.build().unwrap(), reader.1),
+    );
     let (first, second): (tokio::task::JoinHandle<Result<u64, Error>>, _) = if writer_first {
         let w = tokio::spawn(produce(wc, size));
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -161,8 +178,8 @@ async fn plain_small_sizes_both_orders() {
             transfer(
                 &relay,
                 &path,
-                config(&relay, &path),
-                config(&relay, &path),
+                writing(&relay, &path),
+                reading(&relay, &path),
                 size,
                 writer_first,
             )
@@ -178,8 +195,8 @@ async fn plain_100_mib() {
     transfer(
         &relay,
         path,
-        config(&relay, path),
-        config(&relay, path),
+        writing(&relay, path),
+        reading(&relay, path),
         100 << 20,
         true,
     )
@@ -188,11 +205,12 @@ async fn plain_100_mib() {
 
 /// Each flushed message is readable at the consumer before the next write:
 /// the writer waits for the consumer's acknowledgement after each flush.
-async fn flush_latency(writer: ConfigBuilder, reader: ConfigBuilder, flush: bool) {
-    let (wc, rc) = (writer.build().unwrap(), reader.build().unwrap());
+async fn flush_latency(writer: Writing, reader: Reading, flush: bool) {
+    let (wc, rc) = (writer.0.build().unwrap(), reader.0.build().unwrap());
+    let (sealing, opening) = (writer.1, reader.1);
     let (ack_tx, mut ack_rx) = mpsc::channel::<usize>(1);
     let consumer = tokio::spawn(async move {
-        let mut reader = StreamReader::connect(&rc).await.unwrap();
+        let mut reader = StreamReader::connect(&rc, &opening).await.unwrap();
         for i in 0..5usize {
             let expected = format!("message {i}\n");
             let mut got = vec![0u8; expected.len()];
@@ -204,7 +222,7 @@ async fn flush_latency(writer: ConfigBuilder, reader: ConfigBuilder, flush: bool
         reader.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
     });
-    let mut writer = StreamWriter::connect(&wc).await.unwrap();
+    let mut writer = StreamWriter::connect(&wc, &sealing).await.unwrap();
     for i in 0..5usize {
         writer
             .write_all(format!("message {i}\n").as_bytes())
@@ -227,7 +245,7 @@ async fn flush_latency(writer: ConfigBuilder, reader: ConfigBuilder, flush: bool
 async fn plain_flush_reaches_the_consumer() {
     let relay = relay().await;
     let path = "/plain/flush";
-    flush_latency(config(&relay, path), config(&relay, path), true).await;
+    flush_latency(writing(&relay, path), reading(&relay, path), true).await;
 }
 
 #[tokio::test]
@@ -235,15 +253,21 @@ async fn plain_auto_flush_every_write_and_after_delay() {
     let relay = relay().await;
     let path = "/plain/auto-every";
     flush_latency(
-        config(&relay, path).auto_flush(AutoFlush::EveryWrite),
-        config(&relay, path),
+        (
+            config(&relay, path).auto_flush(AutoFlush::EveryWrite),
+            Sealing::Plain,
+        ),
+        reading(&relay, path),
         false,
     )
     .await;
     let path = "/plain/auto-after";
     flush_latency(
-        config(&relay, path).auto_flush(AutoFlush::After(Duration::from_millis(50))),
-        config(&relay, path),
+        (
+            config(&relay, path).auto_flush(AutoFlush::After(Duration::from_millis(50))),
+            Sealing::Plain,
+        ),
+        reading(&relay, path),
         false,
     )
     .await;
@@ -256,9 +280,13 @@ async fn connect_timeout_without_peer() {
         .connect_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    let err = StreamWriter::connect(&c).await.unwrap_err();
+    let err = StreamWriter::connect(&c, &Sealing::Plain)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ConnectTimeout(_)), "{err:?}");
-    let err = StreamReader::connect(&c).await.unwrap_err();
+    let err = StreamReader::connect(&c, &Opening::Plain)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::ConnectTimeout(_)), "{err:?}");
 }
 
@@ -279,24 +307,26 @@ async fn wrong_token_is_an_auth_error() {
             .connect_url(relay.connect_url())
             .access_token(SecretString::from(token))
             .connect_timeout(Duration::from_secs(5))
-            .encryption(Encryption::Plain)
             .build()
             .unwrap()
     };
-    let err = StreamWriter::connect(&base("wrong")).await.unwrap_err();
+    let err = StreamWriter::connect(&base("wrong"), &Sealing::Plain)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401 }), "{err:?}");
     // A write token does not allow reading.
-    let err = StreamReader::connect(&base("write-secret"))
+    let err = StreamReader::connect(&base("write-secret"), &Opening::Plain)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
     let no_token = Config::builder("/auth/s")
         .connect_url(relay.connect_url())
         .no_access_token()
-        .encryption(Encryption::Plain)
         .build()
         .unwrap();
-    let err = StreamWriter::connect(&no_token).await.unwrap_err();
+    let err = StreamWriter::connect(&no_token, &Sealing::Plain)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Auth { status: 401 }), "{err:?}");
 }
 
@@ -304,13 +334,14 @@ async fn wrong_token_is_an_auth_error() {
 async fn paired(
     relay: &RelayHandle,
     path: &str,
-    w: ConfigBuilder,
-    r: ConfigBuilder,
+    w: Writing,
+    r: Reading,
 ) -> (StreamWriter, StreamReader) {
     let _ = relay;
-    let (wc, rc) = (w.build().unwrap(), r.build().unwrap());
-    let reader = tokio::spawn(async move { StreamReader::connect(&rc).await });
-    let writer = StreamWriter::connect(&wc)
+    let (wc, rc) = (w.0.build().unwrap(), r.0.build().unwrap());
+    let opening = r.1;
+    let reader = tokio::spawn(async move { StreamReader::connect(&rc, &opening).await });
+    let writer = StreamWriter::connect(&wc, &w.1)
         .await
         .unwrap_or_else(|e| panic!("{path}: {e}"));
     (writer, reader.await.unwrap().unwrap())
@@ -333,7 +364,7 @@ async fn producer_dropped_mid_stream_plain_is_an_error() {
     let relay = relay().await;
     let path = "/plain/drop-producer";
     let (mut writer, mut reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+        paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
     writer.write_all(&[7u8; 100_000]).await.unwrap();
     writer.flush().await.unwrap();
     drop(writer);
@@ -389,7 +420,7 @@ async fn a_dropped_writer_warns_that_the_stream_was_abandoned() {
     let relay = relay().await;
     for (path, on_purpose) in [("/plain/abandoned", false), ("/plain/aborted", true)] {
         let (mut writer, mut reader) =
-            paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+            paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
         writer.write_all(b"partial").await.unwrap();
         writer.flush().await.unwrap();
         if on_purpose {
@@ -438,7 +469,7 @@ async fn drop_consumer_mid_stream(mut writer: StreamWriter, mut reader: StreamRe
 async fn consumer_dropped_gives_peer_disconnected() {
     let relay = relay().await;
     let path = "/plain/drop-consumer";
-    let (writer, reader) = paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+    let (writer, reader) = paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
     let err = drop_consumer_mid_stream(writer, reader).await;
     // The producer streams at full speed over HTTP/1.1: the relay keeps
     // reading (and discarding) the upload for a moment after its error line
@@ -452,7 +483,7 @@ async fn consumer_gone_before_shutdown_fails_the_shutdown() {
     let relay = relay().await;
     let path = "/plain/gone-before-shutdown";
     let (mut writer, reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+        paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
     writer.write_all(b"x").await.unwrap();
     drop(reader);
     let err = into_client(writer.shutdown().await.unwrap_err());
@@ -466,12 +497,9 @@ async fn relay_killed_mid_stream_fails_both_sides() {
         let path = "/kill";
         let (w, r) = if encrypted {
             let (to, from, _) = x25519(Format::AgeRt);
-            (
-                config(&relay, path).encryption(to),
-                config(&relay, path).encryption(from),
-            )
+            ((config(&relay, path), to), (config(&relay, path), from))
         } else {
-            (config(&relay, path), config(&relay, path))
+            (writing(&relay, path), reading(&relay, path))
         };
         let (mut writer, mut reader) = paired(&relay, path, w, r).await;
         writer.write_all(&[3u8; 200_000]).await.unwrap();
@@ -502,7 +530,7 @@ async fn writer_and_reader_are_closed_after_use() {
     let relay = relay().await;
     let path = "/plain/closed";
     let (mut writer, mut reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+        paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
     writer.write_all(b"abc").await.unwrap();
     writer.shutdown().await.unwrap();
     let err = writer.write_all(b"more").await.unwrap_err();
@@ -520,12 +548,13 @@ async fn second_writer_on_a_busy_stream_is_refused() {
     let relay = relay().await;
     let path = "/plain/busy";
     let (mut writer, mut reader) =
-        paired(&relay, path, config(&relay, path), config(&relay, path)).await;
+        paired(&relay, path, writing(&relay, path), reading(&relay, path)).await;
     let err = StreamWriter::connect(
         &config(&relay, path)
             .connect_timeout(Duration::from_millis(500))
             .build()
             .unwrap(),
+        &Sealing::Plain,
     )
     .await
     .unwrap_err();
@@ -552,8 +581,8 @@ async fn push_and_pull_files() {
     let wc = config(&relay, path).build().unwrap();
     let rc = config(&relay, path).build().unwrap();
     let dst2 = dst.clone();
-    let pull = tokio::spawn(async move { client::pull_file(&rc, &dst2).await });
-    let pushed = client::push_file(&wc, &src).await.unwrap();
+    let pull = tokio::spawn(async move { client::pull_file(&rc, &Opening::Plain, &dst2).await });
+    let pushed = client::push_file(&wc, &Sealing::Plain, &src).await.unwrap();
     let pulled = pull.await.unwrap().unwrap();
     assert_eq!((pushed.bytes, pulled.bytes), (300_000, 300_000));
     assert_eq!(std::fs::read(&dst).unwrap(), data);
@@ -567,8 +596,8 @@ async fn pull_file_keeps_nothing_of_a_truncated_stream() {
     let dst = dir.path().join("out.bin");
     let rc = config(&relay, path).build().unwrap();
     let dst2 = dst.clone();
-    let pull = tokio::spawn(async move { client::pull_file(&rc, &dst2).await });
-    let mut writer = StreamWriter::connect(&config(&relay, path).build().unwrap())
+    let pull = tokio::spawn(async move { client::pull_file(&rc, &Opening::Plain, &dst2).await });
+    let mut writer = StreamWriter::connect(&config(&relay, path).build().unwrap(), &Sealing::Plain)
         .await
         .unwrap();
     writer.write_all(&[9u8; 10_000]).await.unwrap();
@@ -598,13 +627,13 @@ fn blocking_writer_and_reader() {
     let rc = config(&relay, path).build().unwrap();
     let consumer = std::thread::spawn(move || {
         use std::io::Read;
-        let mut reader = blocking::Reader::connect(&rc).unwrap();
+        let mut reader = blocking::Reader::connect(&rc, &Opening::Plain).unwrap();
         let mut got = Vec::new();
         reader.read_to_end(&mut got).unwrap();
         got
     });
     use std::io::Write;
-    let mut writer = blocking::Writer::connect(&wc).unwrap();
+    let mut writer = blocking::Writer::connect(&wc, &Sealing::Plain).unwrap();
     writer.write_all(b"blocking hello").unwrap();
     writer.flush().unwrap();
     let report = writer.finish().unwrap();
@@ -615,11 +644,11 @@ fn blocking_writer_and_reader() {
 // ---------------------------------------------------------------- encrypted
 
 /// A writer/reader pair of X25519 settings (no scrypt: fast).
-fn x25519(format: Format) -> (Encryption, Encryption, age::x25519::Identity) {
+fn x25519(format: Format) -> (Sealing, Opening, age::x25519::Identity) {
     let identity = age::x25519::Identity::generate();
     (
-        Encryption::recipients(vec![Box::new(identity.to_public())], format),
-        Encryption::identities(vec![Box::new(identity.clone())]),
+        Sealing::recipients(vec![Box::new(identity.to_public())], format),
+        Opening::identities(vec![Box::new(identity.clone())]),
         identity,
     )
 }
@@ -635,8 +664,8 @@ async fn encrypted_sizes_both_orders_both_formats() {
                 transfer(
                     &relay,
                     &path,
-                    config(&relay, &path).encryption(to),
-                    config(&relay, &path).encryption(from),
+                    (config(&relay, &path), to),
+                    (config(&relay, &path), from),
                     size,
                     writer_first,
                 )
@@ -654,8 +683,8 @@ async fn encrypted_100_mib() {
     transfer(
         &relay,
         path,
-        config(&relay, path).encryption(to),
-        config(&relay, path).encryption(from),
+        (config(&relay, path), to),
+        (config(&relay, path), from),
         100 << 20,
         false,
     )
@@ -665,24 +694,27 @@ async fn encrypted_100_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passphrase_round_trip_and_wrong_passphrase() {
     let relay = relay().await;
-    let right = || Encryption::passphrase(SecretString::from("correct horse battery staple"));
+    let right = || SecretString::from("correct horse battery staple");
     let path = "/enc/pass";
     transfer(
         &relay,
         path,
-        config(&relay, path).encryption(right()),
-        config(&relay, path).encryption(right()),
+        (config(&relay, path), Sealing::passphrase(right())),
+        (config(&relay, path), Opening::passphrase(right())),
         100_000,
         true,
     )
     .await;
 
     let path = "/enc/wrong-pass";
-    let wc = config(&relay, path).encryption(right()).build().unwrap();
-    let rc = config(&relay, path)
-        .encryption(Encryption::passphrase(SecretString::from("wrong")))
-        .build()
-        .unwrap();
+    let wc = (
+        config(&relay, path).build().unwrap(),
+        Sealing::passphrase(right()),
+    );
+    let rc = (
+        config(&relay, path).build().unwrap(),
+        Opening::passphrase(SecretString::from("wrong")),
+    );
     let producer = tokio::spawn(produce(wc, 100_000));
     let err = consume(rc).await.unwrap_err();
     assert!(
@@ -701,11 +733,8 @@ async fn wrong_identity_is_a_decryption_error() {
     let (to, _, _) = x25519(Format::AgeRt);
     let (_, other, _) = x25519(Format::AgeRt);
     let path = "/enc/wrong-key";
-    let producer = tokio::spawn(produce(
-        config(&relay, path).encryption(to).build().unwrap(),
-        10,
-    ));
-    let err = consume(config(&relay, path).encryption(other).build().unwrap())
+    let producer = tokio::spawn(produce((config(&relay, path).build().unwrap(), to), 10));
+    let err = consume((config(&relay, path).build().unwrap(), other))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Decryption(_)), "{err:?}");
@@ -718,17 +747,18 @@ async fn encrypted_flush_and_auto_flush_reach_the_consumer() {
     let (to, from, _) = x25519(Format::AgeRt);
     let path = "/enc/flush";
     flush_latency(
-        config(&relay, path).encryption(to.clone()),
-        config(&relay, path).encryption(from.clone()),
+        (config(&relay, path), to.clone()),
+        (config(&relay, path), from.clone()),
         true,
     )
     .await;
     let path = "/enc/auto-flush";
     flush_latency(
-        config(&relay, path)
-            .encryption(to)
-            .auto_flush(AutoFlush::After(Duration::from_millis(50))),
-        config(&relay, path).encryption(from),
+        (
+            config(&relay, path).auto_flush(AutoFlush::After(Duration::from_millis(50))),
+            to,
+        ),
+        (config(&relay, path), from),
         false,
     )
     .await;
@@ -742,8 +772,8 @@ async fn producer_dropped_mid_stream_encrypted_is_truncated() {
     let (mut writer, mut reader) = paired(
         &relay,
         path,
-        config(&relay, path).encryption(to),
-        config(&relay, path).encryption(from),
+        (config(&relay, path), to),
+        (config(&relay, path), from),
     )
     .await;
     writer.write_all(&[7u8; 100_000]).await.unwrap();
@@ -755,25 +785,6 @@ async fn producer_dropped_mid_stream_encrypted_is_truncated() {
     assert!(matches!(err, Error::Truncated), "{err:?}");
 }
 
-#[tokio::test]
-async fn role_mismatched_encryption_is_refused_before_connecting() {
-    let (to, from, _) = x25519(Format::AgeRt);
-    let c = Config::builder("/x")
-        .connect_url("http://127.0.0.1:9/v0")
-        .no_access_token();
-    let err = StreamWriter::connect(&c.encryption(from).build().unwrap())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
-    let c = Config::builder("/x")
-        .connect_url("http://127.0.0.1:9/v0")
-        .no_access_token();
-    let err = StreamReader::connect(&c.encryption(to).build().unwrap())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
-}
-
 const MARKER: &[u8; 32] = b"ZEBRA-MARKER-0123456789abcdef!!!";
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -781,13 +792,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Sends `payload` with the given settings and returns what the relay forwarded.
-async fn captured_transfer(w: Encryption, r: Encryption, payload: Vec<u8>, path: &str) -> Vec<u8> {
+async fn captured_transfer(w: Sealing, r: Opening, payload: Vec<u8>, path: &str) -> Vec<u8> {
     let (relay, tap) = relay_with_tap().await;
     let (mut writer, mut reader) = paired(
         &relay,
         path,
-        config(&relay, path).encryption(w),
-        config(&relay, path).encryption(r),
+        (config(&relay, path), w),
+        (config(&relay, path), r),
     )
     .await;
     let expected = payload.clone();
@@ -844,8 +855,8 @@ async fn relay_sees_only_ciphertext() {
     }
     // Sanity: a plaintext transfer does show the marker to the relay.
     let plain = captured_transfer(
-        Encryption::Plain,
-        Encryption::Plain,
+        Sealing::Plain,
+        Opening::Plain,
         payload.clone(),
         "/tap/plain",
     )
@@ -874,8 +885,14 @@ async fn relay_sees_only_ciphertext() {
     }
 
     let passphrase = "tap-test passphrase 8f1c2e";
-    let pass = || Encryption::passphrase(SecretString::from(passphrase));
-    let wire = captured_transfer(pass(), pass(), payload.clone(), "/tap/passphrase").await;
+    let pass = || SecretString::from(passphrase);
+    let wire = captured_transfer(
+        Sealing::passphrase(pass()),
+        Opening::passphrase(pass()),
+        payload.clone(),
+        "/tap/passphrase",
+    )
+    .await;
     assert!(!contains(&wire, MARKER));
     assert!(!contains(&wire, passphrase.as_bytes()));
     assert!(wire.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> scrypt "));
@@ -891,8 +908,8 @@ async fn abandoned_flush_keeps_bytes_in_order() {
         let (mut writer, mut reader) = paired(
             &relay,
             &path,
-            config(&relay, &path).auto_flush(auto_flush),
-            config(&relay, &path),
+            (config(&relay, &path).auto_flush(auto_flush), Sealing::Plain),
+            reading(&relay, &path),
         )
         .await;
         writer.write_all(b"one ").await.unwrap();
@@ -927,21 +944,24 @@ async fn https_relay_with_private_root() {
         .unwrap();
     assert!(relay.connect_url().starts_with("https://"));
     let pem = std::fs::read(TEST_CERT).unwrap();
-    let trusted = |path: &str| {
-        config(&relay, path)
-            .add_root_certificate_pem(&pem)
-            .unwrap()
-            .encryption(Encryption::Plain)
-    };
+    let trusted = |path: &str| config(&relay, path).add_root_certificate_pem(&pem).unwrap();
     let path = "/tls/plain";
-    transfer(&relay, path, trusted(path), trusted(path), 300_000, true).await;
+    transfer(
+        &relay,
+        path,
+        (trusted(path), Sealing::Plain),
+        (trusted(path), Opening::Plain),
+        300_000,
+        true,
+    )
+    .await;
     let (to, from, _) = x25519(Format::AgeRt);
     let path = "/tls/encrypted";
     transfer(
         &relay,
         path,
-        trusted(path).encryption(to),
-        trusted(path).encryption(from),
+        (trusted(path), to),
+        (trusted(path), from),
         300_000,
         false,
     )
@@ -951,7 +971,9 @@ async fn https_relay_with_private_root() {
         .connect_timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let err = StreamWriter::connect(&untrusted).await.unwrap_err();
+    let err = StreamWriter::connect(&untrusted, &Sealing::Plain)
+        .await
+        .unwrap_err();
     // One attempt only: retrying cannot fix a certificate.
     assert!(
         matches!(
@@ -975,13 +997,8 @@ async fn https_peer_failures() {
 
     let (to, from, _) = x25519(Format::AgeRt);
     let path = "/tls/drop-producer";
-    let (mut writer, mut reader) = paired(
-        &relay,
-        path,
-        trusted(path).encryption(to),
-        trusted(path).encryption(from),
-    )
-    .await;
+    let (mut writer, mut reader) =
+        paired(&relay, path, (trusted(path), to), (trusted(path), from)).await;
     writer.write_all(&[1u8; 70_000]).await.unwrap();
     writer.flush().await.unwrap();
     drop(writer);
@@ -989,7 +1006,13 @@ async fn https_peer_failures() {
     assert!(matches!(err, Error::Truncated), "{err:?}");
 
     let path = "/tls/drop-consumer";
-    let (writer, reader) = paired(&relay, path, trusted(path), trusted(path)).await;
+    let (writer, reader) = paired(
+        &relay,
+        path,
+        (trusted(path), Sealing::Plain),
+        (trusted(path), Opening::Plain),
+    )
+    .await;
     let err = drop_consumer_mid_stream(writer, reader).await;
     assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
 }
@@ -1005,14 +1028,14 @@ fn blocking_writer_dropped_is_truncated_at_the_reader() {
     let (connected_tx, connected_rx) = std::sync::mpsc::channel();
     let consumer = std::thread::spawn(move || {
         use std::io::Read;
-        let mut reader = blocking::Reader::connect(&rc).unwrap();
+        let mut reader = blocking::Reader::connect(&rc, &Opening::Plain).unwrap();
         connected_tx.send(()).unwrap();
         let mut got = Vec::new();
         let err = reader.read_to_end(&mut got).unwrap_err();
         (got.len(), into_client(err))
     });
     use std::io::Write;
-    let mut writer = blocking::Writer::connect(&wc).unwrap();
+    let mut writer = blocking::Writer::connect(&wc, &Sealing::Plain).unwrap();
     writer.write_all(&[5u8; 10_000]).unwrap();
     writer.flush().unwrap();
     // Drop only once the reader's download is under way (else it fails to connect instead).
@@ -1031,8 +1054,11 @@ async fn content_type_is_forwarded() {
     let (mut writer, mut reader) = paired(
         &relay,
         path,
-        config(&relay, path).content_type("text/csv; charset=utf-8"),
-        config(&relay, path),
+        (
+            config(&relay, path).content_type("text/csv; charset=utf-8"),
+            Sealing::Plain,
+        ),
+        reading(&relay, path),
     )
     .await;
     assert_eq!(reader.content_type(), Some("text/csv; charset=utf-8"));
@@ -1054,8 +1080,8 @@ async fn slow_consumer_applies_backpressure() {
     let (mut writer, reader) = paired(
         &relay,
         path,
-        config(&relay, path).encryption(to),
-        config(&relay, path).encryption(from),
+        (config(&relay, path), to),
+        (config(&relay, path), from),
     )
     .await;
     const LIMIT: u64 = 64 << 20;
@@ -1097,4 +1123,35 @@ async fn slow_consumer_applies_backpressure() {
         .unwrap();
     writer.shutdown().await.unwrap();
     assert_eq!(consumer.await.unwrap(), sent + 100_000);
+}
+
+/// `Opening::Detect` (no key at hand) names what the stream is and refuses
+/// it: plaintext a relay could have injected, or an encrypted stream of a
+/// given format that needs a key. Nothing is returned to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detect_names_what_the_stream_is_and_refuses_it() {
+    let relay = relay().await;
+    let (to_rt, _, _) = x25519(Format::AgeRt);
+    let (to_v1, _, _) = x25519(Format::AgeV1);
+    for (i, sealing) in [Sealing::Plain, to_rt, to_v1].into_iter().enumerate() {
+        let path = format!("/detect/{i}");
+        let expected = sealing.format();
+        let wc = config(&relay, &path).build().unwrap();
+        let producer = tokio::spawn(async move {
+            let mut w = StreamWriter::connect(&wc, &sealing).await?;
+            w.write_all(&[0x42; 100_000]).await?;
+            w.shutdown().await?;
+            Ok::<_, Error>(())
+        });
+        let rc = config(&relay, &path).build().unwrap();
+        let err = StreamReader::connect(&rc, &Opening::Detect)
+            .await
+            .expect_err("a keyless reader refuses the stream");
+        match (expected, &err) {
+            (None, Error::NotEncrypted) => {}
+            (Some(format), Error::KeyRequired(found)) => assert_eq!(*found, format),
+            other => panic!("{other:?}"),
+        }
+        let _ = producer.await;
+    }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Opening, Sealing, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
 fn with_metrics() -> RelayConfig {
@@ -33,7 +33,6 @@ fn config(relay: &RelayHandle, path: &str) -> Config {
     Config::builder(path)
         .connect_url(relay.connect_url())
         .no_access_token()
-        .encryption(Encryption::Plain)
         .build()
         .unwrap()
 }
@@ -65,11 +64,11 @@ async fn metrics_count_waiters_transfers_bytes_and_refusals() {
     let wc = config(&relay, "/m/t");
     let rc = config(&relay, "/m/t");
     let producer = tokio::spawn(async move {
-        let mut w = StreamWriter::connect(&wc).await.unwrap();
+        let mut w = StreamWriter::connect(&wc, &Sealing::Plain).await.unwrap();
         w.write_all(&payload).await.unwrap();
         w.shutdown().await.unwrap();
     });
-    let mut r = StreamReader::connect(&rc).await.unwrap();
+    let mut r = StreamReader::connect(&rc, &Opening::Plain).await.unwrap();
     let mut got = Vec::new();
     r.read_to_end(&mut got).await.unwrap();
     producer.await.unwrap();

@@ -30,7 +30,7 @@ use rand::{Rng, SeedableRng};
 use support::fault_proxy::{Fault, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::Format;
-use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
 /// Longest a side may take before the case counts as a hang.
@@ -101,12 +101,10 @@ fn cases(seed: u64, count: u64) -> Vec<Case> {
         .collect()
 }
 
-fn config(base: &str, path: &str, encryption: Encryption) -> Config {
+fn config(base: &str, path: &str) -> Config {
     Config::builder(path)
         .connect_url(format!("{base}/v0"))
         .connect_timeout(Duration::from_secs(8))
-        .encryption(encryption)
-        .no_access_token()
         .build()
         .unwrap()
 }
@@ -127,22 +125,22 @@ async fn run_case(
     let (seal, open) = if case.encrypted {
         let id = age::x25519::Identity::generate();
         (
-            Encryption::recipients(vec![Box::new(id.to_public())], Format::AgeRt),
-            Encryption::identities(vec![Box::new(id)]),
+            Sealing::recipients(vec![Box::new(id.to_public())], Format::AgeRt),
+            Opening::identities(vec![Box::new(id)]),
         )
     } else {
-        (Encryption::Plain, Encryption::Plain)
+        (Sealing::Plain, Opening::Plain)
     };
     let data: Arc<Vec<u8>> = Arc::new(
         (0..case.len)
             .map(|i| (i * 7 + case.index as usize) as u8)
             .collect(),
     );
-    let wc = config(&producer_base, &path, seal);
-    let rc = config(&consumer_base, &path, open);
+    let wc = config(&producer_base, &path);
+    let rc = config(&consumer_base, &path);
     let sent = data.clone();
     let producer = tokio::spawn(tokio::time::timeout(HANG_LIMIT, async move {
-        let mut w = StreamWriter::connect(&wc).await?;
+        let mut w = StreamWriter::connect(&wc, &seal).await?;
         for piece in sent.chunks(16 * 1024) {
             w.write_all(piece).await?;
         }
@@ -150,7 +148,7 @@ async fn run_case(
         Ok::<_, Error>(())
     }));
     let consumer = tokio::spawn(tokio::time::timeout(HANG_LIMIT, async move {
-        let mut r = StreamReader::connect(&rc).await?;
+        let mut r = StreamReader::connect(&rc, &open).await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await?;
         Ok::<_, Error>(got)

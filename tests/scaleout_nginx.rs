@@ -27,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use support::balancer::{reserve_port, start_balancer_with, Balancer, TlsFiles};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::Format;
-use zebrastream::client::{Config, Encryption, Error, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
 use zebrastream::relay::{CaptureTap, Relay, RelayConfig, RelayHandle, UploadResponse};
 
 const NODES: usize = 3;
@@ -103,14 +103,23 @@ fn config(cluster_url: &str, path: &str) -> Config {
     Config::builder(path)
         .connect_url(cluster_url)
         .no_access_token()
-        .encryption(Encryption::Plain)
         .build()
         .unwrap()
 }
 
 /// Producer through the Connect API with our client; `pace` slows it down.
 async fn produce(config: Config, data: Arc<Vec<u8>>, pace: Option<Duration>) -> Result<(), Error> {
-    let mut w = StreamWriter::connect(&config).await?;
+    produce_sealed(config, Sealing::Plain, data, pace).await
+}
+
+/// [`produce`] with a key.
+async fn produce_sealed(
+    config: Config,
+    sealing: Sealing,
+    data: Arc<Vec<u8>>,
+    pace: Option<Duration>,
+) -> Result<(), Error> {
+    let mut w = StreamWriter::connect(&config, &sealing).await?;
     for piece in data.chunks(32 * 1024) {
         w.write_all(piece).await?;
         if let Some(pause) = pace {
@@ -123,7 +132,12 @@ async fn produce(config: Config, data: Arc<Vec<u8>>, pace: Option<Duration>) -> 
 }
 
 async fn consume(config: Config) -> Result<Vec<u8>, Error> {
-    let mut r = StreamReader::connect(&config).await?;
+    consume_opened(config, Opening::Plain).await
+}
+
+/// [`consume`] with a key.
+async fn consume_opened(config: Config, opening: Opening) -> Result<Vec<u8>, Error> {
+    let mut r = StreamReader::connect(&config, &opening).await?;
     let mut got = Vec::new();
     r.read_to_end(&mut got).await?;
     Ok(got)
@@ -488,22 +502,25 @@ async fn tls_is_terminated_at_the_balancer() {
     };
     for (i, encrypted) in [(0u64, true), (1, false)] {
         let path = format!("/tls/s{i}");
-        let (writer_config, reader_config) = if encrypted {
+        let (sealing, opening) = if encrypted {
             let identity = age::x25519::Identity::generate();
-            let to = Encryption::recipients(vec![Box::new(identity.to_public())], Format::AgeRt);
             (
-                trusted(&path).encryption(to),
-                trusted(&path).encryption(Encryption::identities(vec![Box::new(identity)])),
+                Sealing::recipients(vec![Box::new(identity.to_public())], Format::AgeRt),
+                Opening::identities(vec![Box::new(identity)]),
             )
         } else {
-            (
-                trusted(&path).encryption(Encryption::Plain),
-                trusted(&path).encryption(Encryption::Plain),
-            )
+            (Sealing::Plain, Opening::Plain)
         };
         let data = Arc::new(payload(700 + i, 6 << 20));
-        let producer = tokio::spawn(produce(writer_config.build().unwrap(), data.clone(), None));
-        let got = consume(reader_config.build().unwrap()).await.unwrap();
+        let producer = tokio::spawn(produce_sealed(
+            trusted(&path).build().unwrap(),
+            sealing,
+            data.clone(),
+            None,
+        ));
+        let got = consume_opened(trusted(&path).build().unwrap(), opening)
+            .await
+            .unwrap();
         producer.await.unwrap().unwrap();
         assert!(
             got == *data,

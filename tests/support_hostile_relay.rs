@@ -5,12 +5,11 @@ mod support;
 
 use support::hostile_relay::HostileRelay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Opening, Sealing, StreamReader, StreamWriter};
 
 fn config(relay: &HostileRelay, path: &str) -> Config {
     Config::builder(path)
         .connect_url(relay.connect_url())
-        .encryption(Encryption::Plain)
         .build()
         .unwrap()
 }
@@ -18,7 +17,7 @@ fn config(relay: &HostileRelay, path: &str) -> Config {
 #[tokio::test]
 async fn records_a_put_and_serves_it_again_whole_or_truncated() {
     let relay = HostileRelay::start();
-    let mut writer = StreamWriter::connect(&config(&relay, "/h/rec"))
+    let mut writer = StreamWriter::connect(&config(&relay, "/h/rec"), &Sealing::Plain)
         .await
         .unwrap();
     writer
@@ -33,7 +32,7 @@ async fn records_a_put_and_serves_it_again_whole_or_truncated() {
 
     // A second reader gets the same bytes again: the replay.
     for _ in 0..2 {
-        let mut reader = StreamReader::connect(&config(&relay, "/h/rec"))
+        let mut reader = StreamReader::connect(&config(&relay, "/h/rec"), &Opening::Plain)
             .await
             .unwrap();
         let mut got = Vec::new();
@@ -45,7 +44,7 @@ async fn records_a_put_and_serves_it_again_whole_or_truncated() {
     // bytes to tell plaintext from age) or while reading.
     relay.truncate_at(Some(6));
     let cut = async {
-        let mut reader = StreamReader::connect(&config(&relay, "/h/rec")).await?;
+        let mut reader = StreamReader::connect(&config(&relay, "/h/rec"), &Opening::Plain).await?;
         let mut got = Vec::new();
         reader.read_to_end(&mut got).await?;
         Ok::<_, Box<dyn std::error::Error>>(got)
@@ -55,7 +54,7 @@ async fn records_a_put_and_serves_it_again_whole_or_truncated() {
 
     relay.truncate_at(None);
     relay.serve("/h/rec", b"chosen".to_vec());
-    let mut reader = StreamReader::connect(&config(&relay, "/h/rec"))
+    let mut reader = StreamReader::connect(&config(&relay, "/h/rec"), &Opening::Plain)
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -72,7 +71,8 @@ async fn answers_connect_with_a_data_url_of_its_choosing() {
     relay.answer_connect_with(Some(format!("{}/data/h/redir", elsewhere.origin())));
     let seen_before = elsewhere.seen().len();
     let result = async {
-        let mut reader = StreamReader::connect(&config(&relay, "/h/redir")).await?;
+        let mut reader =
+            StreamReader::connect(&config(&relay, "/h/redir"), &Opening::Plain).await?;
         let mut got = Vec::new();
         reader.read_to_end(&mut got).await?;
         Ok::<_, Box<dyn std::error::Error>>(got)

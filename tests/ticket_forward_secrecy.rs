@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use support::hostile_relay::HostileRelay;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::{self, Decryptor, Format};
-use zebrastream::client::{Config, Encryption, Error, StreamReader};
+use zebrastream::client::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
 use zebrastream::forward_secrecy::{
     ExchangeError, ExchangeKey, ExchangeStep, MessageError, KEY_SIDE_PATH, OFFER_SIDE_PATH,
 };
@@ -37,23 +37,21 @@ fn timed(builder: zebrastream::client::ConfigBuilder) -> Config {
 async fn fresh_transfer(
     ticket: &Ticket,
     data: &[u8],
-) -> (Result<(), ExchangeError>, Result<Vec<u8>, ExchangeError>) {
+) -> (Result<(), Error>, Result<Vec<u8>, Error>) {
     let writer_ticket = copy(ticket);
     let payload = data.to_vec();
     let producer = tokio::spawn(async move {
-        let config = timed(writer_ticket.writer_config());
+        let config = timed(writer_ticket.config());
         let mut w = writer_ticket.connect_writer(&config).await?;
         w.write_all(&payload).await.map_err(Error::from)?;
         w.shutdown().await.map_err(Error::from)?;
-        Ok::<_, ExchangeError>(())
+        Ok::<_, Error>(())
     });
     let read = async {
-        let mut r = ticket
-            .connect_reader(&timed(ticket.reader_config()))
-            .await?;
+        let mut r = ticket.connect_reader(&timed(ticket.config())).await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.map_err(Error::from)?;
-        Ok::<_, ExchangeError>(got)
+        Ok::<_, Error>(got)
     }
     .await;
     (producer.await.unwrap(), read)
@@ -108,20 +106,16 @@ async fn a_replayed_stream_fails_for_the_next_fresh_reader() {
 
     // Tuesday: no writer. The relay replays Monday's offer and data stream.
     let result = async {
-        let mut r = ticket
-            .connect_reader(&timed(ticket.reader_config()))
-            .await?;
+        let mut r = ticket.connect_reader(&timed(ticket.config())).await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await.map_err(Error::from)?;
-        Ok::<_, ExchangeError>(got)
+        Ok::<_, Error>(got)
     }
     .await;
     assert!(
         matches!(
             result,
-            Err(ExchangeError::Client(Error::Decryption(
-                cipher::Error::NoMatchingIdentity
-            )))
+            Err(Error::Decryption(cipher::Error::NoMatchingIdentity))
         ),
         "{result:?}"
     );
@@ -144,15 +138,15 @@ async fn a_replayed_key_message_is_refused_before_any_data_is_sent() {
     assert_eq!(data_puts(), 1);
 
     // Tuesday: a writer, no reader; the relay answers with Monday's key message.
-    let config = timed(ticket.writer_config());
+    let config = timed(ticket.config());
     let result = ticket.connect_writer(&config).await;
     assert!(
         matches!(
             result,
-            Err(ExchangeError::Refused {
+            Err(Error::Exchange(ExchangeError::Refused {
                 step: ExchangeStep::KeyMessage,
                 reason: MessageError::NotAuthentic
-            })
+            }))
         ),
         "{result:?}"
     );
@@ -175,28 +169,28 @@ async fn swapped_messages_are_refused_by_both_sides() {
 
     // The offer served where the key message belongs: the writer refuses.
     relay.serve(&key_path, offer.clone());
-    let result = ticket.connect_writer(&timed(ticket.writer_config())).await;
+    let result = ticket.connect_writer(&timed(ticket.config())).await;
     assert!(
         matches!(
             result,
-            Err(ExchangeError::Refused {
+            Err(Error::Exchange(ExchangeError::Refused {
                 step: ExchangeStep::KeyMessage,
                 reason: MessageError::Kind { .. }
-            })
+            }))
         ),
         "{result:?}"
     );
     // The key message served as the offer: the reader publishes no key.
     relay.serve(&offer_path, key_message);
     let key_puts = relay.recorded(&key_path).len();
-    let result = ticket.connect_reader(&timed(ticket.reader_config())).await;
+    let result = ticket.connect_reader(&timed(ticket.config())).await;
     assert!(
         matches!(
             result,
-            Err(ExchangeError::Refused {
+            Err(Error::Exchange(ExchangeError::Refused {
                 step: ExchangeStep::Offer,
                 reason: MessageError::Kind { .. }
-            })
+            }))
         ),
         "{result:?}"
     );
@@ -218,7 +212,8 @@ async fn a_ticket_reader_refuses_a_stream_without_the_tickets_stanza() {
     relay.serve(&ticket.stream_path(), forged);
     let mut got = Vec::new();
     let result = async {
-        let mut r = StreamReader::connect(&timed(ticket.reader_config())).await?;
+        let mut r =
+            StreamReader::connect(&timed(ticket.config()), &ticket.static_opening()).await?;
         r.read_to_end(&mut got).await.map_err(Error::from)
     }
     .await;
@@ -240,25 +235,25 @@ async fn every_wait_of_the_exchange_honours_the_connect_timeout() {
         b.connect_timeout(Duration::from_secs(2)).build().unwrap()
     };
     let started = Instant::now();
-    let reader = ticket.connect_reader(&short(ticket.reader_config())).await;
+    let reader = ticket.connect_reader(&short(ticket.config())).await;
     assert!(
         matches!(
             reader,
-            Err(ExchangeError::Timeout {
+            Err(Error::Exchange(ExchangeError::Timeout {
                 step: ExchangeStep::Offer,
                 ..
-            })
+            }))
         ),
         "{reader:?}"
     );
-    let writer = ticket.connect_writer(&short(ticket.writer_config())).await;
+    let writer = ticket.connect_writer(&short(ticket.config())).await;
     assert!(
         matches!(
             writer,
-            Err(ExchangeError::Timeout {
+            Err(Error::Exchange(ExchangeError::Timeout {
                 step: ExchangeStep::Offer,
                 ..
-            })
+            }))
         ),
         "{writer:?}"
     );
@@ -276,14 +271,14 @@ async fn every_wait_of_the_exchange_honours_the_connect_timeout() {
     let hostile = HostileRelay::start();
     let ticket = Ticket::generate(&hostile.connect_url(), "/stall").unwrap();
     let started = Instant::now();
-    let writer = ticket.connect_writer(&short(ticket.writer_config())).await;
+    let writer = ticket.connect_writer(&short(ticket.config())).await;
     assert!(
         matches!(
             writer,
-            Err(ExchangeError::Timeout {
+            Err(Error::Exchange(ExchangeError::Timeout {
                 step: ExchangeStep::KeyMessage,
                 ..
-            })
+            }))
         ),
         "{writer:?}"
     );
@@ -300,25 +295,22 @@ async fn a_passphrase_keys_the_same_exchange_between_our_clients() {
     let relay = Relay::bind(RelayConfig::open_loopback()).await.unwrap();
     let path = "/team/fresh";
     let passphrase = SecretString::from("correct horse battery staple");
-    let config = |encryption: Encryption| {
-        Config::builder(path)
-            .connect_url(relay.connect_url())
-            .encryption(encryption)
-            .connect_timeout(Duration::from_secs(20))
-            .build()
-            .unwrap()
-    };
+    let config = Config::builder(path)
+        .connect_url(relay.connect_url())
+        .connect_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
     let writer_key = ExchangeKey::from_passphrase(&passphrase, path);
-    let writer_config = config(Encryption::passphrase(passphrase.clone()));
+    let writer_config = config.clone();
     let producer = tokio::spawn(async move {
-        let mut w = writer_key.connect_writer(&writer_config).await?;
+        let sealing = Sealing::fresh(writer_key, Format::AgeRt);
+        let mut w = StreamWriter::connect(&writer_config, &sealing).await?;
         w.write_all(b"fresh").await.map_err(Error::from)?;
         w.shutdown().await.map_err(Error::from)?;
-        Ok::<_, ExchangeError>(())
+        Ok::<_, Error>(())
     });
     let reader_key = ExchangeKey::from_passphrase(&passphrase, path);
-    let mut r = reader_key
-        .connect_reader(&config(Encryption::passphrase(passphrase.clone())))
+    let mut r = StreamReader::connect(&config, &Opening::fresh(reader_key))
         .await
         .unwrap();
     let mut got = Vec::new();
@@ -329,18 +321,18 @@ async fn a_passphrase_keys_the_same_exchange_between_our_clients() {
     // Another passphrase: the reader refuses the offer, publishes nothing.
     let wrong = ExchangeKey::from_passphrase(&SecretString::from("wrong"), path);
     let writer_key = ExchangeKey::from_passphrase(&passphrase, path);
-    let writer_config = config(Encryption::passphrase(passphrase.clone()));
-    let producer = tokio::spawn(async move { writer_key.connect_writer(&writer_config).await });
-    let result = wrong
-        .connect_reader(&config(Encryption::passphrase(passphrase)))
-        .await;
+    let writer_config = config.clone();
+    let producer = tokio::spawn(async move {
+        StreamWriter::connect(&writer_config, &Sealing::fresh(writer_key, Format::AgeRt)).await
+    });
+    let result = StreamReader::connect(&config, &Opening::fresh(wrong)).await;
     assert!(
         matches!(
             result,
-            Err(ExchangeError::Refused {
+            Err(Error::Exchange(ExchangeError::Refused {
                 step: ExchangeStep::Offer,
                 reason: MessageError::NotAuthentic
-            })
+            }))
         ),
         "{result:?}"
     );

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zebrastream::client::{Config, Encryption, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Opening, Sealing, StreamReader, StreamWriter};
 
 use super::env_u64;
 use super::now_ns;
@@ -95,30 +95,42 @@ impl RoleArgs {
     }
 }
 
-/// Our client's configuration for stream `path` at Connect-API `url`:
+/// One end of a benchmark transfer: the configuration and the keys.
+pub struct Endpoint {
+    /// Where the stream is.
+    pub config: Config,
+    /// How a producer seals it.
+    pub sealing: Sealing,
+    /// How a consumer opens it.
+    pub opening: Opening,
+}
+
+/// Our client's settings for stream `path` at Connect-API `url`:
 /// plaintext, or with `key` (an age X25519 identity string) encrypting to
-/// its recipient (age-rt) for a `producer`, decrypting with it otherwise.
-pub fn config(url: &str, path: &str, key: Option<&str>, producer: bool) -> Config {
-    let encryption = match key {
-        None => Encryption::Plain,
+/// its recipient (age-rt) as a producer and decrypting with it as a consumer.
+pub fn config(url: &str, path: &str, key: Option<&str>) -> Endpoint {
+    let (sealing, opening) = match key {
+        None => (Sealing::Plain, Opening::Plain),
         Some(key) => {
             let identity = age::x25519::Identity::from_str(key).expect("identity");
-            if producer {
-                Encryption::recipients(
+            (
+                Sealing::recipients(
                     vec![Box::new(identity.to_public())],
                     zebrastream::cipher::Format::AgeRt,
-                )
-            } else {
-                Encryption::identities(vec![Box::new(identity)])
-            }
+                ),
+                Opening::identities(vec![Box::new(identity)]),
+            )
         }
     };
-    Config::builder(path)
+    let config = Config::builder(path)
         .connect_url(url)
-        .no_access_token()
-        .encryption(encryption)
         .build()
-        .expect("config")
+        .expect("config");
+    Endpoint {
+        config,
+        sealing,
+        opening,
+    }
 }
 
 /// A fresh age X25519 identity, as its `AGE-SECRET-KEY-…` string.
@@ -176,7 +188,7 @@ pub fn play(role: &str) -> bool {
     let report = match role {
         PRODUCE | CONSUME => {
             let runtime = ClientRuntime::from_env();
-            let config = config(&args.url, &args.path, args.key.as_deref(), role == PRODUCE);
+            let config = config(&args.url, &args.path, args.key.as_deref());
             if role == PRODUCE {
                 let (seed, bytes, write_size) = (args.seed, args.bytes, args.write_size);
                 let pace = args.pace_mb_s;
@@ -200,13 +212,15 @@ pub fn play(role: &str) -> bool {
 /// pattern of `seed`, `write_size` bytes per write, at most `pace_mb_s`
 /// MB/s on average (0: unpaced).
 pub async fn send(
-    config: &Config,
+    end: &Endpoint,
     seed: u64,
     bytes: u64,
     write_size: usize,
     pace_mb_s: u64,
 ) -> Sent {
-    let mut writer = StreamWriter::connect(config).await.expect("connect");
+    let mut writer = StreamWriter::connect(&end.config, &end.sealing)
+        .await
+        .expect("connect");
     let pattern = Pattern::new(seed);
     let start_ns = now_ns();
     let started = tokio::time::Instant::now();
@@ -234,8 +248,10 @@ pub async fn send(
 
 /// Connects a `StreamReader` with `config` and checks what arrives against
 /// the pattern of `seed`.
-pub async fn receive(config: &Config, seed: u64) -> Delivery {
-    let mut reader = StreamReader::connect(config).await.expect("connect");
+pub async fn receive(end: &Endpoint, seed: u64) -> Delivery {
+    let mut reader = StreamReader::connect(&end.config, &end.opening)
+        .await
+        .expect("connect");
     let mut verifier = Verifier::new(seed);
     let mut buf = vec![0u8; 64 * 1024];
     loop {

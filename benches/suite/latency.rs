@@ -39,8 +39,8 @@ pub fn measure(messages: usize, encrypted: bool) -> Latency {
     let server = Server::start(&Kind::Ours);
     let key = encrypted.then(new_key);
     let url = server.connect_url();
-    let writer_config = config(&url, "/bench/latency", key.as_deref(), true);
-    let reader_config = config(&url, "/bench/latency", key.as_deref(), false);
+    let writer_end = config(&url, "/bench/latency", key.as_deref());
+    let reader_end = config(&url, "/bench/latency", key.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -50,7 +50,9 @@ pub fn measure(messages: usize, encrypted: bool) -> Latency {
         let epoch = Instant::now();
         let (ack, mut acked) = tokio::sync::mpsc::channel::<()>(1);
         let reader = tokio::spawn(async move {
-            let mut reader = StreamReader::connect(&reader_config).await.expect("reader");
+            let mut reader = StreamReader::connect(&reader_end.config, &reader_end.opening)
+                .await
+                .expect("reader");
             let mut samples = Vec::with_capacity(messages);
             let mut message = [0u8; MESSAGE];
             for _ in 0..messages {
@@ -65,7 +67,9 @@ pub fn measure(messages: usize, encrypted: bool) -> Latency {
             assert!(rest.is_empty(), "bytes after the last message");
             samples
         });
-        let mut writer = StreamWriter::connect(&writer_config).await.expect("writer");
+        let mut writer = StreamWriter::connect(&writer_end.config, &writer_end.sealing)
+            .await
+            .expect("writer");
         let mut message = [0x5au8; MESSAGE];
         for _ in 0..messages {
             let sent = epoch.elapsed().as_nanos() as u64;

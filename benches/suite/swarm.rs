@@ -95,9 +95,9 @@ pub fn play() {
 /// One producer and one consumer on stream `index`; true if byte-exact.
 async fn pair(url: String, index: u64, bytes: u64) -> bool {
     let path = format!("/bench/swarm/{index}");
-    let writer_config = config(&url, &path, None, true);
-    let producer = tokio::spawn(async move { send(&writer_config, index, bytes, WRITE, 0).await });
-    let delivery = receive(&config(&url, &path, None, false), index).await;
+    let writer_end = config(&url, &path, None);
+    let producer = tokio::spawn(async move { send(&writer_end, index, bytes, WRITE, 0).await });
+    let delivery = receive(&config(&url, &path, None), index).await;
     producer.await.expect("producer");
     delivery.exact && delivery.bytes == bytes
 }

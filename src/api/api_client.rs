@@ -155,6 +155,11 @@ impl ApiClient {
         &self.connect_url
     }
 
+    /// True when an access token is sent.
+    pub(crate) fn has_access_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.token {
             Some(token) => {

@@ -10,9 +10,10 @@ use zebrastream::cipher::{DecryptingReader, EncryptingWriter, Format, DEFAULT_MA
 
 use super::config::{Config, Environment};
 use super::endpoint::{pump, FlushPolicy, PumpError, Sink, Source};
-use super::errors::{io_failure, Side};
-use super::key_material::{OpeningPlan, SealingKey};
-use super::keys::{self, KeyFlags, KeyPlan, Role};
+use zebrastream::client::Opening;
+
+use super::errors::{client_failure, io_failure, Side};
+use super::keys::{self, KeyFlags, KeyPlan, Resolution, Role};
 use super::passphrase;
 use super::progress::Progress;
 use super::{CmdResult, ExitKind, Failure};
@@ -122,9 +123,11 @@ pub fn run_encrypt(args: EncryptArgs, env: &Environment, quiet: bool) -> CmdResu
         ..KeyFlags::default()
     };
     let plan = key_plan(Role::Encrypt, flags, env, &subject)?;
-    let key = SealingKey::from_plan(plan, &subject)?
+    let encryptor = plan
+        .sealing(args.format, &Resolution::offline(&subject))?
+        .encryptor()
+        .map_err(|e| client_failure(&subject, Side::Producer, &e))?
         .ok_or_else(|| Failure::usage("encrypt needs a key"))?;
-    let encryptor = key.encryptor(args.format, &subject)?;
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
         let mut sink = Sink::create(args.output.as_deref()).await?;
@@ -187,13 +190,15 @@ pub fn run_decrypt(args: DecryptArgs, env: &Environment, quiet: bool) -> CmdResu
         ..KeyFlags::default()
     };
     let plan = key_plan(Role::Decrypt, flags, env, &subject)?;
-    let key = match OpeningPlan::from_plan(plan, &subject)? {
-        OpeningPlan::Key(key) => key,
-        OpeningPlan::Plain | OpeningPlan::Detect => {
+    let decryptor = match plan.opening(args.max_work_factor, &Resolution::offline(&subject))? {
+        Opening::Plain | Opening::Detect => {
             return Err(Failure::usage(format!("{subject}: decrypt needs a key")))
         }
+        opening => opening
+            .decryptor()
+            .map_err(|e| client_failure(&subject, Side::Consumer, &e))?
+            .ok_or_else(|| Failure::usage(format!("{subject}: decrypt needs a key")))?,
     };
-    let decryptor = key.decryptor(args.max_work_factor);
     super::block_on(super::Runtime::SingleStream, async move {
         let mut source = Source::open(args.input.as_deref()).await?;
         let mut sink = Sink::create(args.output.as_deref()).await?;

@@ -4,6 +4,7 @@
 use std::io;
 
 use zebrastream::cipher::{self, HeaderError};
+use zebrastream::forward_secrecy::ExchangeError;
 use zebrastream::{api, client};
 
 use super::{ExitKind, Failure};
@@ -114,9 +115,44 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
             (ExitKind::Other, refused_request(e, *status))
         }
         E::Io(e) => return io_failure(subject, side, copy_io(e)),
+        E::Exchange(e) => return exchange_failure(subject, side, e),
+        E::NotEncrypted => (
+            ExitKind::Decryption,
+            String::from("the stream is not encrypted; use --plain to accept it (or 'plain: true' in the config)"),
+        ),
+        E::KeyRequired(format) => (
+            ExitKind::Decryption,
+            format!("the stream is encrypted ({format}) but no key was given; use -p/--passphrase-file/-i or ZEBRASTREAM_PASSPHRASE (or --plain to save the ciphertext as it is)"),
+        ),
         other => (ExitKind::Other, other.to_string()),
     };
     Failure::new(kind, format!("{subject}: {what}"))
+}
+
+/// The failure for a failed forward-secrecy exchange, named for our side.
+/// There is never a fallback: a timeout is exit 4 (and says that the other
+/// side may not be using forward secrecy), a refused message exit 8, both
+/// before any data is sent.
+fn exchange_failure(subject: &str, side: Side, error: &ExchangeError) -> Failure {
+    let peer = side.peer();
+    let nothing_sent = match side {
+        Side::Producer => "no data was sent",
+        Side::Consumer => "no key was published",
+    };
+    match error {
+        ExchangeError::Timeout { step, after } => Failure::new(
+            ExitKind::ConnectTimeout,
+            format!(
+                "{subject}: forward secrecy: no {peer} took part in the key exchange ({step}) within {}s; the {peer} may not be using forward secrecy (the default with a ticket, --forward-secrecy with a passphrase: both sides must agree) or is not running; raise -t/--connect-timeout to wait longer",
+                after.as_secs_f64()
+            ),
+        ),
+        ExchangeError::Refused { step, reason } => Failure::new(
+            ExitKind::Decryption,
+            format!("{subject}: forward secrecy: refused {step}: {reason}; {nothing_sent}"),
+        ),
+        other => Failure::new(ExitKind::Other, format!("{subject}: {other}")),
+    }
 }
 
 /// The relay was not reached (exit 1, as docs/cli.md lists it): the URL and

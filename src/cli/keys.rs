@@ -25,7 +25,14 @@ use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use zebrastream::cipher::{self, Format};
+use zebrastream::client::{Opening, Sealing};
+use zebrastream::forward_secrecy::ExchangeKey;
+use zebrastream::ticket::Ticket;
+
 use super::config::{Config, Origin};
+use super::errors::cipher_failure;
+use super::passphrase;
 use super::{ExitKind, Failure};
 
 /// The command that needs a key.
@@ -449,6 +456,130 @@ fn no_key(role: Role, can_prompt: bool, subject: &str) -> Result<KeyPlan, Failur
             role.key_flags()
         ))),
     }
+}
+
+/// How a plan's key reaches the library: the transfer it keys (for the
+/// ticket and the forward-secrecy exchange) and how names read in messages.
+pub struct Resolution<'a> {
+    /// The ticket that addresses and keys the stream, if any.
+    pub ticket: Option<&'a Ticket>,
+    /// Run the forward-secrecy exchange (keyed by the ticket or the passphrase).
+    pub fresh: bool,
+    /// The stream path (salts a passphrase's exchange key) or file, for messages.
+    pub subject: &'a str,
+}
+
+impl Resolution<'_> {
+    /// Keys outside a transfer (`encrypt`/`decrypt`): no ticket, no exchange.
+    pub fn offline(subject: &str) -> Resolution<'_> {
+        Resolution {
+            ticket: None,
+            fresh: false,
+            subject,
+        }
+    }
+}
+
+impl KeyPlan {
+    /// The writer's key in the library's terms, in `format`. Prompts and key
+    /// files are read here, before anything connects, so a typo fails fast.
+    pub fn sealing(self, format: Format, on: &Resolution<'_>) -> Result<Sealing, Failure> {
+        let subject = on.subject;
+        if let Some(ticket) = on.ticket {
+            return Ok(match (on.fresh, self) {
+                (true, _) => ticket.sealing(format),
+                (false, KeyPlan::Recipients { keys, files }) => {
+                    ticket.static_sealing(read_recipients(&keys, &files, subject)?, format)
+                }
+                (false, _) => ticket.static_sealing(Vec::new(), format),
+            });
+        }
+        Ok(match self {
+            KeyPlan::Plain => Sealing::Plain,
+            KeyPlan::Passphrase(source) => {
+                let passphrase = passphrase::obtain(source, subject)?;
+                match on.fresh {
+                    true => {
+                        Sealing::fresh(ExchangeKey::from_passphrase(&passphrase, subject), format)
+                    }
+                    false => Sealing::Passphrase { passphrase, format },
+                }
+            }
+            KeyPlan::Recipients { keys, files } => {
+                Sealing::recipients(read_recipients(&keys, &files, subject)?, format)
+            }
+            KeyPlan::Identities(_) | KeyPlan::Detect => {
+                return Err(Failure::usage(format!(
+                "{subject}: identities decrypt; to encrypt give recipients (-r/-R) or a passphrase"
+            )))
+            }
+        })
+    }
+
+    /// The reader's key in the library's terms; a passphrase accepts scrypt
+    /// work factors up to 2^`max_work_factor`.
+    pub fn opening(self, max_work_factor: u8, on: &Resolution<'_>) -> Result<Opening, Failure> {
+        let subject = on.subject;
+        if let Some(ticket) = on.ticket {
+            if matches!(&self, KeyPlan::Identities(extra) if !extra.is_empty()) {
+                tracing::warn!(
+                    "{subject}: -i is not used with a ticket: the ticket's stanza must open the stream"
+                );
+            }
+            return Ok(match on.fresh {
+                true => ticket.opening(),
+                false => ticket.static_opening(),
+            });
+        }
+        Ok(match self {
+            KeyPlan::Plain => Opening::Plain,
+            KeyPlan::Detect => Opening::Detect,
+            KeyPlan::Passphrase(source) => {
+                let passphrase = passphrase::obtain(source, subject)?;
+                match on.fresh {
+                    true => Opening::fresh(ExchangeKey::from_passphrase(&passphrase, subject)),
+                    false => Opening::Passphrase {
+                        passphrase,
+                        max_work_factor,
+                    },
+                }
+            }
+            KeyPlan::Identities(files) => {
+                let mut identities = Vec::new();
+                for file in &files {
+                    identities.extend(
+                        cipher::keys::read_identity_file(file)
+                            .map_err(|e| cipher_failure(subject, &e))?,
+                    );
+                }
+                Opening::identities(identities)
+            }
+            KeyPlan::Recipients { .. } => {
+                return Err(Failure::usage(format!(
+                    "{subject}: recipients encrypt; to decrypt give identities (-i) or a passphrase"
+                )))
+            }
+        })
+    }
+}
+
+/// Parses `-r` keys and reads `-R` files.
+fn read_recipients(
+    keys: &[String],
+    files: &[PathBuf],
+    subject: &str,
+) -> Result<Vec<cipher::keys::BoxedRecipient>, Failure> {
+    let mut recipients = Vec::new();
+    for key in keys {
+        recipients
+            .push(cipher::keys::parse_recipient(key).map_err(|e| cipher_failure(subject, &e))?);
+    }
+    for file in files {
+        recipients.extend(
+            cipher::keys::read_recipients_file(file).map_err(|e| cipher_failure(subject, &e))?,
+        );
+    }
+    Ok(recipients)
 }
 
 #[cfg(test)]

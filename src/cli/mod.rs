@@ -14,7 +14,6 @@ mod endpoint;
 mod errors;
 mod exit;
 mod forward_secrecy;
-mod key_material;
 mod keygen;
 mod keys;
 mod logging;
@@ -35,10 +34,11 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CmdResult, ExitKind, Failure};
 
-/// What `write`/`read` say while they wait for `peer` ("reader", "writer",
-/// "reader (key exchange)", …) on `subject`: where, and for how long.
+/// What `write`/`read` (the `side`) say while they wait for their peer on
+/// `subject` (`fresh`: the key exchange comes first): where, and how long.
 pub(crate) fn waiting_notice(
-    peer: &str,
+    side: errors::Side,
+    fresh: bool,
     subject: &str,
     config: &zebrastream::client::Config,
 ) -> String {
@@ -46,8 +46,10 @@ pub(crate) fn waiting_notice(
         Some(t) => format!("up to {} s", t.as_secs_f64()),
         None => String::from("no time limit; -t sets one"),
     };
+    let exchange = if fresh { " (key exchange first)" } else { "" };
     format!(
-        "{subject}: waiting for a {peer} at {} ({limit})",
+        "{subject}: waiting for a {}{exchange} at {} ({limit})",
+        side.peer(),
         config.connect_url()
     )
 }
@@ -250,50 +252,41 @@ fn load_stream_config(
 /// The connection settings `write`, `read` share on the client config.
 fn client_common(
     mut builder: zebrastream::client::ConfigBuilder,
-    connect_url: &Option<String>,
-    connect_timeout: Option<std::time::Duration>,
-    access_token: Option<secrecy::SecretString>,
-    token_origins: &[String],
+    stream: &settings::StreamSettings,
 ) -> zebrastream::client::ConfigBuilder {
-    if let Some(url) = connect_url {
+    if let Some(url) = &stream.connect_url {
         builder = builder.connect_url(url.clone());
     }
-    builder = builder.token_origins(token_origins.iter().cloned());
-    if let Some(timeout) = connect_timeout {
+    builder = builder.token_origins(stream.token_origins.iter().cloned());
+    if let Some(timeout) = stream.connect_timeout {
         builder = builder.connect_timeout(timeout);
     }
     // Unreachable relays and 5xx answers are retried briefly, then reported
     // (the Python CLI fails at once; a short budget rides out a relay restart).
     builder = builder.retry(zebrastream::api::RetryPolicy::default().budget(CONNECT_RETRY_BUDGET));
-    match access_token {
-        Some(token) => builder.access_token(token),
+    match &stream.access_token {
+        Some(token) => builder.access_token(token.clone()),
         None => builder.no_access_token(),
     }
 }
 
-/// The step of `read` and `write` that waits for the peer: says where and
-/// how long it waits ([`waiting_notice`]), then `connect`s with `config`
-/// (whose key the forward-secrecy exchange, if any, chose). On failure clears
-/// the progress display and names the stream in the error; with
-/// `skipped_exchange` (a ticket transfer with `--no-forward-secrecy`) a
+/// The failure of `read`'s or `write`'s connect (the exchange, if any, and
+/// the wait for the peer): clears the progress display and names the stream;
+/// with `skipped_exchange` (a ticket transfer with `--no-forward-secrecy`) a
 /// timeout also says that the peer may be waiting for the key exchange.
-async fn connect_to_peer<T>(
-    config: &zebrastream::client::Config,
-    connect: impl AsyncFnOnce(&zebrastream::client::Config) -> Result<T, zebrastream::client::Error>,
-    progress: &progress::Progress,
+fn connect_failure(
+    error: &zebrastream::client::Error,
     subject: &str,
     side: errors::Side,
     skipped_exchange: bool,
-) -> Result<T, Failure> {
-    progress.waiting(waiting_notice(side.peer(), subject, config));
-    connect(config).await.map_err(|e| {
-        progress.clear();
-        let failure = errors::client_failure(subject, side, &e);
-        match skipped_exchange {
-            true => forward_secrecy::explain_skipped_exchange(failure),
-            false => failure,
-        }
-    })
+    progress: &progress::Progress,
+) -> Failure {
+    progress.clear();
+    let failure = errors::client_failure(subject, side, error);
+    match skipped_exchange {
+        true => forward_secrecy::explain_skipped_exchange(failure),
+        false => failure,
+    }
 }
 
 /// Which tokio runtime a command runs on.

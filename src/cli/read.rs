@@ -5,16 +5,14 @@ use std::io;
 use std::path::PathBuf;
 
 use clap::Args;
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-use zebrastream::cipher::Format;
 use zebrastream::client::{self, StreamReader};
 
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, FlushPolicy, PumpError, Sink};
 use super::errors::{client_failure, io_failure, Side};
-use super::forward_secrecy::{self, ExchangeKeying};
-use super::key_material::{self, OpeningKey, OpeningPlan};
+use super::forward_secrecy;
+use super::keys::Resolution;
 use super::passphrase;
 use super::progress::Progress;
 use super::settings::{self, ModeFlags, StreamArgs};
@@ -97,54 +95,20 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     } else {
         stream.command.clone()
     };
+    let builder = super::client_common(client::Config::builder(subject.clone()), &stream);
     // Keys first: prompts and key files fail before anyone is kept waiting.
-    let plan = OpeningPlan::from_plan(stream.keys, &subject)?;
     let fresh = stream.forward_secrecy;
-    let mut exchange_key = None;
-    // `refuse`: no key and no terminal; the stream is refused, named by what it is.
-    let (encryption, refuse) = match (&stream.ticket, plan) {
-        (Some(ticket), plan) => {
-            if let OpeningPlan::Key(OpeningKey::Identities(extra)) = plan {
-                if !extra.is_empty() {
-                    tracing::warn!("{subject}: -i is not used with a ticket: the ticket's stanza must open the stream");
-                }
-            }
-            if fresh {
-                exchange_key = Some(ExchangeKeying::Ticket(ticket).key(&subject));
-            }
-            (ticket.reader_encryption(), false)
-        }
-        (None, OpeningPlan::Plain) => (client::Encryption::Plain, false),
-        (None, OpeningPlan::Detect) => (client::Encryption::Plain, true),
-        (None, OpeningPlan::Key(key)) => {
-            if let (true, OpeningKey::Passphrase(passphrase)) = (fresh, &key) {
-                exchange_key = Some(ExchangeKeying::Passphrase(passphrase).key(&subject));
-            }
-            (key_material::client_opening(key), false)
-        }
-    };
-    let (connect_url, connect_timeout, access_token, token_origins) = (
-        stream.connect_url,
-        stream.connect_timeout,
-        stream.access_token,
-        stream.token_origins,
-    );
-    let config_subject = subject.clone();
-    let make_config = move |encryption: client::Encryption| {
-        let builder = client::Config::builder(config_subject.clone())
-            .encryption(encryption)
-            .max_work_factor(max_work_factor);
-        super::client_common(
-            builder,
-            &connect_url,
-            connect_timeout,
-            access_token.clone(),
-            &token_origins,
-        )
+    let opening = stream.keys.opening(
+        max_work_factor,
+        &Resolution {
+            ticket: stream.ticket.as_ref(),
+            fresh,
+            subject: &subject,
+        },
+    )?;
+    let config = builder
         .build()
-        .map_err(|e| client_failure(&config_subject, Side::Consumer, &e))
-    };
-    let client_config = make_config(encryption)?;
+        .map_err(|e| client_failure(&subject, Side::Consumer, &e))?;
     // What "no identity matched" means for a fresh or a ticket stream.
     let refusal_hint =
         (fresh || stream.ticket.is_some()).then(|| forward_secrecy::no_key_hint(fresh));
@@ -165,29 +129,21 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             (None, false) => None,
         };
         let progress = Progress::for_stderr(quiet);
-        // With forward secrecy, the reader first answers the writer's offer
-        // with a one-time key; only that key opens the data stream.
-        let client_config = match &exchange_key {
-            Some(key) => make_config(
-                forward_secrecy::reader_encryption(key, &client_config, &progress, &subject)
-                    .await?,
-            )?,
-            None => client_config,
-        };
-        let mut reader = super::connect_to_peer(
-            &client_config,
-            StreamReader::connect,
-            &progress,
-            &subject,
+        // With forward secrecy the library first answers the writer's offer
+        // with a one-time key; only that key opens the data stream. Without
+        // any key (and no terminal) it refuses the stream, naming what it is.
+        progress.waiting(super::waiting_notice(
             Side::Consumer,
-            skipped_exchange,
-        )
-        .await?;
+            fresh,
+            &subject,
+            &config,
+        ));
+        let mut reader = StreamReader::connect(&config, &opening)
+            .await
+            .map_err(|e| {
+                super::connect_failure(&e, &subject, Side::Consumer, skipped_exchange, &progress)
+            })?;
         tracing::info!("{subject}: writer connected");
-        if refuse {
-            progress.clear();
-            return Err(refusal(&mut reader, &subject).await);
-        }
         progress.transferring("received");
         let mut sink = match early_sink {
             Some(s) => s,
@@ -240,25 +196,6 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     })
 }
 
-/// Why a stream read without any key (and no terminal to ask on) is refused:
-/// it is encrypted and there is no key, or it is not encrypted and plaintext
-/// was not chosen (a relay could have injected it). Reads only the first bytes.
-async fn refusal<R: AsyncRead + Unpin>(reader: &mut R, subject: &str) -> Failure {
-    let format = match sniff_format(reader).await {
-        Ok(format) => format,
-        Err(e) => return io_failure(subject, Side::Consumer, e),
-    };
-    let why = match format {
-        None => String::from(
-            "the stream is not encrypted; use --plain to accept it (or 'plain: true' in the config)",
-        ),
-        Some(format) => format!(
-            "the stream is encrypted ({format}) but no key was given; use -p/--passphrase-file/-i or ZEBRASTREAM_PASSPHRASE (or --plain to save the ciphertext as it is)"
-        ),
-    };
-    Failure::new(ExitKind::Decryption, format!("{subject}: {why}"))
-}
-
 /// True if `error` says that no identity opened the stream's header.
 fn no_identity_matched(error: &io::Error) -> bool {
     let cipher_error = match client::Error::from_io(error) {
@@ -269,56 +206,4 @@ fn no_identity_matched(error: &io::Error) -> bool {
         cipher_error,
         Some(zebrastream::cipher::Error::NoMatchingIdentity)
     )
-}
-
-/// Reads just enough of `reader` to tell whether the stream starts with an
-/// age-rt or age v1 header line, and returns the format found (`None`: not
-/// an age stream). Stops at the first byte that rules both out.
-async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Option<Format>> {
-    let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
-        .into_iter()
-        .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
-        .collect();
-    let longest = lines.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
-    let mut head = Vec::with_capacity(longest);
-    let mut buf = [0u8; 64];
-    loop {
-        if let Some((format, _)) = lines.iter().find(|(_, l)| head.starts_with(l)) {
-            return Ok(Some(*format));
-        }
-        let still_possible = lines.iter().any(|(_, l)| l.starts_with(&head));
-        if !still_possible {
-            return Ok(None);
-        }
-        let want = (longest - head.len()).clamp(1, buf.len());
-        let n = reader.read(&mut buf[..want]).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sniffing_finds_formats_and_tells_plaintext_apart() {
-        let rt = format!("{}\n-> scrypt …", Format::AgeRt.identifier());
-        assert_eq!(
-            sniff_format(&mut rt.as_bytes()).await.unwrap(),
-            Some(Format::AgeRt)
-        );
-        let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
-        assert_eq!(
-            sniff_format(&mut v1.as_bytes()).await.unwrap(),
-            Some(Format::AgeV1)
-        );
-        // Plaintext: decided by the first read that matches no header.
-        assert_eq!(sniff_format(&mut &b"hello world"[..]).await.unwrap(), None);
-        // A plaintext prefix of a header, then EOF.
-        assert_eq!(sniff_format(&mut &b"age-enc"[..]).await.unwrap(), None);
-        assert_eq!(sniff_format(&mut &b""[..]).await.unwrap(), None);
-    }
 }

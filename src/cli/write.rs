@@ -11,8 +11,7 @@ use zebrastream::client::{self, AutoFlush, StreamWriter};
 use super::config::{Config, ConfigSelection};
 use super::endpoint::{pump, FlushPolicy, PumpError, Source};
 use super::errors::{client_failure, io_failure, Side};
-use super::forward_secrecy::{self, ExchangeKeying};
-use super::key_material::SealingKey;
+use super::keys::Resolution;
 use super::passphrase;
 use super::progress::Progress;
 use super::settings::{self, ModeFlags, StreamArgs};
@@ -105,60 +104,29 @@ pub fn run(
     } else {
         stream.command.clone()
     };
+    let builder = super::client_common(client::Config::builder(subject.clone()), &stream);
     // Keys first: prompts and key files fail before anyone is kept waiting.
-    let key = SealingKey::from_plan(stream.keys, &subject)?;
-    let format = write.encryption_mode;
     let fresh = stream.forward_secrecy;
-    let mut exchange_key = None;
-    let encryption = match &stream.ticket {
-        None => {
-            if let (true, Some(SealingKey::Passphrase(passphrase))) = (fresh, &key) {
-                exchange_key = Some(ExchangeKeying::Passphrase(passphrase).key(&subject));
-            }
-            super::key_material::client_sealing(key, format)
-        }
-        Some(ticket) => {
-            if fresh {
-                exchange_key = Some(ExchangeKeying::Ticket(ticket).key(&subject));
-            }
-            let extra = match key {
-                Some(SealingKey::Recipients(recipients)) => recipients,
-                _ => Vec::new(),
-            };
-            ticket.writer_encryption(extra, format)
-        }
-    };
-    let (connect_url, connect_timeout, access_token, token_origins) = (
-        stream.connect_url,
-        stream.connect_timeout,
-        stream.access_token,
-        stream.token_origins,
-    );
-    let content_type = write.content_type;
+    let sealing = stream.keys.sealing(
+        write.encryption_mode,
+        &Resolution {
+            ticket: stream.ticket.as_ref(),
+            fresh,
+            subject: &subject,
+        },
+    )?;
     let auto_flush = match write.auto_flush_delay {
         None => AutoFlush::Never,
         Some(d) if d.is_zero() => AutoFlush::EveryWrite,
         Some(d) => AutoFlush::After(d),
     };
-    let config_subject = subject.clone();
-    let make_config = move |encryption: client::Encryption| {
-        let mut builder = client::Config::builder(config_subject.clone()).encryption(encryption);
-        builder = super::client_common(
-            builder,
-            &connect_url,
-            connect_timeout,
-            access_token.clone(),
-            &token_origins,
-        );
-        if let Some(content_type) = &content_type {
-            builder = builder.content_type(content_type.clone());
-        }
-        builder
-            .auto_flush(auto_flush)
-            .build()
-            .map_err(|e| client_failure(&config_subject, Side::Producer, &e))
-    };
-    let client_config = make_config(encryption)?;
+    let mut builder = builder.auto_flush(auto_flush);
+    if let Some(content_type) = write.content_type {
+        builder = builder.content_type(content_type);
+    }
+    let config = builder
+        .build()
+        .map_err(|e| client_failure(&subject, Side::Producer, &e))?;
     let skipped_exchange = stream.ticket.is_some() && !fresh;
     let unbuffered = stream.unbuffered;
 
@@ -170,31 +138,20 @@ pub fn run(
             (None, false) => None,
         };
         let progress = Progress::for_stderr(quiet);
-        // With forward secrecy the key is the reader's one-time key, answered
-        // to our offer; a key message from any other session is refused here,
-        // before the data stream is opened.
-        let client_config = match &exchange_key {
-            Some(key) => make_config(
-                forward_secrecy::writer_encryption(
-                    key,
-                    &client_config,
-                    format,
-                    &progress,
-                    &subject,
-                )
-                .await?,
-            )?,
-            None => client_config,
-        };
-        let mut writer = super::connect_to_peer(
-            &client_config,
-            StreamWriter::connect,
-            &progress,
-            &subject,
+        // With forward secrecy the library runs the exchange first: the key
+        // is the reader's one-time key, answered to our offer (a key message
+        // from any other session is refused before the data stream opens).
+        progress.waiting(super::waiting_notice(
             Side::Producer,
-            skipped_exchange,
-        )
-        .await?;
+            fresh,
+            &subject,
+            &config,
+        ));
+        let mut writer = StreamWriter::connect(&config, &sealing)
+            .await
+            .map_err(|e| {
+                super::connect_failure(&e, &subject, Side::Producer, skipped_exchange, &progress)
+            })?;
         tracing::info!("{subject}: reader connected");
         progress.transferring("sent");
         // The producer starts only once a reader is there (as in the Python CLI).

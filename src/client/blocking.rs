@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
-use super::{Config, Error, StreamReader, StreamWriter, TransferReport};
+use super::{Config, Error, Opening, Sealing, StreamReader, StreamWriter, TransferReport};
 
 fn runtime() -> Result<Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
@@ -28,13 +28,13 @@ fn runtime() -> Result<Runtime, Error> {
 ///
 /// ```no_run
 /// use std::io::Write;
-/// use zebrastream::client::{blocking, Config, Encryption};
+/// use zebrastream::client::{blocking, Config, Sealing, SecretString};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
-/// let mut writer = blocking::Writer::connect(&config)?;
+/// let sealing = Sealing::passphrase(SecretString::from("correct horse battery staple"));
+/// let mut writer = blocking::Writer::connect(&config, &sealing)?;
 /// writer.write_all(b"hello\n")?;
 /// let report = writer.finish()?; // the relay confirmed the transfer
 /// assert_eq!(report.bytes, 6);
@@ -50,9 +50,9 @@ pub struct Writer {
 
 impl Writer {
     /// Connects like [`StreamWriter::connect`], blocking until paired.
-    pub fn connect(config: &Config) -> Result<Writer, Error> {
+    pub fn connect(config: &Config, sealing: &Sealing) -> Result<Writer, Error> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(StreamWriter::connect(config))?;
+        let inner = runtime.block_on(StreamWriter::connect(config, sealing))?;
         Ok(Writer {
             inner,
             started: Instant::now(),
@@ -97,13 +97,13 @@ impl Write for Writer {
 ///
 /// ```no_run
 /// use std::io::Read;
-/// use zebrastream::client::{blocking, Config, Encryption};
+/// use zebrastream::client::{blocking, Config, Opening, SecretString};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
-/// let mut reader = blocking::Reader::connect(&config)?;
+/// let opening = Opening::passphrase(SecretString::from("correct horse battery staple"));
+/// let mut reader = blocking::Reader::connect(&config, &opening)?;
 /// let mut data = Vec::new();
 /// reader.read_to_end(&mut data)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -116,9 +116,9 @@ pub struct Reader {
 
 impl Reader {
     /// Connects like [`StreamReader::connect`], blocking until paired.
-    pub fn connect(config: &Config) -> Result<Reader, Error> {
+    pub fn connect(config: &Config, opening: &Opening) -> Result<Reader, Error> {
         let runtime = runtime()?;
-        let inner = runtime.block_on(StreamReader::connect(config))?;
+        let inner = runtime.block_on(StreamReader::connect(config, opening))?;
         Ok(Reader { inner, runtime })
     }
 

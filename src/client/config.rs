@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
-use super::{Encryption, Error};
+use super::Error;
 use crate::api::{self, ApiClient, RetryPolicy};
 
 /// The Connect API of the ZebraStream service.
@@ -18,7 +18,7 @@ pub const MAX_WRITE_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 /// The largest scrypt work factor (log2 N) a reader accepts by default:
 /// 2^18, what our writer and the official client use. A stream from a relay
 /// with a higher factor makes the reader spend up to 1 GiB and seconds per
-/// attempt (2^20); raise it with [`ConfigBuilder::max_work_factor`] only for
+/// attempt (2^20); raise it in [`Opening::Passphrase`](super::Opening::Passphrase) only for
 /// a writer you trust to use more.
 pub const DEFAULT_READER_MAX_WORK_FACTOR: u8 = 18;
 
@@ -52,79 +52,52 @@ pub enum AutoFlush {
     After(Duration),
 }
 
-/// The settings of one stream endpoint (a producer or a consumer).
+/// The settings of one stream endpoint (a producer or a consumer): where the
+/// stream is and how to reach it. The key is not part of it: a writer is
+/// given a [`Sealing`](super::Sealing), a reader an
+/// [`Opening`](super::Opening), so one configuration can serve both ends.
+///
+/// Building it checks every setting and builds the HTTP client once; every
+/// stream connected with it (and clones of it) shares that client's
+/// connection pool.
 ///
 /// ```
 /// use std::time::Duration;
 /// use zebrastream::client::{AutoFlush, Config};
 ///
-/// use zebrastream::client::Encryption;
-///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .connect_timeout(Duration::from_secs(30))
 ///     .auto_flush(AutoFlush::After(Duration::from_millis(200)))
 ///     .build()
 ///     .unwrap();
 /// assert_eq!(config.stream_path(), "/userspace/demo");
+/// assert!(!config.has_access_token()); // none unless given
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) stream_path: String,
-    pub(crate) connect_url: String,
-    pub(crate) access_token: Option<SecretString>,
+    pub(crate) api: ApiClient,
     pub(crate) content_type: Option<String>,
     pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) encryption: Encryption,
     pub(crate) auto_flush: AutoFlush,
     pub(crate) write_buffer_size: usize,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) root_certificates: Vec<reqwest::Certificate>,
-    pub(crate) token_origins: Vec<String>,
-    pub(crate) max_work_factor: u8,
-}
-
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("stream_path", &self.stream_path)
-            .field("connect_url", &self.connect_url)
-            .field(
-                "access_token",
-                &self.access_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("content_type", &self.content_type)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("encryption", &self.encryption)
-            .field("auto_flush", &self.auto_flush)
-            .field("write_buffer_size", &self.write_buffer_size)
-            .field("token_origins", &self.token_origins)
-            .field("max_work_factor", &self.max_work_factor)
-            .finish()
-    }
 }
 
 impl Config {
     /// Starts a configuration for the stream at `stream_path` (e.g. `/userspace/demo`).
-    ///
-    /// Choose the encryption with [`ConfigBuilder::encryption`]: there is no
-    /// default, so plaintext is always an explicit [`Encryption::Plain`].
     pub fn builder(stream_path: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
             stream_path: stream_path.into(),
             connect_url: DEFAULT_CONNECT_URL.to_owned(),
             access_token: None,
-            token_from_env: true,
             content_type: None,
             connect_timeout: None,
-            encryption: None,
             auto_flush: AutoFlush::Never,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
             retry: RetryPolicy::default(),
             root_certificates: Vec::new(),
             token_origins: Vec::new(),
-            max_work_factor: DEFAULT_READER_MAX_WORK_FACTOR,
         }
     }
 
@@ -135,7 +108,7 @@ impl Config {
 
     /// The Connect API base URL.
     pub fn connect_url(&self) -> &str {
-        &self.connect_url
+        self.api.connect_url().as_str()
     }
 
     /// The content type a writer announces.
@@ -148,11 +121,6 @@ impl Config {
         self.connect_timeout
     }
 
-    /// The encryption settings.
-    pub fn encryption(&self) -> &Encryption {
-        &self.encryption
-    }
-
     /// The auto-flush policy.
     pub fn auto_flush(&self) -> AutoFlush {
         self.auto_flush
@@ -163,32 +131,14 @@ impl Config {
         self.write_buffer_size
     }
 
-    /// The origins trusted with the token besides the connect URL's
-    /// (see [`ConfigBuilder::token_origins`]).
-    pub fn token_origins(&self) -> &[String] {
-        &self.token_origins
-    }
-
-    /// The largest scrypt work factor (log2 N) a reader accepts.
-    pub fn max_work_factor(&self) -> u8 {
-        self.max_work_factor
-    }
-
     /// True when an access token is configured (it is never shown).
     pub fn has_access_token(&self) -> bool {
-        self.access_token.is_some()
+        self.api.has_access_token()
     }
 
-    /// A protocol client for this configuration.
+    /// The protocol client of this configuration (shared: cloning it is cheap).
     pub(crate) fn api_client(&self) -> Result<ApiClient, Error> {
-        let mut builder = ApiClient::builder(&self.connect_url)
-            .access_token(self.access_token.clone())
-            .token_origins(self.token_origins.iter().cloned())
-            .retry(self.retry);
-        for certificate in &self.root_certificates {
-            builder = builder.add_root_certificate(certificate.clone());
-        }
-        builder.build().map_err(Error::from)
+        Ok(self.api.clone())
     }
 }
 
@@ -198,16 +148,13 @@ pub struct ConfigBuilder {
     stream_path: String,
     connect_url: String,
     access_token: Option<SecretString>,
-    token_from_env: bool,
     content_type: Option<String>,
     connect_timeout: Option<Duration>,
-    encryption: Option<Encryption>,
     auto_flush: AutoFlush,
     write_buffer_size: usize,
     retry: RetryPolicy,
     root_certificates: Vec<reqwest::Certificate>,
     token_origins: Vec<String>,
-    max_work_factor: u8,
 }
 
 impl ConfigBuilder {
@@ -217,17 +164,25 @@ impl ConfigBuilder {
         self
     }
 
-    /// The access token (default: the [`ACCESS_TOKEN_ENV`] environment variable).
+    /// The access token, sent as `Authorization: Bearer …` to the connect
+    /// URL's origin only (default: none; an empty token means none, as in
+    /// the official client).
     pub fn access_token(mut self, token: SecretString) -> Self {
         self.access_token = Some(token);
-        self.token_from_env = false;
         self
     }
 
-    /// Sends no access token, even if [`ACCESS_TOKEN_ENV`] is set.
+    /// The access token from the [`ACCESS_TOKEN_ENV`] environment variable,
+    /// if it is set (what the official client does by default; here it is
+    /// a choice, so a service never sends a token it did not mean to).
+    pub fn access_token_from_env(mut self) -> Self {
+        self.access_token = std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from);
+        self
+    }
+
+    /// Sends no access token (the default; clears one given before).
     pub fn no_access_token(mut self) -> Self {
         self.access_token = None;
-        self.token_from_env = false;
         self
     }
 
@@ -237,16 +192,10 @@ impl ConfigBuilder {
         self
     }
 
-    /// How long to wait for the peer to connect (default: no limit).
+    /// How long to wait for the peer to connect (default: no limit). It also
+    /// bounds each step of a forward-secrecy exchange.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// The encryption (required: [`build`](Self::build) fails without it;
-    /// [`Encryption::Plain`] chooses plaintext explicitly).
-    pub fn encryption(mut self, encryption: Encryption) -> Self {
-        self.encryption = Some(encryption);
         self
     }
 
@@ -279,14 +228,6 @@ impl ConfigBuilder {
         self
     }
 
-    /// The largest scrypt work factor (log2 N) a reader accepts (default
-    /// [`DEFAULT_READER_MAX_WORK_FACTOR`], 2^18). A passphrase stream with a higher
-    /// factor fails before any scrypt work is done.
-    pub fn max_work_factor(mut self, log_n: u8) -> Self {
-        self.max_work_factor = log_n;
-        self
-    }
-
     /// How failed Connect calls are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
@@ -301,25 +242,9 @@ impl ConfigBuilder {
         Ok(self)
     }
 
-    /// Checks the settings and builds the configuration.
+    /// Checks the settings and builds the configuration with its HTTP client.
     pub fn build(self) -> Result<Config, Error> {
         api::check_stream_path(&self.stream_path)?;
-        api::parse_connect_url(&self.connect_url)?;
-        for origin in &self.token_origins {
-            api::parse_token_origin(origin)?;
-        }
-        let encryption = self.encryption.ok_or_else(|| {
-            Error::InvalidConfig(
-                "no encryption chosen: call .encryption(...) with a key, or Encryption::Plain to send and accept plaintext".into(),
-            )
-        })?;
-        let access_token = if self.token_from_env {
-            std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from)
-        } else {
-            self.access_token
-        };
-        // An empty token means "no token", as in the official client.
-        let access_token = access_token.filter(|t| !t.expose_secret().is_empty());
         if let Some(content_type) = &self.content_type {
             reqwest::header::HeaderValue::from_str(content_type).map_err(|_| {
                 Error::InvalidConfig(format!("invalid content type {content_type:?}"))
@@ -330,19 +255,21 @@ impl ConfigBuilder {
                 "the write buffer size must be between 1 and {MAX_WRITE_BUFFER_SIZE} bytes"
             )));
         }
+        // The connect URL and the token origins are parsed here, once.
+        let mut api = ApiClient::builder(&self.connect_url)
+            .access_token(self.access_token)
+            .token_origins(self.token_origins)
+            .retry(self.retry);
+        for certificate in self.root_certificates {
+            api = api.add_root_certificate(certificate);
+        }
         Ok(Config {
             stream_path: self.stream_path,
-            connect_url: self.connect_url,
-            access_token,
+            api: api.build()?,
             content_type: self.content_type,
             connect_timeout: self.connect_timeout,
-            encryption,
             auto_flush: self.auto_flush,
             write_buffer_size: self.write_buffer_size,
-            retry: self.retry,
-            root_certificates: self.root_certificates,
-            token_origins: self.token_origins,
-            max_work_factor: self.max_work_factor,
         })
     }
 }
@@ -353,13 +280,8 @@ mod tests {
 
     #[test]
     fn defaults_and_validation() {
-        let c = Config::builder("/a/b")
-            .no_access_token()
-            .encryption(Encryption::Plain)
-            .build()
-            .unwrap();
+        let c = Config::builder("/a/b").build().unwrap();
         assert_eq!(c.connect_url(), DEFAULT_CONNECT_URL);
-        assert_eq!(c.max_work_factor(), DEFAULT_READER_MAX_WORK_FACTOR);
         assert_eq!(c.write_buffer_size(), DEFAULT_WRITE_BUFFER_SIZE);
         assert_eq!(c.auto_flush(), AutoFlush::Never);
         assert!(!c.has_access_token());
@@ -380,50 +302,41 @@ mod tests {
             Err(Error::InvalidConfig(_))
         ));
         let err = Config::builder("/a")
-            .encryption(Encryption::Plain)
             .token_origins(["https://data.example/path"])
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("token origin"), "{err}");
     }
 
-    /// Plaintext is never a silent default: a reader or writer config
-    /// without a chosen encryption does not build, and says what to call.
-    #[test]
-    fn encryption_must_be_chosen() {
-        let err = Config::builder("/a/b")
-            .no_access_token()
-            .build()
-            .unwrap_err();
-        match &err {
-            Error::InvalidConfig(why) => {
-                assert!(why.contains(".encryption("), "{why}");
-                assert!(why.contains("Encryption::Plain"), "{why}");
-            }
-            other => panic!("{other:?}"),
-        }
-        let c = Config::builder("/a/b")
-            .no_access_token()
-            .encryption(Encryption::Plain)
-            .build()
-            .unwrap();
-        assert!(!c.encryption().is_encrypted());
-    }
-
     #[test]
     fn token_is_redacted_and_empty_means_none() {
         let c = Config::builder("/a")
             .access_token(SecretString::from("s3cr3t-token"))
-            .encryption(Encryption::Plain)
             .build()
             .unwrap();
         assert!(c.has_access_token());
         assert!(!format!("{c:?}").contains("s3cr3t"));
         let c = Config::builder("/a")
             .access_token(SecretString::from(""))
-            .encryption(Encryption::Plain)
             .build()
             .unwrap();
         assert!(!c.has_access_token());
+    }
+
+    /// The environment's token is used only when asked for: a service that
+    /// happens to run with ZEBRASTREAM_ACCESS_TOKEN set (a CLI user's shell)
+    /// does not send it to a relay it was not meant for.
+    #[test]
+    fn the_environment_token_is_opt_in() {
+        // The variable is process-wide: this is the only test that sets it.
+        std::env::set_var(ACCESS_TOKEN_ENV, "env-token");
+        let plain = Config::builder("/a").build().unwrap();
+        let from_env = Config::builder("/a")
+            .access_token_from_env()
+            .build()
+            .unwrap();
+        std::env::remove_var(ACCESS_TOKEN_ENV);
+        assert!(!plain.has_access_token());
+        assert!(from_env.has_access_token());
     }
 }

@@ -56,6 +56,20 @@ pub enum Error {
     /// Local I/O failed (the source of a push, the destination of a pull).
     #[error("I/O error: {0}")]
     Io(#[source] io::Error),
+    /// The forward-secrecy exchange failed (no peer took part in time, or a
+    /// message was refused); no data was sent or read. There is never a
+    /// fallback to a transfer without a fresh key.
+    #[error(transparent)]
+    Exchange(#[from] crate::forward_secrecy::ExchangeError),
+    /// [`Opening::Detect`](super::Opening::Detect) found a stream that is
+    /// not encrypted. A relay can inject plaintext: accept it only by
+    /// choosing [`Opening::Plain`](super::Opening::Plain).
+    #[error("the stream is not encrypted")]
+    NotEncrypted,
+    /// [`Opening::Detect`](super::Opening::Detect) found an encrypted stream
+    /// of this format; a key is needed to open it.
+    #[error("the stream is encrypted ({0}) but no key was given")]
+    KeyRequired(cipher::Format),
     /// The writer or reader was already shut down, or failed before.
     #[error("the stream is closed (after shutdown or an earlier error)")]
     Closed,
@@ -87,6 +101,8 @@ impl Error {
             Error::ConnectionLost(_) => K::ConnectionAborted,
             Error::Protocol(_) | Error::Decryption(_) => K::InvalidData,
             Error::Encryption(_) => K::InvalidInput,
+            Error::Exchange(crate::forward_secrecy::ExchangeError::Timeout { .. }) => K::TimedOut,
+            Error::Exchange(_) | Error::NotEncrypted | Error::KeyRequired(_) => K::InvalidData,
             Error::Io(e) => e.kind(),
         }
     }

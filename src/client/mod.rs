@@ -2,8 +2,9 @@
 //! [`StreamReader`] (`AsyncRead`) composed from the protocol client
 //! ([`crate::api`]) and the stream cipher ([`crate::cipher`]).
 //!
-//! Build a [`Config`] once, then connect a writer (producer) or a reader
-//! (consumer). Whichever side arrives first waits for the other.
+//! Build a [`Config`] once (where the stream is), then connect a writer
+//! (producer) with a [`Sealing`] or a reader (consumer) with an [`Opening`]
+//! (how it is protected). Whichever side arrives first waits for the other.
 //!
 //! # Throughput
 //!
@@ -16,13 +17,13 @@
 //! stream on its own current-thread runtime, or at least `tokio::spawn` it:
 //!
 //! ```no_run
-//! # fn demo(config: zebrastream::client::Config, mut file: tokio::fs::File) -> std::io::Result<()> {
+//! # fn demo(config: zebrastream::client::Config, sealing: zebrastream::client::Sealing, mut file: tokio::fs::File) -> std::io::Result<()> {
 //! use tokio::io::AsyncWriteExt;
 //! use zebrastream::client::StreamWriter;
 //!
 //! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 //! runtime.block_on(async {
-//!     let mut writer = StreamWriter::connect(&config).await?;
+//!     let mut writer = StreamWriter::connect(&config, &sealing).await?;
 //!     tokio::io::copy(&mut file, &mut writer).await?;
 //!     writer.shutdown().await
 //! })
@@ -31,8 +32,9 @@
 
 pub mod blocking;
 mod config;
-mod encryption;
 mod error;
+mod exchange;
+mod keys;
 mod reader;
 mod transfer;
 mod writer;
@@ -41,14 +43,14 @@ pub use config::{
     AutoFlush, Config, ConfigBuilder, ACCESS_TOKEN_ENV, DEFAULT_CONNECT_URL,
     DEFAULT_READER_MAX_WORK_FACTOR, DEFAULT_WRITE_BUFFER_SIZE, MAX_WRITE_BUFFER_SIZE,
 };
-pub use encryption::{Encryption, SharedIdentity, SharedRecipient};
 pub use error::Error;
+pub use keys::{Opening, Sealing, SharedIdentity, SharedRecipient};
 pub use reader::StreamReader;
 pub use transfer::{pull, pull_file, push, push_file, TransferReport};
 pub use writer::StreamWriter;
 
 /// The secret string type of passphrases and access tokens
-/// ([`Encryption::passphrase`], [`ConfigBuilder::access_token`]), re-exported
+/// ([`Sealing::passphrase`], [`ConfigBuilder::access_token`]), re-exported
 /// so that using the client needs no direct `secrecy` dependency.
 pub use secrecy::SecretString;
 
@@ -153,7 +155,8 @@ mod tests {
         send_static::<blocking::Writer>();
         send_static::<blocking::Reader>();
         send_sync_static::<Config>();
-        send_sync_static::<Encryption>();
+        send_sync_static::<Sealing>();
+        send_sync_static::<Opening>();
         send_sync_static::<Error>();
     }
 }

@@ -4,11 +4,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use super::{Config, Encryption, Error};
+use super::{exchange, Config, Error, Opening};
 use crate::api::ConnectMode;
-use crate::cipher::DecryptingReader;
+use crate::cipher::{DecryptingReader, Format};
 
 /// The transport the reader reads from: the download body, or a cipher over it.
 type Transport = Pin<Box<dyn AsyncRead + Send>>;
@@ -28,13 +28,13 @@ type Transport = Pin<Box<dyn AsyncRead + Send>>;
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
 /// use tokio::io::AsyncReadExt;
-/// use zebrastream::client::{Config, Encryption, StreamReader};
+/// use zebrastream::client::{Config, Opening, SecretString, StreamReader};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
-/// let mut reader = StreamReader::connect(&config).await?;
+/// let opening = Opening::passphrase(SecretString::from("correct horse battery staple"));
+/// let mut reader = StreamReader::connect(&config, &opening).await?;
 /// let mut text = String::new();
 /// reader.read_to_string(&mut text).await?;
 /// # Ok(()) }
@@ -61,11 +61,27 @@ impl std::fmt::Debug for StreamReader {
 
 impl StreamReader {
     /// Waits for a producer through the Connect API (`mode=await-writer`),
-    /// then starts the download. Returns once the relay sent the response head.
-    pub async fn connect(config: &Config) -> Result<StreamReader, Error> {
+    /// then starts the download, opened as `opening` says. Returns once the
+    /// relay sent the response head. With [`Opening::Fresh`] the
+    /// forward-secrecy exchange runs first ([`Error::Exchange`] if it
+    /// fails); with [`Opening::Detect`] the stream's first bytes are read
+    /// and it is refused with [`Error::NotEncrypted`] or
+    /// [`Error::KeyRequired`].
+    pub async fn connect(config: &Config, opening: &Opening) -> Result<StreamReader, Error> {
+        let exchanged;
+        let opening = match opening {
+            Opening::Fresh(exchange) => {
+                exchanged = exchange::open(exchange, config).await?;
+                &exchanged
+            }
+            other => other,
+        };
         let api = config.api_client()?;
-        let decryptor = config.encryption.decryptor(config.max_work_factor)?;
-        let header_pending = matches!(config.encryption, Encryption::Passphrase { .. });
+        let decryptor = match opening {
+            Opening::Detect => None,
+            other => other.decryptor()?,
+        };
+        let header_pending = matches!(opening, Opening::Passphrase { .. });
         let data_url = api
             .connect(
                 &config.stream_path,
@@ -73,7 +89,13 @@ impl StreamReader {
                 config.connect_timeout,
             )
             .await?;
-        let download = api.download(&data_url).await?;
+        let mut download = api.download(&data_url).await?;
+        if matches!(opening, Opening::Detect) {
+            return Err(match sniff_format(&mut download).await? {
+                None => Error::NotEncrypted,
+                Some(format) => Error::KeyRequired(format),
+            });
+        }
         let content_type = download.content_type().map(str::to_owned);
         let transport: Transport = match decryptor {
             None => Box::pin(download),
@@ -131,8 +153,59 @@ impl AsyncRead for StreamReader {
     }
 }
 
+/// Reads just enough of `reader` to tell whether the stream starts with an
+/// age-rt or age v1 header line, and returns the format found (`None`: not
+/// an age stream). Stops at the first byte that rules both out.
+async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Format>> {
+    let lines: Vec<(Format, Vec<u8>)> = [Format::AgeRt, Format::AgeV1]
+        .into_iter()
+        .map(|f| (f, format!("{}\n", f.identifier()).into_bytes()))
+        .collect();
+    let longest = lines.iter().map(|(_, l)| l.len()).max().unwrap_or(0);
+    let mut head = Vec::with_capacity(longest);
+    let mut buf = [0u8; 64];
+    loop {
+        if let Some((format, _)) = lines.iter().find(|(_, l)| head.starts_with(l)) {
+            return Ok(Some(*format));
+        }
+        if !lines.iter().any(|(_, l)| l.starts_with(&head)) {
+            return Ok(None);
+        }
+        let want = (longest - head.len()).clamp(1, buf.len());
+        let n = reader.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+}
+
 /// `block_in_place` is allowed on a multi-thread runtime only.
 fn can_block_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sniffing_finds_formats_and_tells_plaintext_apart() {
+        let rt = format!("{}\n-> scrypt …", Format::AgeRt.identifier());
+        assert_eq!(
+            sniff_format(&mut rt.as_bytes()).await.unwrap(),
+            Some(Format::AgeRt)
+        );
+        let v1 = format!("{}\n-> X25519 …", Format::AgeV1.identifier());
+        assert_eq!(
+            sniff_format(&mut v1.as_bytes()).await.unwrap(),
+            Some(Format::AgeV1)
+        );
+        // Plaintext: decided by the first read that matches no header.
+        assert_eq!(sniff_format(&mut &b"hello world"[..]).await.unwrap(), None);
+        // A plaintext prefix of a header, then EOF.
+        assert_eq!(sniff_format(&mut &b"age-enc"[..]).await.unwrap(), None);
+        assert_eq!(sniff_format(&mut &b""[..]).await.unwrap(), None);
+    }
 }

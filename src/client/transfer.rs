@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{Config, Error, StreamReader, StreamWriter};
+use super::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
 
 /// The size of the copy buffer (one full age-rt chunk).
 const COPY_BUFFER: usize = 64 * 1024;
@@ -48,21 +48,25 @@ impl TransferReport {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
-/// use zebrastream::client::{push, Config, Encryption};
+/// use zebrastream::client::{push, Config, Sealing, SecretString};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
-/// let report = push(&config, &b"hello"[..]).await?;
+/// let sealing = Sealing::passphrase(SecretString::from("correct horse battery staple"));
+/// let report = push(&config, &sealing, &b"hello"[..]).await?;
 /// assert_eq!(report.bytes, 5);
 /// # Ok(()) }
 /// ```
-pub async fn push<R>(config: &Config, mut source: R) -> Result<TransferReport, Error>
+pub async fn push<R>(
+    config: &Config,
+    sealing: &Sealing,
+    mut source: R,
+) -> Result<TransferReport, Error>
 where
     R: AsyncRead + Unpin,
 {
-    let mut writer = StreamWriter::connect(config).await?;
+    let mut writer = StreamWriter::connect(config, sealing).await?;
     let started = Instant::now();
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
@@ -96,22 +100,26 @@ where
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
-/// use zebrastream::client::{pull, Config, Encryption};
+/// use zebrastream::client::{pull, Config, Opening, SecretString};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
+/// let opening = Opening::passphrase(SecretString::from("correct horse battery staple"));
 /// let mut out = Vec::new();
-/// let report = pull(&config, &mut out).await?;
+/// let report = pull(&config, &opening, &mut out).await?;
 /// assert_eq!(report.bytes, out.len() as u64);
 /// # Ok(()) }
 /// ```
-pub async fn pull<W>(config: &Config, mut destination: W) -> Result<TransferReport, Error>
+pub async fn pull<W>(
+    config: &Config,
+    opening: &Opening,
+    mut destination: W,
+) -> Result<TransferReport, Error>
 where
     W: AsyncWrite + Unpin,
 {
-    let mut reader = StreamReader::connect(config).await?;
+    let mut reader = StreamReader::connect(config, opening).await?;
     let started = Instant::now();
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
@@ -129,15 +137,23 @@ where
 }
 
 /// [`push`] with the contents of the file at `path`.
-pub async fn push_file(config: &Config, path: impl AsRef<Path>) -> Result<TransferReport, Error> {
+pub async fn push_file(
+    config: &Config,
+    sealing: &Sealing,
+    path: impl AsRef<Path>,
+) -> Result<TransferReport, Error> {
     let file = tokio::fs::File::open(path).await.map_err(Error::Io)?;
-    push(config, file).await
+    push(config, sealing, file).await
 }
 
 /// [`pull`] into the file at `path`. The stream is written to a temporary
 /// file in the same directory, which replaces `path` only when the whole
 /// stream arrived; on error `path` is left untouched.
-pub async fn pull_file(config: &Config, path: impl AsRef<Path>) -> Result<TransferReport, Error> {
+pub async fn pull_file(
+    config: &Config,
+    opening: &Opening,
+    path: impl AsRef<Path>,
+) -> Result<TransferReport, Error> {
     let path = path.as_ref();
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -146,7 +162,7 @@ pub async fn pull_file(config: &Config, path: impl AsRef<Path>) -> Result<Transf
     let temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::Io)?;
     let std_file = temp.as_file().try_clone().map_err(Error::Io)?;
     let mut file = tokio::fs::File::from_std(std_file);
-    let report = pull(config, &mut file).await?;
+    let report = pull(config, opening, &mut file).await?;
     file.sync_all().await.map_err(Error::Io)?;
     drop(file);
     temp.persist(path).map_err(|e| Error::Io(e.error))?;

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::PollSender;
 
-use super::{AutoFlush, Config, Error};
+use super::{exchange, AutoFlush, Config, Error, Sealing};
 use crate::api::{self, ConnectMode, UploadStatus};
 use crate::cipher::EncryptingWriter;
 
@@ -88,13 +88,13 @@ enum State {
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
 /// use tokio::io::AsyncWriteExt;
-/// use zebrastream::client::{Config, Encryption, StreamWriter};
+/// use zebrastream::client::{Config, Sealing, SecretString, StreamWriter};
 ///
 /// let config = Config::builder("/userspace/demo")
 ///     .connect_url("http://127.0.0.1:8080/v0")
-///     .encryption(Encryption::Plain)
 ///     .build()?;
-/// let mut writer = StreamWriter::connect(&config).await?;
+/// let sealing = Sealing::passphrase(SecretString::from("correct horse battery staple"));
+/// let mut writer = StreamWriter::connect(&config, &sealing).await?;
 /// writer.write_all(b"hello, consumer\n").await?;
 /// writer.shutdown().await?; // resolves once the relay confirmed the transfer
 /// # Ok(()) }
@@ -116,14 +116,33 @@ pub struct StreamWriter {
 
 impl StreamWriter {
     /// Waits for a consumer through the Connect API (`mode=await-reader`),
-    /// then starts the upload. Returns once both sides are paired and the
-    /// `PUT` is under way.
-    pub async fn connect(config: &Config) -> Result<StreamWriter, Error> {
+    /// then starts the upload, protected as `sealing` says. Returns once both
+    /// sides are paired and the `PUT` is under way. With
+    /// [`Sealing::Fresh`] the forward-secrecy exchange runs first; a refused
+    /// or missing answer is [`Error::Exchange`] and no data is sent.
+    pub async fn connect(config: &Config, sealing: &Sealing) -> Result<StreamWriter, Error> {
+        let exchanged;
+        let sealing = match sealing {
+            Sealing::Fresh { exchange, format } => {
+                exchanged = exchange::seal(exchange, config, *format).await?;
+                &exchanged
+            }
+            other => other,
+        };
         let api = config.api_client()?;
         // Set the cipher up first (scrypt takes a while), so the consumer does
         // not wait for it after pairing; a writer asked to encrypt never
         // falls back to plaintext.
-        let encryptor = config.encryption.encryptor().await?;
+        let encryptor = match sealing {
+            Sealing::Passphrase { .. } => {
+                let sealing = sealing.clone();
+                // scrypt takes about half a second: keep it off the async workers.
+                tokio::task::spawn_blocking(move || sealing.encryptor())
+                    .await
+                    .map_err(|_| Error::Closed)??
+            }
+            other => other.encryptor()?,
+        };
         let data_url = api
             .connect(
                 &config.stream_path,
@@ -485,7 +504,7 @@ mod tests {
 
     use super::*;
     use crate::api::test_server::{respond, serve, streaming};
-    use crate::client::Encryption;
+    use crate::client::Sealing;
 
     /// How the scripted data endpoint answers the `PUT`.
     #[derive(Clone, Copy)]
@@ -529,11 +548,11 @@ mod tests {
         std::mem::forget(_server);
         let config = Config::builder("/s")
             .connect_url(format!("{base}/v0"))
-            .no_access_token()
-            .encryption(Encryption::Plain)
             .build()
             .unwrap();
-        StreamWriter::connect(&config).await.unwrap()
+        StreamWriter::connect(&config, &Sealing::Plain)
+            .await
+            .unwrap()
     }
 
     /// Writes a little, then shuts down; returns the first error.

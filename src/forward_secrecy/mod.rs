@@ -21,26 +21,32 @@
 //! passphrase ([`ExchangeKey::from_passphrase`]); the relay sees two small
 //! opaque messages. docs/forward-secrecy.md is the full specification.
 //!
-//! Both sides must take part and be online together. Every wait honours the
-//! configuration's connect timeout; a side that waits in vain cannot tell
-//! whether the other side is missing or not using forward secrecy (they wait
-//! on different paths), and [`ExchangeError::Timeout`] says so.
+//! This module is the exchange without I/O: the key, the messages and their
+//! checks. The client runs it when a writer is given [`Sealing::Fresh`] and
+//! the reader [`Opening::Fresh`] (a ticket's default, see
+//! [`Ticket::sealing`](crate::ticket::Ticket::sealing)). Both sides must take
+//! part and be online together. Every wait honours the configuration's
+//! connect timeout; a side that waits in vain cannot tell whether the other
+//! side is missing or not using forward secrecy (they wait on different
+//! paths), and [`ExchangeError::Timeout`] says so.
+//!
+//! [`Sealing::Fresh`]: crate::client::Sealing::Fresh
+//! [`Opening::Fresh`]: crate::client::Opening::Fresh
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), zebrastream::forward_secrecy::ExchangeError> {
+//! # async fn run() -> Result<(), zebrastream::client::Error> {
 //! use std::time::Duration;
-//! use secrecy::SecretString;
 //! use tokio::io::AsyncWriteExt;
-//! use zebrastream::client::{Config, Encryption};
+//! use zebrastream::cipher::Format;
+//! use zebrastream::client::{Config, Sealing, SecretString, StreamWriter};
 //! use zebrastream::forward_secrecy::ExchangeKey;
 //!
 //! let passphrase = SecretString::from("correct horse battery staple");
 //! let key = ExchangeKey::from_passphrase(&passphrase, "/team/feed");
 //! let config = Config::builder("/team/feed")
-//!     .encryption(Encryption::passphrase(passphrase))
 //!     .connect_timeout(Duration::from_secs(60))
 //!     .build()?;
-//! let mut writer = key.connect_writer(&config).await?;
+//! let mut writer = StreamWriter::connect(&config, &Sealing::fresh(key, Format::AgeRt)).await?;
 //! writer.write_all(b"fresh for this transfer only").await?;
 //! writer.shutdown().await?;
 //! # Ok(()) }
@@ -49,17 +55,15 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-use crate::cipher::{Format, SCRYPT_WORK_FACTOR};
-use crate::client::{self, Config, Encryption, StreamReader, StreamWriter};
-use crate::protocol::side_path;
+use crate::cipher::SCRYPT_WORK_FACTOR;
 
 mod message;
 
-use message::{ExchangeSecret, Offer, OFFER_BYTES};
+use message::ExchangeSecret;
 pub use message::{MessageError, MAX_KEY_MESSAGE};
+pub(crate) use message::{Offer, OFFER_BYTES};
 
 /// The side path (name after `~`) the writer's offer travels on.
 pub const OFFER_SIDE_PATH: &str = "fs-offer";
@@ -109,18 +113,6 @@ pub enum ExchangeError {
         /// What is wrong with it.
         reason: MessageError,
     },
-    /// The relay or the connection failed (authentication, network, …), or
-    /// the data stream itself failed to connect.
-    #[error(transparent)]
-    Client(#[from] client::Error),
-}
-
-impl From<std::io::Error> for ExchangeError {
-    /// An error of the data stream after the exchange (so `?` works on
-    /// `write_all`/`read` of the writer or reader the exchange connected).
-    fn from(error: std::io::Error) -> ExchangeError {
-        ExchangeError::Client(client::Error::from(error))
-    }
 }
 
 /// The secret that authenticates the exchange: derived from a ticket (HKDF)
@@ -160,149 +152,44 @@ impl ExchangeKey {
         ExchangeKey { secret }
     }
 
-    /// Writer side: runs the exchange for the data stream `data` describes
-    /// (its relay, path, token and connect timeout are used; its encryption
-    /// is not) and returns the encryption to the reader's one-time key, in
-    /// `format`.
-    pub async fn writer_encryption(
-        &self,
-        data: &Config,
-        format: Format,
-    ) -> Result<Encryption, ExchangeError> {
-        let path = data.stream_path();
+    /// Writer side, step 1: a new offer and its bytes for the transfer on
+    /// `path`.
+    pub(crate) fn offer(&self, path: &str) -> (Offer, Vec<u8>) {
         let offer = Offer::generate();
-        send(
-            &side_config(data, OFFER_SIDE_PATH),
-            &offer.seal(&self.secret, path),
-            ExchangeStep::Offer,
-        )
-        .await?;
-        let answer = receive(
-            &side_config(data, KEY_SIDE_PATH),
-            MAX_KEY_MESSAGE,
-            ExchangeStep::KeyMessage,
-        )
-        .await?;
-        let recipient = offer
-            .accept(&self.secret, path, &answer)
+        let bytes = offer.seal(&self.secret, path);
+        (offer, bytes)
+    }
+
+    /// Writer side, step 2: checks the reader's key message against our
+    /// `offer` and returns the one-time recipient to encrypt to.
+    pub(crate) fn accept(
+        &self,
+        offer: &Offer,
+        path: &str,
+        key_message: &[u8],
+    ) -> Result<age::x25519::Recipient, ExchangeError> {
+        offer
+            .accept(&self.secret, path, key_message)
             .map_err(|reason| ExchangeError::Refused {
                 step: ExchangeStep::KeyMessage,
                 reason,
-            })?;
-        Ok(Encryption::recipients(vec![Box::new(recipient)], format))
+            })
     }
 
-    /// Reader side: answers the writer's offer with a one-time key and
-    /// returns the decryption setting that holds that key only. Use it for
-    /// the one [`StreamReader`] of this transfer; dropping it drops the key.
-    pub async fn reader_encryption(&self, data: &Config) -> Result<Encryption, ExchangeError> {
-        let path = data.stream_path();
-        let offer_bytes = receive(
-            &side_config(data, OFFER_SIDE_PATH),
-            OFFER_BYTES,
-            ExchangeStep::Offer,
-        )
-        .await?;
-        let offer = Offer::open(&self.secret, path, &offer_bytes).map_err(|reason| {
-            ExchangeError::Refused {
+    /// Reader side: checks the writer's offer and answers it with a new
+    /// one-time identity; returns the identity and the key message's bytes.
+    pub(crate) fn answer(
+        &self,
+        path: &str,
+        offer: &[u8],
+    ) -> Result<(age::x25519::Identity, Vec<u8>), ExchangeError> {
+        let offer =
+            Offer::open(&self.secret, path, offer).map_err(|reason| ExchangeError::Refused {
                 step: ExchangeStep::Offer,
                 reason,
-            }
-        })?;
+            })?;
         let identity = age::x25519::Identity::generate();
-        send(
-            &side_config(data, KEY_SIDE_PATH),
-            &offer.answer(&self.secret, path, &identity.to_public()),
-            ExchangeStep::KeyMessage,
-        )
-        .await?;
-        Ok(Encryption::identities(vec![Box::new(identity)]))
+        let message = offer.answer(&self.secret, path, &identity.to_public());
+        Ok((identity, message))
     }
-
-    /// Runs the writer side of the exchange, then connects the data stream
-    /// of `data` encrypted to the reader's one-time key (in the format of
-    /// `data`'s encryption; age-rt if it has none).
-    pub async fn connect_writer(&self, data: &Config) -> Result<StreamWriter, ExchangeError> {
-        let format = match data.encryption() {
-            Encryption::Passphrase { format, .. } | Encryption::Recipients { format, .. } => {
-                *format
-            }
-            _ => Format::AgeRt,
-        };
-        let encryption = self.writer_encryption(data, format).await?;
-        Ok(StreamWriter::connect(&with_encryption(data, encryption)).await?)
-    }
-
-    /// Runs the reader side of the exchange, then connects the data stream
-    /// of `data`, which only the one-time key opens.
-    pub async fn connect_reader(&self, data: &Config) -> Result<StreamReader, ExchangeError> {
-        let encryption = self.reader_encryption(data).await?;
-        Ok(StreamReader::connect(&with_encryption(data, encryption)).await?)
-    }
-}
-
-/// `data` with another encryption.
-fn with_encryption(data: &Config, encryption: Encryption) -> Config {
-    let mut config = data.clone();
-    config.encryption = encryption;
-    config
-}
-
-/// The configuration of side path `name` of the transfer `data` describes:
-/// same relay, token, timeout and retries; raw bytes (the messages carry
-/// their own authentication).
-fn side_config(data: &Config, name: &str) -> Config {
-    let mut config = with_encryption(data, Encryption::Plain);
-    config.stream_path = side_path(data.stream_path(), name);
-    config.content_type = None;
-    config
-}
-
-/// Runs one step of the exchange within the connect timeout: the wait for
-/// the peer and the message itself, so a relay that stalls a message cannot
-/// hold a side longer than a missing peer could.
-async fn bounded<T>(
-    config: &Config,
-    step: ExchangeStep,
-    work: impl std::future::Future<Output = Result<T, client::Error>>,
-) -> Result<T, ExchangeError> {
-    let result = match config.connect_timeout() {
-        Some(after) => tokio::time::timeout(after, work)
-            .await
-            .map_err(|_| ExchangeError::Timeout { step, after })?,
-        None => work.await,
-    };
-    result.map_err(|error| match error {
-        client::Error::ConnectTimeout(after) => ExchangeError::Timeout { step, after },
-        other => ExchangeError::Client(other),
-    })
-}
-
-async fn send(config: &Config, message: &[u8], step: ExchangeStep) -> Result<(), ExchangeError> {
-    bounded(config, step, async {
-        let mut writer = StreamWriter::connect(config).await?;
-        writer.write_all(message).await?;
-        writer.shutdown().await?;
-        Ok(())
-    })
-    .await
-}
-
-/// Reads a whole message of at most `limit` bytes (one more is read, so an
-/// over-long message is seen as such).
-async fn receive(
-    config: &Config,
-    limit: usize,
-    step: ExchangeStep,
-) -> Result<Vec<u8>, ExchangeError> {
-    bounded(config, step, async {
-        let reader = StreamReader::connect(config).await?;
-        let mut message = Vec::with_capacity(limit.min(512));
-        reader
-            .take(limit as u64 + 1)
-            .read_to_end(&mut message)
-            .await?;
-        Ok(message)
-    })
-    .await
 }

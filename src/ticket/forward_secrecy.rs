@@ -8,8 +8,9 @@
 use zeroize::Zeroizing;
 
 use super::Ticket;
-use crate::client::{Config, StreamReader, StreamWriter};
-use crate::forward_secrecy::{ExchangeError, ExchangeKey};
+use crate::cipher::Format;
+use crate::client::{self, Config, StreamReader, StreamWriter};
+use crate::forward_secrecy::ExchangeKey;
 
 impl Ticket {
     /// The key of the forward-secrecy exchange for this ticket's transfers.
@@ -23,33 +24,33 @@ impl Ticket {
     }
 
     /// The fresh writer: runs the forward-secrecy exchange with the reader
-    /// (who must use [`Ticket::connect_reader`]), then connects the data
-    /// stream encrypted to the reader's one-time key alone. A replayed
-    /// stream cannot pass for this one, and a ticket leaked later opens
-    /// nothing the relay recorded. `config` is usually
-    /// [`Ticket::writer_config`] with a connect timeout; every wait honours it.
+    /// (who must use [`Ticket::connect_reader`] or [`Ticket::opening`]), then
+    /// connects the data stream sealed (age-rt) to the reader's one-time key
+    /// alone. A replayed stream cannot pass for this one, and a ticket leaked
+    /// later opens nothing the relay recorded. `config` is usually
+    /// [`Ticket::config`] with a connect timeout; every wait honours it.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), zebrastream::forward_secrecy::ExchangeError> {
+    /// # async fn run() -> Result<(), zebrastream::client::Error> {
     /// use std::time::Duration;
     /// use tokio::io::AsyncWriteExt;
     /// use zebrastream::ticket::Ticket;
     /// let ticket: Ticket = std::env::var("ZEBRASTREAM_TICKET").unwrap().parse().unwrap();
-    /// let config = ticket.writer_config().connect_timeout(Duration::from_secs(60)).build()?;
+    /// let config = ticket.config().connect_timeout(Duration::from_secs(60)).build()?;
     /// let mut writer = ticket.connect_writer(&config).await?;
     /// writer.write_all(b"live data").await?;
     /// writer.shutdown().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect_writer(&self, config: &Config) -> Result<StreamWriter, ExchangeError> {
-        self.exchange_key().connect_writer(config).await
+    pub async fn connect_writer(&self, config: &Config) -> Result<StreamWriter, client::Error> {
+        StreamWriter::connect(config, &self.sealing(Format::AgeRt)).await
     }
 
     /// The fresh reader: answers the writer's offer with a one-time key and
     /// connects the data stream, which only that key opens (a stream
     /// recorded in another session fails to decrypt). `config` is usually
-    /// [`Ticket::reader_config`] with a connect timeout.
-    pub async fn connect_reader(&self, config: &Config) -> Result<StreamReader, ExchangeError> {
-        self.exchange_key().connect_reader(config).await
+    /// [`Ticket::config`] with a connect timeout.
+    pub async fn connect_reader(&self, config: &Config) -> Result<StreamReader, client::Error> {
+        StreamReader::connect(config, &self.opening()).await
     }
 }

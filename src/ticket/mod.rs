@@ -13,17 +13,16 @@
 //! stanza type, and a ticket combines with X25519 recipients. HKDF is one-way:
 //! the relay operator, who learns the path secret, cannot derive the key.
 //!
-//! **Which call gives freshness.** [`Ticket::connect_writer`] and
-//! [`Ticket::connect_reader`] run the forward-secrecy exchange
-//! ([`crate::forward_secrecy`]) first: the stream is encrypted to a one-time
-//! key the reader contributes to this transfer, so a stream the relay recorded
-//! earlier and replays fails to decrypt, and a ticket that leaks after the
-//! transfer reveals nothing. This is what the CLI does by default. A plain
-//! [`StreamWriter`](crate::client::StreamWriter) /
-//! [`StreamReader`](crate::client::StreamReader) with
-//! [`Ticket::writer_config`] / [`Ticket::reader_config`] works offline (the
-//! reader may come later) but is not fresh: a relay can replay an earlier
-//! stream of the same ticket and the reader accepts it.
+//! **Fresh by default.** [`Ticket::sealing`] and [`Ticket::opening`] (and
+//! [`Ticket::connect_writer`] / [`Ticket::connect_reader`], which use them)
+//! run the forward-secrecy exchange ([`crate::forward_secrecy`]) first: the
+//! stream is encrypted to a one-time key the reader contributes to this
+//! transfer, so a stream the relay recorded earlier and replays fails to
+//! decrypt, and a ticket that leaks after the transfer reveals nothing. This
+//! is what the CLI does by default. [`Ticket::static_sealing`] /
+//! [`Ticket::static_opening`] use the ticket's own key (no exchange, what
+//! `--no-forward-secrecy` does): a relay can replay an earlier stream of the
+//! same ticket and the reader accepts it.
 //!
 //! ```
 //! use zebrastream::ticket::Ticket;
@@ -50,7 +49,7 @@ use zeroize::Zeroizing;
 mod forward_secrecy;
 
 use crate::cipher::Format;
-use crate::client::{Config, ConfigBuilder, Encryption};
+use crate::client::{Config, ConfigBuilder, Opening, Sealing};
 
 /// Human-readable prefix of every ticket string; the `1` is the format version.
 pub const TICKET_PREFIX: &str = "zs1";
@@ -205,56 +204,62 @@ impl Ticket {
         }
     }
 
-    /// A writer configuration: the ticket's relay, stream path and token, and
-    /// age-rt encryption to the ticket key. Add more recipients (e.g. X25519)
-    /// by replacing the encryption with [`Ticket::writer_encryption`]. For a
-    /// fresh transfer, pass it to [`Ticket::connect_writer`].
+    /// The configuration of this ticket's transfers: its relay, stream path
+    /// and token, ready for other settings (a connect timeout, say). Give it
+    /// to [`Ticket::connect_writer`] / [`Ticket::connect_reader`], or to
+    /// [`StreamWriter::connect`](crate::client::StreamWriter::connect) with
+    /// one of the ticket's [`Sealing`]s.
     ///
     /// ```
     /// # use zebrastream::ticket::Ticket;
     /// let ticket = Ticket::generate("http://127.0.0.1:8080/v0", "/exports").unwrap();
-    /// let config = ticket.writer_config().build().unwrap();
+    /// let config = ticket.config().build().unwrap();
     /// assert_eq!(config.stream_path(), ticket.stream_path());
-    /// assert!(config.encryption().is_encrypted());
+    /// assert_eq!(config.connect_url(), "http://127.0.0.1:8080/v0");
     /// ```
-    pub fn writer_config(&self) -> ConfigBuilder {
-        self.config_builder()
-            .encryption(self.writer_encryption(Vec::new(), Format::AgeRt))
-    }
-
-    /// A reader configuration: the ticket's relay, stream path and token, and
-    /// the ticket identity to decrypt with. For a fresh transfer, pass it to
-    /// [`Ticket::connect_reader`].
-    pub fn reader_config(&self) -> ConfigBuilder {
-        self.config_builder().encryption(self.reader_encryption())
-    }
-
-    /// Encryption to the ticket key plus `extra` recipients (X25519, SSH).
-    pub fn writer_encryption(
-        &self,
-        extra: Vec<Box<dyn age::Recipient + Send>>,
-        format: Format,
-    ) -> Encryption {
-        let mut recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(self.recipient())];
-        recipients.extend(extra);
-        Encryption::recipients(recipients, format)
-    }
-
-    /// Decryption with the ticket identity alone: the stream must carry this
-    /// ticket's stanza and that stanza must unwrap the file key, whatever
-    /// other recipients it names. (A stream sealed only to some X25519 key
-    /// of the reader's was not written by a ticket holder and is refused.)
-    pub fn reader_encryption(&self) -> Encryption {
-        Encryption::identities(vec![Box::new(self.identity())])
-    }
-
-    /// The ticket's relay, stream path and token.
-    fn config_builder(&self) -> ConfigBuilder {
+    pub fn config(&self) -> ConfigBuilder {
         let builder = Config::builder(self.stream_path()).connect_url(self.connect_url.clone());
         match &self.access_token {
             Some(token) => builder.access_token(token.clone()),
             None => builder,
         }
+    }
+
+    /// The writer's key for a fresh transfer (the default): the
+    /// forward-secrecy exchange keyed with this ticket, then the stream
+    /// sealed in `format` to the one-time key the reader contributes. The
+    /// reader uses [`Ticket::opening`].
+    pub fn sealing(&self, format: Format) -> Sealing {
+        Sealing::fresh(self.exchange_key(), format)
+    }
+
+    /// The reader's key for a fresh transfer (the default; see
+    /// [`Ticket::sealing`]).
+    pub fn opening(&self) -> Opening {
+        Opening::fresh(self.exchange_key())
+    }
+
+    /// The writer's key without forward secrecy: the ticket's static key
+    /// plus `extra` recipients (X25519, SSH). The reader may connect later
+    /// than with the exchange, but a relay can replay an earlier stream of
+    /// the ticket and the reader accepts it.
+    pub fn static_sealing(
+        &self,
+        extra: Vec<Box<dyn age::Recipient + Send>>,
+        format: Format,
+    ) -> Sealing {
+        let mut recipients: Vec<Box<dyn age::Recipient + Send>> = vec![Box::new(self.recipient())];
+        recipients.extend(extra);
+        Sealing::recipients(recipients, format)
+    }
+
+    /// The reader's key without forward secrecy: the ticket identity alone.
+    /// The stream must carry this ticket's stanza and that stanza must
+    /// unwrap the file key, whatever other recipients it names. (A stream
+    /// sealed only to some X25519 key of the reader's was not written by a
+    /// ticket holder and is refused.)
+    pub fn static_opening(&self) -> Opening {
+        Opening::identities(vec![Box::new(self.identity())])
     }
 
     /// The ticket as text (`zs1…`). It is a secret: whoever holds it can read
