@@ -7,8 +7,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{Config, Encryption, Error};
-use crate::api::ConnectMode;
 use crate::cipher::DecryptingReader;
+use crate::protocol::ConnectMode;
 
 /// The transport the reader reads from: the download body, or a cipher over it.
 type Transport = Pin<Box<dyn AsyncRead + Send>>;
