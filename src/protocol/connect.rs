@@ -149,6 +149,7 @@ impl ConnectQuery {
     /// of seconds (fractions allowed, a huge one saturates); `redirect` is
     /// on for `true` or `1`.
     #[cfg(any(feature = "client", feature = "relay"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "client", feature = "relay"))))]
     pub fn decode(query: &str) -> Result<Self, ConnectQueryError> {
         let mode = query_value(query, MODE_PARAM)
             .ok_or(ConnectQueryError::MissingMode)?
@@ -247,6 +248,7 @@ pub enum BaseUrlError {
 /// assert_eq!(parse_base_url("http://x/v0?a=1"), Err(BaseUrlError::QueryOrFragment));
 /// ```
 #[cfg(any(feature = "client", feature = "relay"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "client", feature = "relay"))))]
 pub fn parse_base_url(text: &str) -> Result<url::Url, BaseUrlError> {
     let parsed = url::Url::parse(text).map_err(|e| BaseUrlError::NotAbsolute(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {

@@ -35,6 +35,7 @@ pub(crate) mod path;
 mod status_line;
 
 #[cfg(any(feature = "client", feature = "relay"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "client", feature = "relay"))))]
 pub use connect::parse_base_url;
 #[cfg(feature = "relay")]
 pub(crate) use connect::query_value;
@@ -48,6 +49,7 @@ pub use status_line::{
     StatusLine, CONNECTED, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT, TRANSFER_SUCCESSFUL,
 };
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use status_line::{StatusLineCodec, StatusLineError};
 
 /// The first character of a side path's last segment.

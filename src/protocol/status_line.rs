@@ -96,6 +96,7 @@ impl fmt::Display for StatusLine {
 }
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use codec::{StatusLineCodec, StatusLineError};
 
 /// The tokio-util decoder of a status channel (the client's side).
