@@ -11,9 +11,9 @@
 //!
 //! | layer | module | what it is |
 //! |---|---|---|
-//! | 0 wire conventions | [`protocol`] | wire conventions both the clients and the relay use |
+//! | 0 wire conventions | [`protocol`] | the wire both the client and the relay speak, defined once: stream paths, Connect modes and query, URL prefixes, status lines (encoder and decoder) |
 //! | 1 stream cipher | [`cipher`] | sans-IO age-rt v0.2 / age v1 encoder and decoder, plus thin `tokio::io` and `std::io` adapters |
-//! | 2 protocol client | [`api`] | Connect API and Data API over HTTP, status lines, retries |
+//! | 2 protocol client | [`api`] | Connect API and Data API over HTTP, retries |
 //! | 3 streams | [`client`] | `StreamWriter: AsyncWrite`, `StreamReader: AsyncRead`, blocking wrappers, `push`/`pull` |
 //! | 4 relay | [`relay`] | a Connect + Data API relay that forwards opaque bytes |
 //!

@@ -8,12 +8,10 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::{ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_TRANSFER_SUCCESSFUL};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
-use zebrastream::relay::{
-    CaptureTap, Presence, Relay, RelayConfig, RelayHandle, StreamStatus,
-    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_TRANSFER_SUCCESSFUL,
-};
+use zebrastream::relay::{CaptureTap, Presence, Relay, RelayConfig, RelayHandle, StreamStatus};
 
 fn curl(bin: &PathBuf, args: &[&str]) -> Child {
     Command::new(bin)

@@ -1,21 +1,21 @@
 //! Relay semantics in the spirit of piping-server-check, driven over real
 //! HTTP/1.1 with reqwest and raw sockets against an in-process relay.
 
+mod support;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use support::{ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_TRANSFER_SUCCESSFUL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
-use zebrastream::relay::{
-    CaptureTap, ForwardTap, Relay, RelayConfig, RelayHandle, TapVerdict,
-    ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_TRANSFER_SUCCESSFUL,
-};
+use zebrastream::relay::{CaptureTap, ForwardTap, Relay, RelayConfig, RelayHandle, TapVerdict};
 
 type Chunks = mpsc::Sender<Result<Bytes, io::Error>>;
 

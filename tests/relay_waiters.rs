@@ -3,14 +3,15 @@
 //! parked waiters of every kind over raw sockets and check that they pair,
 //! answer and keep their connection exactly like requests hyper read.
 
+mod support;
+
 use std::time::Duration;
 
+use support::STATE_TRANSFER_SUCCESSFUL;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
-use zebrastream::relay::{
-    Presence, Relay, RelayConfig, RelayHandle, StreamStatus, STATE_TRANSFER_SUCCESSFUL,
-};
+use zebrastream::relay::{Presence, Relay, RelayConfig, RelayHandle, StreamStatus};
 
 async fn relay() -> RelayHandle {
     // Hundreds of waiters from 127.0.0.1: above the per-address defaults.

@@ -8,7 +8,8 @@ use url::Url;
 
 use super::connect::{connect_request_url, parse_connect_url, parse_data_url};
 use super::origin::{parse_token_origin, TokenOrigins};
-use super::{ConnectMode, Download, Error, Operation, RetryPolicy, Upload};
+use super::{Download, Error, Operation, RetryPolicy, Upload};
+use crate::protocol::ConnectMode;
 
 /// How long establishing a TCP (and TLS) connection may take, per attempt
 /// (the official client uses the same 10 s).
@@ -33,7 +34,8 @@ async fn until<T>(
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use tokio::io::AsyncWriteExt;
-/// use zebrastream::api::{ApiClient, ConnectMode};
+/// use zebrastream::api::ApiClient;
+/// use zebrastream::protocol::ConnectMode;
 ///
 /// let api = ApiClient::builder("http://127.0.0.1:8080/v0").build()?;
 /// let data_url = api.connect("/demo/stream", ConnectMode::AwaitReader, None).await?;

@@ -1,62 +1,29 @@
-//! The Connect API request: modes, URL building, and the data URL answer.
+//! The Connect API request as the client sends it: the connect URL, the
+//! request URL, and the data URL in the answer. The wire forms themselves
+//! (modes, query, URL checks) are [`crate::protocol`]'s.
 
 use std::time::Duration;
 
 use url::Url;
 
 use super::Error;
-use crate::protocol::StreamPath;
+use crate::protocol::{parse_base_url, ConnectMode, ConnectQuery, StreamPath};
 
-/// Which peer a Connect call waits for.
-///
-/// ```
-/// use zebrastream::api::ConnectMode;
-/// assert_eq!(ConnectMode::AwaitReader.as_query(), "await-reader");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectMode {
-    /// Sent by a producer: wait until a reader (consumer) is there.
-    AwaitReader,
-    /// Sent by a consumer: wait until a writer (producer) is there.
-    AwaitWriter,
-}
-
-impl ConnectMode {
-    /// The `mode=` query value.
-    pub fn as_query(self) -> &'static str {
-        match self {
-            ConnectMode::AwaitReader => "await-reader",
-            ConnectMode::AwaitWriter => "await-writer",
-        }
-    }
-}
-
-/// Parses and checks a Connect API base URL (absolute `http` or `https`,
-/// without credentials: the access token is the only secret sent).
+/// Parses and checks a Connect API base URL with
+/// [`protocol::parse_base_url`](crate::protocol::parse_base_url): absolute
+/// `http` or `https`, without credentials (the access token is the only
+/// secret sent) and without query or fragment. The error never shows a URL
+/// that may carry credentials.
 pub fn parse_connect_url(url: &str) -> Result<Url, Error> {
-    // A URL with an `@` may carry credentials: never echo it in an error.
-    let shown = if url.contains('@') {
-        "[REDACTED]".to_owned()
-    } else {
-        url.to_owned()
-    };
-    let invalid = |reason: String| Error::InvalidConnectUrl {
-        url: shown.clone(),
+    parse_base_url(url).map_err(|reason| Error::InvalidConnectUrl {
+        // A URL with an `@` may carry credentials: never echo it.
+        url: if url.contains('@') {
+            "[REDACTED]".to_owned()
+        } else {
+            url.to_owned()
+        },
         reason,
-    };
-    let parsed = Url::parse(url).map_err(|e| invalid(e.to_string()))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https".into()));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(invalid(
-            "it must not contain credentials (use the access token)".into(),
-        ));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(invalid("it must not have a query or fragment".into()));
-    }
-    Ok(parsed)
+    })
 }
 
 /// Checks a stream path with the relay's own rules
@@ -84,53 +51,31 @@ pub fn check_stream_path(path: &str) -> Result<(), Error> {
         })
 }
 
-/// The timeout query value: whole seconds rounded up, plus one, so the
-/// client-side timeout fires first (as the official client does).
-pub fn timeout_query(timeout: Duration) -> u64 {
-    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    secs + 1
-}
-
-/// Builds `{connect_url}{path}?mode=…[&timeout=N+1]`.
-///
-/// ```
-/// use std::time::Duration;
-/// use zebrastream::api::{connect_request_url, parse_connect_url, ConnectMode};
-///
-/// let base = parse_connect_url("https://connect.zebrastream.io/v0/").unwrap();
-/// let url = connect_request_url(&base, "/userspace/test", ConnectMode::AwaitReader,
-///                               Some(Duration::from_secs(2))).unwrap();
-/// assert_eq!(url.as_str(),
-///            "https://connect.zebrastream.io/v0/userspace/test?mode=await-reader&timeout=3");
-/// ```
-pub fn connect_request_url(
+/// Builds `{connect_url}{path}?mode=…[&timeout=N+1]`: the timeout is sent
+/// one second longer (in whole seconds, rounded up), so the client's own
+/// timeout fires first, as the official client does.
+pub(crate) fn connect_request_url(
     connect_url: &Url,
     stream_path: &str,
     mode: ConnectMode,
     timeout: Option<Duration>,
 ) -> Result<Url, Error> {
     check_stream_path(stream_path)?;
-    let base = connect_url.as_str().trim_end_matches('/');
-    // A checked path is plain ASCII, so this fails only for a base URL that
-    // cannot take a path (which `parse_connect_url` does not let through).
-    let mut url =
-        Url::parse(&format!("{base}{stream_path}")).map_err(|e| Error::InvalidConnectUrl {
-            url: base.to_owned(),
-            reason: format!("appending the stream path gives no valid URL: {e}"),
-        })?;
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("mode", mode.as_query());
-        if let Some(timeout) = timeout {
-            query.append_pair("timeout", &timeout_query(timeout).to_string());
-        }
-    }
+    let mut query = ConnectQuery::new(mode);
+    query.timeout = timeout.map(|t| t.saturating_add(Duration::from_secs(1)));
+    let mut url = connect_url.clone();
+    // A checked path is plain ASCII that needs no escaping.
+    url.set_path(&format!(
+        "{}{stream_path}",
+        connect_url.path().trim_end_matches('/')
+    ));
+    url.set_query(Some(&query.encode()));
     Ok(url)
 }
 
 /// Reads the data URL out of a Connect answer: surrounding whitespace is
 /// ignored and a relative URL is resolved against the connect URL.
-pub fn parse_data_url(connect_url: &Url, body: &str) -> Result<Url, Error> {
+pub(crate) fn parse_data_url(connect_url: &Url, body: &str) -> Result<Url, Error> {
     let text = body.trim();
     if text.is_empty() {
         return Err(Error::InvalidDataUrl {
@@ -154,6 +99,7 @@ pub fn parse_data_url(connect_url: &Url, body: &str) -> Result<Url, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::BaseUrlError;
 
     fn base(s: &str) -> Url {
         parse_connect_url(s).unwrap()
@@ -176,9 +122,22 @@ mod tests {
 
     #[test]
     fn timeout_is_sent_as_n_plus_one() {
-        assert_eq!(timeout_query(Duration::from_secs(2)), 3);
-        assert_eq!(timeout_query(Duration::from_secs(0)), 1);
-        assert_eq!(timeout_query(Duration::from_millis(100)), 2);
+        let b = base("https://connect.zebrastream.io/v0/");
+        for (timeout, sent) in [(2000, "3"), (0, "1"), (100, "2")] {
+            let u = connect_request_url(
+                &b,
+                "/userspace/test",
+                ConnectMode::AwaitReader,
+                Some(Duration::from_millis(timeout)),
+            )
+            .unwrap();
+            assert_eq!(
+                u.as_str(),
+                format!(
+                    "https://connect.zebrastream.io/v0/userspace/test?mode=await-reader&timeout={sent}"
+                )
+            );
+        }
     }
 
     #[test]
@@ -202,14 +161,19 @@ mod tests {
 
     #[test]
     fn bad_connect_urls_are_rejected() {
-        for bad in ["connect.zebrastream.io", "ftp://x/v0", "http://x/v0?a=1"] {
-            assert!(matches!(
-                parse_connect_url(bad),
-                Err(Error::InvalidConnectUrl { .. })
-            ));
-        }
+        let err = parse_connect_url("ftp://x/v0").unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConnectUrl { url, reason: BaseUrlError::Scheme(_) } if url == "ftp://x/v0"),
+            "{err:?}"
+        );
         let err = parse_connect_url("https://user:hunter2@relay.example/v0").unwrap_err();
-        assert!(matches!(err, Error::InvalidConnectUrl { .. }));
+        assert!(matches!(
+            err,
+            Error::InvalidConnectUrl {
+                reason: BaseUrlError::Credentials,
+                ..
+            }
+        ));
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::PathError;
+use crate::protocol::{BaseUrlError, PathError};
 
 /// Which HTTP exchange of the protocol an error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,13 +42,15 @@ pub enum Error {
         #[source]
         reason: PathError,
     },
-    /// The Connect API base URL is not an absolute `http(s)` URL.
+    /// The Connect API base URL is not an absolute `http(s)` URL without
+    /// credentials, query or fragment.
     #[error("invalid connect URL {url:?}: {reason}")]
     InvalidConnectUrl {
-        /// The rejected URL.
+        /// The rejected URL (`[REDACTED]` if it may hold credentials).
         url: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        reason: BaseUrlError,
     },
     /// The Connect API answered with something that is not a usable data URL.
     #[error("the Connect API returned an invalid data URL: {reason}")]

@@ -2,13 +2,16 @@
 //!
 //! This layer moves opaque bytes; it knows nothing about encryption.
 //!
+//! The wire forms (modes, the Connect query, status lines, URL checks) are
+//! [`crate::protocol`]'s, shared with the relay.
+//!
 //! - [`ApiClient::connect`]: `GET {connect_url}{path}?mode=await-reader|await-writer[&timeout=N+1]`
 //!   returns the data URL once the peer is there; connection errors and 5xx
 //!   are retried with capped exponential backoff and jitter ([`RetryPolicy`]),
 //!   401/403 give [`Error::Auth`].
 //! - [`ApiClient::upload`]: the Data API `PUT` with a chunked body fed through
 //!   a bounded queue ([`UploadSink`]) while the status lines are read
-//!   concurrently ([`UploadStatus`], [`StatusLineCodec`]).
+//!   concurrently ([`UploadStatus`], [`StatusLineCodec`](crate::protocol::StatusLineCodec)).
 //! - [`ApiClient::download`]: the Data API `GET`, read from the network on
 //!   demand ([`Download`]).
 //!
@@ -27,22 +30,14 @@ mod download;
 mod error;
 mod origin;
 mod retry;
-mod status_line;
 #[cfg(test)]
 pub(crate) mod test_server;
 mod upload;
 
 pub use api_client::{ApiClient, ApiClientBuilder};
-pub use connect::{
-    check_stream_path, connect_request_url, parse_connect_url, parse_data_url, timeout_query,
-    ConnectMode,
-};
+pub use connect::{check_stream_path, parse_connect_url};
 pub use download::Download;
 pub use error::{Error, Operation};
 pub use origin::parse_token_origin;
 pub use retry::{RetryPolicy, RetryRun};
-pub use status_line::{
-    StatusLine, StatusLineCodec, StatusLineError, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT,
-    TRANSFER_SUCCESSFUL,
-};
 pub use upload::{Upload, UploadSink, UploadStatus};

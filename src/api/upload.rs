@@ -24,10 +24,10 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::PollSender;
 
-use super::status_line::{
+use super::{Error, Operation};
+use crate::protocol::{
     StatusLine, StatusLineCodec, StatusLineError, RECEIVER_PREMATURE_DISCONNECT,
 };
-use super::{Error, Operation};
 
 /// How many body frames may wait between the sink and the HTTP client.
 /// With the default 64 KiB frames this bounds the queue to 256 KiB.

@@ -7,8 +7,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
 use super::{exchange, Config, Error, Opening};
-use crate::api::ConnectMode;
 use crate::cipher::{DecryptingReader, Format};
+use crate::protocol::ConnectMode;
 
 /// The transport the reader reads from: the download body, or a cipher over it.
 type Transport = Pin<Box<dyn AsyncRead + Send>>;

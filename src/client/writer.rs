@@ -20,8 +20,9 @@ use tokio::time::Instant;
 use tokio_util::sync::PollSender;
 
 use super::{exchange, AutoFlush, Config, Error, Sealing};
-use crate::api::{self, ConnectMode, UploadStatus};
+use crate::api::{self, UploadStatus};
 use crate::cipher::EncryptingWriter;
+use crate::protocol::ConnectMode;
 
 /// The largest piece of data handed to the pump in one command. Without
 /// auto-flush, writes are gathered up to this size first: one hand-over (a

@@ -1,7 +1,18 @@
 //! The wire conventions that clients and the relay share, defined once.
 //!
-//! Stream paths ([`StreamPath`]) are validated here, by the relay and the
-//! client alike.
+//! The client ([`api`](crate::api)) and the relay ([`relay`](crate::relay))
+//! both read and write the wire through this module, so they cannot drift
+//! apart:
+//!
+//! - stream paths ([`StreamPath`]): one validator, the relay's and the client's;
+//! - the Connect and Data APIs ([`ConnectMode`], [`ConnectQuery`],
+//!   [`CONNECT_PREFIX`], [`DATA_PREFIX`], [`data_url`], the base URL check):
+//!   the client encodes the Connect request, the relay decodes it;
+//! - status lines ([`StatusLine`]): the relay encodes the `PUT` response's
+//!   `[STATE:…]`/`[ERROR:…]` lines, the client decodes them
+//!   (`StatusLineCodec`, with the `client` feature).
+//!
+//! Nothing here does I/O.
 //!
 //! This module also holds the naming of *side paths*: the extra streams one
 //! transfer uses besides its data stream (the forward-secrecy key exchange,
@@ -19,9 +30,27 @@
 //! assert_eq!(transfer_path("/hospital/trial-42"), "/hospital/trial-42");
 //! ```
 
+mod connect;
 pub(crate) mod path;
+mod status_line;
 
+#[cfg(any(feature = "client", feature = "relay"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "client", feature = "relay"))))]
+pub use connect::parse_base_url;
+#[cfg(feature = "relay")]
+pub(crate) use connect::query_value;
+pub use connect::{
+    connect_url, data_url, strip_api_prefix, BaseUrlError, ConnectMode, ConnectQuery,
+    ConnectQueryError, ACCESS_TOKEN_PARAM, CONNECT_PREFIX, DATA_PREFIX, MODE_PARAM, REDIRECT_PARAM,
+    TIMEOUT_PARAM,
+};
 pub use path::{PathError, StreamPath, MAX_PATH_LEN};
+pub use status_line::{
+    StatusLine, CONNECTED, MAX_STATUS_LINE, RECEIVER_PREMATURE_DISCONNECT, TRANSFER_SUCCESSFUL,
+};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use status_line::{StatusLineCodec, StatusLineError};
 
 /// The first character of a side path's last segment.
 pub const SIDE_PATH_MARKER: char = '~';

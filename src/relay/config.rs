@@ -178,7 +178,9 @@ impl RelayConfig {
     /// The base URL clients reach this relay at (e.g. behind a proxy:
     /// `https://relay.example.org/zs`). Data URLs handed out by the Connect
     /// API are `<public url>/data/<stream path>`. Without it, they are built
-    /// from the request's `Host`.
+    /// from the request's `Host`. It must be an absolute `http(s)` URL
+    /// without credentials, query or fragment
+    /// ([`protocol::parse_base_url`](crate::protocol::parse_base_url)).
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
         self.public_url = Some(url.into());
         self
@@ -326,11 +328,10 @@ impl RelayConfig {
             }
         }
         if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(super::Error::Config(format!(
-                    "public URL must start with http:// or https://: {url}"
-                )));
-            }
+            // The clients' connect URL is this plus /v0: the same check.
+            // (Not echoed: it may hold credentials.)
+            crate::protocol::parse_base_url(url)
+                .map_err(|reason| super::Error::Config(format!("public URL refused: {reason}")))?;
         }
         Ok(())
     }
@@ -384,6 +385,22 @@ mod tests {
             .contains("above the maximum"));
         let c = RelayConfig::default().public_url("relay.example.org");
         assert!(c.validate().unwrap_err().to_string().contains("http://"));
+        for (bad, reason) in [
+            ("https://relay.example.org/zs?x=1", "query"),
+            ("https://user:pw@relay.example.org", "credentials"),
+        ] {
+            let message = RelayConfig::default()
+                .public_url(bad)
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(reason), "{message}");
+            assert!(!message.contains("pw@"), "{message}");
+        }
+        RelayConfig::default()
+            .public_url("https://relay.example.org/zs/")
+            .validate()
+            .unwrap();
         let c = RelayConfig::default().max_connections_per_ip(0);
         assert!(c
             .validate()

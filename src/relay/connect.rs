@@ -13,30 +13,37 @@ use tokio::sync::oneshot;
 
 use super::hub::Hub;
 use super::path::StreamPath;
-use super::rendezvous::{ConnectArrival, ConnectMode, Role};
-use super::service::{data_url, query_param, text, RelayResponse};
-use super::tokens::Access;
+use super::rendezvous::{ConnectArrival, Role};
+use super::response::{shutting_down, stream_limit, text, timed_out, RelayResponse};
+use crate::protocol::{self, ConnectMode, ConnectQuery};
 
-/// The Data-API access a role needs.
-pub(crate) fn access_for(role: Role) -> Access {
-    match role {
-        Role::Producer => Access::Write,
-        Role::Consumer => Access::Read,
-    }
+/// How long a waiter waits: the requested time (default: `default`),
+/// capped at `max`.
+fn wait_for(requested: Option<Duration>, default: Duration, max: Duration) -> Duration {
+    requested.map_or(default, |wait| wait.min(max))
 }
 
-/// Parses `timeout=N` (seconds, fractions allowed) and caps it.
-fn wait_for(requested: Option<&str>, default: Duration, max: Duration) -> Result<Duration, String> {
-    let Some(raw) = requested else {
-        return Ok(default);
+/// The data URL of `path` for `req`: under the configured public URL, else
+/// under `http(s)://<Host>` of the request.
+fn data_url<B>(hub: &Hub, req: &Request<B>, path: &StreamPath) -> Option<String> {
+    let base = match &hub.settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let authority = match req.uri().authority() {
+                Some(a) => a.clone(),
+                None => req
+                    .headers()
+                    .get(header::HOST)?
+                    .to_str()
+                    .ok()?
+                    .parse::<http::uri::Authority>()
+                    .ok()?,
+            };
+            let scheme = if hub.settings.tls { "https" } else { "http" };
+            format!("{scheme}://{authority}")
+        }
     };
-    let secs: f64 = raw
-        .trim()
-        .parse()
-        .ok()
-        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        .ok_or_else(|| format!("timeout must be a number of seconds, got {raw:?}"))?;
-    Ok(Duration::from_secs_f64(secs.min(max.as_secs_f64())))
+    Some(protocol::data_url(&base, path.as_str()))
 }
 
 /// A Connect request, checked and ready to wait.
@@ -53,43 +60,31 @@ pub(crate) type ConnectOutcome = Result<(), RelayResponse>;
 
 /// Checks a Connect request (mode, timeout, Host) in that order; `Err` is
 /// the answer to a bad one. Its token was checked when it was admitted
-/// ([`super::service::admit`]).
+/// ([`super::admission::admit`]).
 pub(crate) fn plan<B>(
     hub: &Hub,
     path: &StreamPath,
     req: &Request<B>,
 ) -> Result<ConnectPlan, Box<RelayResponse>> {
-    let mode = match query_param(req, "mode")
-        .as_deref()
-        .map(ConnectMode::from_query)
-    {
-        Some(Some(mode)) => mode,
-        Some(None) | None => {
-            return Err(Box::new(text(
-                StatusCode::BAD_REQUEST,
-                "mode must be await-reader (producer) or await-writer (consumer)",
-            )))
-        }
-    };
+    let query = ConnectQuery::decode(req.uri().query().unwrap_or(""))
+        .map_err(|bad| Box::new(text(StatusCode::BAD_REQUEST, bad)))?;
     let settings = &hub.settings;
     let wait = wait_for(
-        query_param(req, "timeout").as_deref(),
+        query.timeout,
         settings.connect_wait_default,
         settings.connect_wait_max,
-    )
-    .map_err(|message| Box::new(text(StatusCode::BAD_REQUEST, message)))?;
+    );
     let Some(url) = data_url(hub, req, path) else {
         return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "request has no usable Host header",
         )));
     };
-    let redirect = query_param(req, "redirect").is_some_and(|v| v == "true" || v == "1");
     Ok(ConnectPlan {
-        mode,
+        mode: query.mode,
         wait,
         url,
-        redirect,
+        redirect: query.redirect,
     })
 }
 
@@ -114,27 +109,16 @@ pub(crate) async fn wait_for_peer(
             StatusCode::CONFLICT,
             format!(
                 "another {} is already waiting on this path",
-                peer_name(mode)
+                Role::from(mode).name()
             ),
         )),
-        ConnectArrival::Full(_) => Err(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "relay is at its stream limit; retry later",
-        )),
+        ConnectArrival::Full(_) => Err(stream_limit()),
         ConnectArrival::Waiting(waiter) => {
             let _guard = hub.wait_guard(path, waiter);
             tokio::select! {
-                result = woken => match result {
-                    Ok(()) => Ok(()),
-                    Err(_) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down")),
-                },
-                _ = tokio::time::sleep(wait) => Err(text(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("no {} arrived within {} s", other_name(mode), wait.as_secs_f64()),
-                )),
-                _ = hub.shutting_down() => {
-                    Err(text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down"))
-                }
+                result = woken => result.map_err(|_| shutting_down()),
+                _ = tokio::time::sleep(wait) => Err(timed_out(Role::from(mode).other().name(), wait)),
+                _ = hub.shutting_down() => Err(shutting_down()),
             }
         }
     }
@@ -172,20 +156,6 @@ pub(crate) async fn handle(
     }
 }
 
-fn peer_name(mode: ConnectMode) -> &'static str {
-    match mode {
-        ConnectMode::AwaitReader => "producer",
-        ConnectMode::AwaitWriter => "consumer",
-    }
-}
-
-fn other_name(mode: ConnectMode) -> &'static str {
-    match mode {
-        ConnectMode::AwaitReader => "consumer",
-        ConnectMode::AwaitWriter => "producer",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,11 +163,11 @@ mod tests {
     #[test]
     fn timeout_parameter() {
         let (d, m) = (Duration::from_secs(30), Duration::from_secs(100));
-        assert_eq!(wait_for(None, d, m), Ok(d));
-        assert_eq!(wait_for(Some("3"), d, m), Ok(Duration::from_secs(3)));
-        assert_eq!(wait_for(Some("0.5"), d, m), Ok(Duration::from_millis(500)));
-        assert_eq!(wait_for(Some("9999"), d, m), Ok(m), "capped at the maximum");
-        assert!(wait_for(Some("-1"), d, m).unwrap_err().contains("seconds"));
-        assert!(wait_for(Some("soon"), d, m).is_err());
+        assert_eq!(wait_for(None, d, m), d);
+        let three = Duration::from_secs(3);
+        assert_eq!(wait_for(Some(three), d, m), three);
+        let long = Some(Duration::from_secs(9999));
+        assert_eq!(wait_for(long, d, m), m, "capped at the maximum");
+        assert_eq!(wait_for(Some(Duration::MAX), d, m), m);
     }
 }

@@ -16,7 +16,7 @@ use super::forward::{ForwardBody, StatusLines, Upload};
 use super::hub::{ConsumerInbox, Hub, Meeting, PairLease};
 use super::path::StreamPath;
 use super::rendezvous::{Arrival, Role};
-use super::service::{boxed, text, RelayResponse};
+use super::response::{boxed, shutting_down, stream_limit, text, timed_out, RelayResponse};
 
 /// Producer headers passed on to the consumer. Nothing else passes: in
 /// particular not `Content-Length` or `Content-Encoding` (the consumer's
@@ -27,36 +27,8 @@ pub const FORWARDED_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::CO
 const PAIRING_ATTEMPTS: usize = 4;
 
 fn busy(role: Role) -> RelayResponse {
-    let message = match role {
-        Role::Producer => "a producer is already connected to this path",
-        Role::Consumer => "a consumer is already connected to this path",
-    };
+    let message = format!("a {} is already connected to this path", role.name());
     text(StatusCode::CONFLICT, message)
-}
-
-fn full() -> RelayResponse {
-    text(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "relay is at its stream limit; retry later",
-    )
-}
-
-fn shutting_down() -> RelayResponse {
-    text(StatusCode::SERVICE_UNAVAILABLE, "relay is shutting down")
-}
-
-fn timed_out(hub: &Hub, role: Role) -> RelayResponse {
-    let other = match role {
-        Role::Producer => "consumer",
-        Role::Consumer => "producer",
-    };
-    text(
-        StatusCode::GATEWAY_TIMEOUT,
-        format!(
-            "no {other} arrived within {} s",
-            hub.settings.data_wait.as_secs_f64()
-        ),
-    )
 }
 
 /// How a producer's wait ended: paired with a consumer (its inbox and the
@@ -84,7 +56,7 @@ where
         let arrival = hub.table().arrive_producer(path, inbox);
         match arrival {
             Arrival::Busy(_) => return Err(busy(Role::Producer)),
-            Arrival::Full(_) => return Err(full()),
+            Arrival::Full(_) => return Err(stream_limit()),
             Arrival::Paired { theirs, .. } => return Ok((theirs, hub.lease(path))),
             Arrival::Waiting { waiter, wake } => {
                 if let Some(waiter) = wake {
@@ -102,7 +74,7 @@ where
                         tracing::debug!(path = %path, %error, "producer left while waiting");
                         return Err(text(StatusCode::BAD_REQUEST, "upload broke off while waiting for a consumer"));
                     }
-                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(hub, Role::Producer)),
+                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(Role::Consumer.name(), hub.settings.data_wait)),
                     _ = hub.shutting_down() => return Err(shutting_down()),
                 }
             }
@@ -192,7 +164,7 @@ pub(crate) async fn wait_for_producer(hub: &Arc<Hub>, path: &StreamPath) -> Cons
         let arrival = hub.table().arrive_consumer(path, inbox);
         let meeting = match arrival {
             Arrival::Busy(_) => return Err(busy(Role::Consumer)),
-            Arrival::Full(_) => return Err(full()),
+            Arrival::Full(_) => return Err(stream_limit()),
             Arrival::Paired { theirs, mine } => {
                 // The producer is parked: hand it our inbox, then wait for
                 // its body (it answers at once unless it is gone).
@@ -211,7 +183,7 @@ pub(crate) async fn wait_for_producer(hub: &Arc<Hub>, path: &StreamPath) -> Cons
                 let _guard = hub.wait_guard(path, waiter);
                 tokio::select! {
                     got = meeting => got,
-                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(hub, Role::Consumer)),
+                    _ = tokio::time::sleep(hub.settings.data_wait) => return Err(timed_out(Role::Producer.name(), hub.settings.data_wait)),
                     _ = hub.shutting_down() => return Err(shutting_down()),
                 }
             }
@@ -259,9 +231,9 @@ pub(crate) async fn consume(
 }
 
 fn could_not_pair(role: Role) -> RelayResponse {
-    let message = match role {
-        Role::Producer => "could not pair: consumers kept leaving; retry",
-        Role::Consumer => "could not pair: producers kept leaving; retry",
-    };
+    let message = format!(
+        "could not pair: {}s kept leaving; retry",
+        role.other().name()
+    );
     text(StatusCode::SERVICE_UNAVAILABLE, message)
 }

@@ -6,9 +6,9 @@
 //!   producer, and at most one read buffer per side is in flight. It ends
 //!   cleanly only when the upload ended cleanly, and aborts (no chunked
 //!   terminator / `RST_STREAM`) when the upload failed.
-//! - [`StatusLines`] is the producer's `PUT` response body: status lines,
-//!   ending with `[STATE:TRANSFER_SUCCESSFUL]` only once the consumer's body
-//!   ended cleanly.
+//! - [`StatusLines`] is the producer's `PUT` response body: status lines
+//!   ([`StatusLine::encode`]), ending with `[STATE:TRANSFER_SUCCESSFUL]` only
+//!   once the consumer's body ended cleanly.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -27,16 +27,10 @@ use super::hub::PairLease;
 use super::metrics::TransferEnd;
 use super::path::StreamPath;
 use super::tap::{ForwardTap, TapVerdict};
+use crate::protocol::StatusLine;
 
 /// The error type of the relay's response bodies.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Status line sent as soon as the producer is paired.
-pub const STATE_CONNECTED: &str = "[STATE:CONNECTED]";
-/// Last status line of a complete transfer.
-pub const STATE_TRANSFER_SUCCESSFUL: &str = "[STATE:TRANSFER_SUCCESSFUL]";
-/// Status line sent when the consumer left before the end.
-pub const ERROR_RECEIVER_PREMATURE_DISCONNECT: &str = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]";
 
 /// How long the rest of an upload is still read (and discarded) after its
 /// consumer left, while `[ERROR:RECEIVER_PREMATURE_DISCONNECT]` goes out.
@@ -348,8 +342,8 @@ impl StatusLines {
     }
 }
 
-fn line(text: &str) -> Frame<Bytes> {
-    Frame::data(Bytes::from(format!("{text}\n")))
+fn line(status: StatusLine) -> Frame<Bytes> {
+    Frame::data(Bytes::from(status.encode()))
 }
 
 impl Body for StatusLines {
@@ -364,7 +358,7 @@ impl Body for StatusLines {
         match std::mem::replace(&mut this.state, StatusState::Done) {
             StatusState::Greeting(rx) => {
                 this.state = StatusState::Awaiting(rx);
-                Poll::Ready(Some(Ok(line(STATE_CONNECTED))))
+                Poll::Ready(Some(Ok(line(StatusLine::connected()))))
             }
             StatusState::Awaiting(mut rx) => match Pin::new(&mut rx).poll(cx) {
                 Poll::Pending => {
@@ -373,12 +367,12 @@ impl Body for StatusLines {
                 }
                 Poll::Ready(Ok(Outcome::Delivered { bytes })) => {
                     tracing::info!(bytes, "transfer complete");
-                    Poll::Ready(Some(Ok(line(STATE_TRANSFER_SUCCESSFUL))))
+                    Poll::Ready(Some(Ok(line(StatusLine::transfer_successful()))))
                 }
                 Poll::Ready(Ok(Outcome::ConsumerGone { bytes, drained })) => {
                     tracing::info!(bytes, "consumer left before the end");
                     this.state = StatusState::Lingering(drained);
-                    Poll::Ready(Some(Ok(line(ERROR_RECEIVER_PREMATURE_DISCONNECT))))
+                    Poll::Ready(Some(Ok(line(StatusLine::receiver_premature_disconnect()))))
                 }
                 Poll::Ready(Ok(Outcome::ProducerFailed { bytes })) => {
                     tracing::info!(bytes, "upload broke off; consumer aborted");
@@ -401,5 +395,43 @@ impl Body for StatusLines {
 
     fn is_end_stream(&self) -> bool {
         matches!(self.state, StatusState::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of the producer's status body for a transfer that ended
+    /// with `outcome`, read back with the client's decoder.
+    async fn status_lines(outcome: Outcome) -> Vec<StatusLine> {
+        let (report, known) = oneshot::channel();
+        report.send(outcome).unwrap();
+        let body = StatusLines::new(known).collect().await.unwrap().to_bytes();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.ends_with('\n'), "{text:?}");
+        text.lines().map(StatusLine::parse).collect()
+    }
+
+    #[tokio::test]
+    async fn the_status_body_reads_as_the_client_expects() {
+        let delivered = status_lines(Outcome::Delivered { bytes: 5 }).await;
+        assert_eq!(
+            delivered,
+            [StatusLine::connected(), StatusLine::transfer_successful()]
+        );
+        assert!(delivered.last().unwrap().is_success());
+
+        // The rest of the upload was drained: the body ends after the line.
+        let (drain, drained) = oneshot::channel();
+        drain.send(()).unwrap();
+        let gone = status_lines(Outcome::ConsumerGone { bytes: 5, drained }).await;
+        assert_eq!(
+            gone,
+            [
+                StatusLine::connected(),
+                StatusLine::receiver_premature_disconnect()
+            ]
+        );
     }
 }

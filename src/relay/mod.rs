@@ -18,14 +18,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Inside: `rendezvous` pairs requests (a plain state machine, no I/O),
-//! `connect`/`data` are the HTTP handlers, `forward` holds the streaming
-//! bodies, `server` accepts connections, `connections` caps them (in all and
-//! per client address), `idle` closes those that do nothing, `quota` caps
-//! the streams of one token, `head`/`parking`/`replay` park waiting HTTP/1.1
-//! requests before hyper serves them (a waiter then costs a few KiB, not
-//! hyper's per-connection buffers), [`tap`] lets tests watch the bytes.
+//! Inside, from the top: `server` accepts connections, `service` routes
+//! requests to the handlers `connect`/`data`, which answer through
+//! `response` (below them; nothing below imports the router).
+//! `target` says where a request goes and `admission` checks its token and
+//! quota. `rendezvous` pairs requests (a plain state machine, no I/O),
+//! `forward` holds the streaming bodies, `connections` caps connections (in
+//! all and per client address), `idle` closes those that do nothing,
+//! `quota` caps the streams of one token, `head`/`parking`/`replay` park
+//! waiting HTTP/1.1 requests before hyper serves them (a waiter then costs a
+//! few KiB, not hyper's per-connection buffers), [`tap`] lets tests watch
+//! the bytes. The wire forms (paths, the Connect query, status lines) are
+//! [`crate::protocol`]'s, shared with the client.
 
+mod admission;
 mod config;
 mod connect;
 mod connections;
@@ -43,9 +49,11 @@ mod quota;
 use crate::protocol::path;
 mod rendezvous;
 mod replay;
+mod response;
 mod server;
 mod service;
 pub mod tap;
+mod target;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -62,17 +70,15 @@ pub use config::{
 };
 pub use data::FORWARDED_HEADERS;
 pub use error::Error;
-pub use forward::{
-    CONSUMER_GONE_LINGER, ERROR_RECEIVER_PREMATURE_DISCONNECT, STATE_CONNECTED,
-    STATE_TRANSFER_SUCCESSFUL, WAITING_READ_AHEAD,
-};
-pub use path::{PathError, StreamPath, MAX_PATH_LEN};
-pub use rendezvous::{ConnectMode, Presence, StreamStatus};
+pub use forward::{CONSUMER_GONE_LINGER, WAITING_READ_AHEAD};
+pub use rendezvous::{Presence, StreamStatus};
 pub use server::{H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HTTP1_MAX_BUF};
-pub use service::{CONNECT_PREFIX, DATA_PREFIX, HEALTH_PATH, METRICS_PATH};
+pub use service::METRICS_PATH;
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
+pub use target::HEALTH_PATH;
 pub use tokens::{Access, Denied, TokenStore};
 
+use crate::protocol::{self, StreamPath};
 use hub::{ConnectionSettings, Gate, Hub, Settings};
 use server::Site;
 
@@ -223,14 +229,13 @@ impl RelayHandle {
     /// What clients pass as their connect URL, e.g. `http://127.0.0.1:PORT/v0`
     /// (the official client appends the stream path and `?mode=…`).
     pub fn connect_url(&self) -> String {
-        format!("{}{CONNECT_PREFIX}", self.base_url)
+        protocol::connect_url(&self.base_url)
     }
 
     /// The Data-API URL of a stream path (`/a/b` or `a/b`), e.g.
     /// `http://127.0.0.1:PORT/data/a/b`.
     pub fn data_url(&self, path: &str) -> String {
-        let path = path.trim_start_matches('/');
-        format!("{}{DATA_PREFIX}/{path}", self.base_url)
+        protocol::data_url(&self.base_url, path)
     }
 
     /// Who is waiting or transferring on a stream path (`/a/b`), e.g. to

@@ -26,12 +26,13 @@ use http::Request;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::admission::admit;
 use super::connect::{self, ConnectOutcome, ConnectPlan};
 use super::data::{self, ConsumerPairing, ProducerPairing};
 use super::hub::Hub;
 use super::path::StreamPath;
 use super::quota::QuotaSlot;
-use super::service::{admit, Target};
+use super::target::Target;
 
 /// The end of a wait that ran before hyper took the connection, for the
 /// handler of that same request.

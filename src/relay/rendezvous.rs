@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use super::path::StreamPath;
+use crate::protocol::ConnectMode;
 
 /// The Data-API role of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,28 +30,28 @@ pub(crate) enum Role {
     Consumer,
 }
 
-/// The Connect-API mode: which side the caller waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectMode {
-    /// `mode=await-reader`: a producer waiting for a consumer.
-    AwaitReader,
-    /// `mode=await-writer`: a consumer waiting for a producer.
-    AwaitWriter,
-}
-
-impl ConnectMode {
-    /// Parses the `mode` query value of the Connect API.
-    pub fn from_query(value: &str) -> Option<Self> {
-        match value {
-            "await-reader" => Some(ConnectMode::AwaitReader),
-            "await-writer" => Some(ConnectMode::AwaitWriter),
-            _ => None,
+impl Role {
+    /// The role's name in answers: `"producer"` or `"consumer"`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
         }
     }
 
-    /// The Data-API role of the caller using this mode.
-    pub(crate) fn role(self) -> Role {
+    /// The role this one pairs with.
+    pub(crate) fn other(self) -> Role {
         match self {
+            Role::Producer => Role::Consumer,
+            Role::Consumer => Role::Producer,
+        }
+    }
+}
+
+impl From<ConnectMode> for Role {
+    /// The Data-API role of the caller using `mode`.
+    fn from(mode: ConnectMode) -> Role {
+        match mode {
             ConnectMode::AwaitReader => Role::Producer,
             ConnectMode::AwaitWriter => Role::Consumer,
         }

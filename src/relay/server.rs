@@ -40,7 +40,8 @@ use super::hub::Hub;
 use super::idle::{Activity, Quiet};
 use super::parking::{self, Parked, Parking, Waiter};
 use super::replay::Replay;
-use super::service::{route, route_metrics, Holding};
+use super::response::Holding;
+use super::service::{route, route_metrics};
 
 /// Largest HTTP/1.1 read buffer per connection: bounds request heads and the
 /// size of each chunk read from a producer (and so the bytes in flight).

@@ -32,6 +32,7 @@ use zeroize::Zeroize;
 
 use super::error::Error;
 use super::path::StreamPath;
+use super::rendezvous::Role;
 
 /// What a token allows: reading or writing, never both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -41,6 +42,16 @@ pub enum Access {
     Read,
     /// Producer side: Data-API `PUT`/`POST`, Connect `mode=await-reader`.
     Write,
+}
+
+impl Access {
+    /// The access a request of `role` needs.
+    pub(crate) fn of(role: Role) -> Access {
+        match role {
+            Role::Producer => Access::Write,
+            Role::Consumer => Access::Read,
+        }
+    }
 }
 
 /// Why a request was refused; each maps to one HTTP status.

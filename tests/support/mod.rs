@@ -12,6 +12,13 @@ pub mod hostile_relay;
 
 use std::path::{Path, PathBuf};
 
+/// The relay's last status line of a complete transfer, as wire text (pinned
+/// here rather than taken from `zebrastream::protocol::StatusLine`, so the
+/// relay tests check the very bytes a client reads).
+pub const STATE_TRANSFER_SUCCESSFUL: &str = "[STATE:TRANSFER_SUCCESSFUL]";
+/// The relay's status line when the consumer left before the end, as wire text.
+pub const ERROR_RECEIVER_PREMATURE_DISCONNECT: &str = "[ERROR:RECEIVER_PREMATURE_DISCONNECT]";
+
 /// True when running under CI (`CI=true`): missing tools fail instead of skip.
 pub fn in_ci() -> bool {
     std::env::var("CI")
