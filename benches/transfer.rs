@@ -14,15 +14,19 @@
 //! is reported, since other load on the machine only ever slows a round
 //! down; CPU seconds per GiB are reported too, as they hardly depend on that
 //! load. Sizes: `ZS_BENCH_MIB` (default 1024) and `ZS_BENCH_RSS_MIB`
-//! (default 4096). The clients run on a current-thread tokio runtime, as the
-//! CLI does; `ZS_BENCH_RUNTIME=multi` or `multi-spawn` measures a
-//! multi-thread runtime instead. `benches/suite` measures all of this and
-//! more in one run.
+//! (default 4096). Our clients run on each runtime of `ZS_BENCH_RUNTIME`
+//! (comma-separated, default `current,multi`), in the same interleaved
+//! rounds: `current` is a current-thread tokio runtime, as the CLI uses;
+//! `multi` is `#[tokio::main]`'s default (multi-thread, one worker per core,
+//! the stream driven by `block_on`); `multi-spawn` the same with the stream
+//! in a spawned task. The ratios of each runtime to the first are printed.
+//! The paced sweep and the memory run use the first runtime.
+//! `benches/suite` measures all of this and more in one run.
 //!
 //! ```text
 //! cargo bench --bench transfer
 //! ZS_BENCH_MIB=256 ZS_BENCH_RSS_MIB=512 cargo bench --bench transfer
-//! ZS_BENCH_RUNTIME=multi-spawn cargo bench --bench transfer
+//! ZS_BENCH_RUNTIME=current,multi-spawn cargo bench --bench transfer
 //! ZS_BENCH_LINKS=500,1000 ZS_BENCH_LINK_MIB=256 cargo bench --bench transfer
 //! ```
 //!
@@ -33,13 +37,14 @@
 mod common;
 
 use common::case::{best_of, run, Case, Endpoint, Forwarder, Outcome, WRITE};
+use common::client::{ClientRuntime, RUNTIME_ENV};
 use common::server::Kind;
 use common::{env_u64, MIB};
 
 fn print_run(run: &Outcome) {
     let [p, r, c] = run.cpu_per_gib();
     println!(
-        "{:<28} {:>8.1} MiB/s   CPU s/GiB: {p:5.2} + {r:5.2} + {c:5.2} = {:5.2}",
+        "{:<34} {:>8.1} MiB/s   CPU s/GiB: {p:5.2} + {r:5.2} + {c:5.2} = {:5.2}",
         run.name,
         run.mb_per_s * 1e6 / MIB as f64,
         p + r + c
@@ -115,7 +120,13 @@ fn main() {
     } else {
         (4, 4, 1)
     };
-    let encrypted = Endpoint::age_rt(WRITE);
+    let runtimes: Vec<ClientRuntime> = std::env::var(RUNTIME_ENV)
+        .unwrap_or_else(|_| "current,multi".into())
+        .split(',')
+        .map(ClientRuntime::parse)
+        .collect();
+    let first = runtimes[0];
+    let encrypted = Endpoint::age_rt(WRITE).on(first);
     let case = |name: &str, forwarder: Forwarder, endpoint: &Endpoint, bytes: u64| Case {
         name: name.into(),
         forwarder,
@@ -130,10 +141,15 @@ fn main() {
         let name = "socat forwarder (raw copy)";
         cases.push(case(name, Forwarder::Socat, &Endpoint::Tcp, mib * MIB));
     }
-    let plain = Endpoint::plain(WRITE);
-    cases.push(case("zebrastream plain", ours.clone(), &plain, mib * MIB));
-    let name = "zebrastream age-rt (X25519)";
-    cases.push(case(name, ours.clone(), &encrypted, mib * MIB));
+    let plain = Endpoint::plain(WRITE).on(first);
+    let plain_name = |r: ClientRuntime| format!("zebrastream plain [{}]", r.name());
+    let encrypted_name = |r: ClientRuntime| format!("zebrastream age-rt [{}]", r.name());
+    for &runtime in &runtimes {
+        let name = plain_name(runtime);
+        cases.push(case(&name, ours.clone(), &plain.clone().on(runtime), mib * MIB));
+        let name = encrypted_name(runtime);
+        cases.push(case(&name, ours.clone(), &encrypted.clone().on(runtime), mib * MIB));
+    }
 
     println!(
         "transfer benchmark: {mib} MiB per run, best of {rounds} interleaved rounds, loopback"
@@ -141,19 +157,32 @@ fn main() {
     let runs = best_of(&cases, rounds, "transfer");
     println!("CPU columns: producer + forwarder (socat or relay) + consumer");
     runs.iter().for_each(print_run);
-    let rate = |name: &str| runs.iter().find(|r| r.name == name).map(|r| r.mb_per_s);
-    let encrypted_rate = rate("zebrastream age-rt (X25519)").unwrap();
-    if let Some(socat) = rate("socat forwarder (raw copy)") {
+    let outcome = |name: &str| runs.iter().find(|r| r.name == name).unwrap();
+    let plain_rate = outcome(&plain_name(first)).mb_per_s;
+    let encrypted_rate = outcome(&encrypted_name(first)).mb_per_s;
+    if socat {
         println!(
             "encrypted / socat: {:5.1} %",
-            100.0 * encrypted_rate / socat
+            100.0 * encrypted_rate / outcome("socat forwarder (raw copy)").mb_per_s
         );
     }
-    let plain_rate = rate("zebrastream plain").unwrap();
     println!(
         "encrypted / plain: {:5.1} %",
         100.0 * encrypted_rate / plain_rate
     );
+    for &runtime in &runtimes[1..] {
+        for name in [plain_name, encrypted_name] {
+            let (base, this) = (outcome(&name(first)), outcome(&name(runtime)));
+            let cpu = |o: &Outcome| o.cpu_per_gib().iter().sum::<f64>();
+            println!(
+                "{} / {}: throughput {:.2}, CPU s/GiB {:.2}",
+                this.name,
+                base.name,
+                this.mb_per_s / base.mb_per_s,
+                cpu(this) / cpu(base)
+            );
+        }
+    }
     paced_sweep(&case, &ours, &plain, &encrypted, rounds);
     let memory = case("memory", ours, &encrypted, rss_mib * MIB);
     let memory = run(&memory, "/bench/rss");

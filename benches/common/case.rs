@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::client::{Reports, RoleArgs, Sent, CONSUME, PRODUCE, TCP_CONSUME, TCP_PRODUCE};
+use super::client::{
+    ClientRuntime, Reports, RoleArgs, Sent, CONSUME, PRODUCE, TCP_CONSUME, TCP_PRODUCE,
+};
 use super::now_ns;
 use super::pattern::{Delivery, Pattern, Verifier};
 use super::process::{wait_ok, widen_pipe, Usage};
@@ -49,6 +51,8 @@ pub enum Endpoint {
         write_size: usize,
         /// A producer's pace in MB/s (0: as fast as it can).
         pace_mb_s: u64,
+        /// The tokio runtime the client runs on.
+        runtime: ClientRuntime,
     },
     /// A raw TCP sender or sink (the bench binary re-executed; socat only).
     Tcp,
@@ -72,6 +76,7 @@ impl Endpoint {
             key: None,
             write_size,
             pace_mb_s: 0,
+            runtime: ClientRuntime::default(),
         }
     }
 
@@ -81,22 +86,25 @@ impl Endpoint {
             key: Some(super::client::new_key()),
             write_size,
             pace_mb_s: 0,
+            runtime: ClientRuntime::default(),
         }
     }
 
     /// This endpoint, sending at most `mb_s` MB/s when it is a producer of
     /// ours (as if behind a link of that speed).
-    pub fn paced(self, mb_s: u64) -> Endpoint {
-        match self {
-            Endpoint::Ours {
-                key, write_size, ..
-            } => Endpoint::Ours {
-                key,
-                write_size,
-                pace_mb_s: mb_s,
-            },
-            other => other,
+    pub fn paced(mut self, mb_s: u64) -> Endpoint {
+        if let Endpoint::Ours { pace_mb_s, .. } = &mut self {
+            *pace_mb_s = mb_s;
         }
+        self
+    }
+
+    /// This endpoint, on `runtime` when it is our client.
+    pub fn on(mut self, runtime: ClientRuntime) -> Endpoint {
+        if let Endpoint::Ours { runtime: r, .. } = &mut self {
+            *r = runtime;
+        }
+        self
     }
 
     /// How long a consumer of this kind needs before it waits at the relay.
@@ -213,6 +221,7 @@ impl Running {
                 key,
                 write_size,
                 pace_mb_s,
+                runtime,
             } => {
                 let args = RoleArgs {
                     url: target.connect_url.clone(),
@@ -223,6 +232,7 @@ impl Running {
                     seed,
                     port: 0,
                     pace_mb_s: *pace_mb_s,
+                    runtime: *runtime,
                 };
                 return Running::own(args.spawn(if producer { PRODUCE } else { CONSUME }));
             }

@@ -57,6 +57,8 @@ pub struct RoleArgs {
     /// Pace of a producer of ours in MB/s (10⁶ B/s), as if behind a link
     /// of that speed; 0 sends as fast as it can.
     pub pace_mb_s: u64,
+    /// The tokio runtime our client runs on.
+    pub runtime: ClientRuntime,
 }
 
 impl RoleArgs {
@@ -72,6 +74,7 @@ impl RoleArgs {
             .env("ZS_BENCH_SEED", self.seed.to_string())
             .env("ZS_BENCH_PORT", self.port.to_string())
             .env("ZS_BENCH_PACE", self.pace_mb_s.to_string())
+            .env(RUNTIME_ENV, self.runtime.name())
             .env_remove("ZEBRASTREAM_ACCESS_TOKEN")
             .stdout(Stdio::piped());
         match &self.key {
@@ -91,6 +94,7 @@ impl RoleArgs {
             seed: env_u64("ZS_BENCH_SEED", 0),
             port: env_u64("ZS_BENCH_PORT", 0) as u16,
             pace_mb_s: env_u64("ZS_BENCH_PACE", 0),
+            runtime: ClientRuntime::from_env(),
         }
     }
 }
@@ -142,26 +146,49 @@ pub fn new_key() -> String {
         .to_string()
 }
 
-/// The tokio runtime a client role runs on (`ZS_BENCH_RUNTIME`), to measure
-/// what the runtime flavor costs a single stream.
-enum ClientRuntime {
+/// The environment variable naming a client role's runtime (see
+/// [`ClientRuntime::parse`]); the transfer bench takes a comma-separated
+/// list of them.
+pub const RUNTIME_ENV: &str = "ZS_BENCH_RUNTIME";
+
+/// The tokio runtime a client role runs on, to measure what the runtime
+/// flavor costs a single stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ClientRuntime {
     /// `current` (default): one thread, as the CLI's `read` and `write`.
+    #[default]
     CurrentThread,
-    /// `multi`: a multi-thread runtime, the stream driven by `block_on` on
-    /// the main thread (what `#[tokio::main]` code does).
+    /// `multi`: `#[tokio::main]`'s default runtime (multi-thread, one worker
+    /// per core), the stream driven by `block_on` on the main thread.
     MultiBlockOn,
     /// `multi-spawn`: a multi-thread runtime, the stream in a spawned task.
     MultiSpawned,
 }
 
 impl ClientRuntime {
-    fn from_env() -> ClientRuntime {
-        match std::env::var("ZS_BENCH_RUNTIME").as_deref() {
-            Ok("multi") => ClientRuntime::MultiBlockOn,
-            Ok("multi-spawn") => ClientRuntime::MultiSpawned,
-            Ok("current") | Err(_) => ClientRuntime::CurrentThread,
-            Ok(other) => panic!("ZS_BENCH_RUNTIME={other}: expected current, multi or multi-spawn"),
+    /// The runtime named `name` (`current`, `multi` or `multi-spawn`).
+    pub fn parse(name: &str) -> ClientRuntime {
+        match name.trim() {
+            "current" => ClientRuntime::CurrentThread,
+            "multi" => ClientRuntime::MultiBlockOn,
+            "multi-spawn" => ClientRuntime::MultiSpawned,
+            other => panic!("{RUNTIME_ENV}={other}: expected current, multi or multi-spawn"),
         }
+    }
+
+    /// Its name, as [`parse`](Self::parse) takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientRuntime::CurrentThread => "current",
+            ClientRuntime::MultiBlockOn => "multi",
+            ClientRuntime::MultiSpawned => "multi-spawn",
+        }
+    }
+
+    fn from_env() -> ClientRuntime {
+        std::env::var(RUNTIME_ENV)
+            .map(|name| ClientRuntime::parse(&name))
+            .unwrap_or_default()
     }
 
     fn run<T: Send + 'static>(
