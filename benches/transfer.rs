@@ -146,9 +146,19 @@ fn main() {
     let encrypted_name = |r: ClientRuntime| format!("zebrastream age-rt [{}]", r.name());
     for &runtime in &runtimes {
         let name = plain_name(runtime);
-        cases.push(case(&name, ours.clone(), &plain.clone().on(runtime), mib * MIB));
+        cases.push(case(
+            &name,
+            ours.clone(),
+            &plain.clone().on(runtime),
+            mib * MIB,
+        ));
         let name = encrypted_name(runtime);
-        cases.push(case(&name, ours.clone(), &encrypted.clone().on(runtime), mib * MIB));
+        cases.push(case(
+            &name,
+            ours.clone(),
+            &encrypted.clone().on(runtime),
+            mib * MIB,
+        ));
     }
 
     println!(

@@ -33,15 +33,14 @@ async fn until<T>(
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use tokio::io::AsyncWriteExt;
 /// use zebrastream::api::ApiClient;
 /// use zebrastream::protocol::ConnectMode;
 ///
 /// let api = ApiClient::builder("http://127.0.0.1:8080/v0").build()?;
 /// let data_url = api.connect("/demo/stream", ConnectMode::AwaitReader, None).await?;
-/// let mut upload = api.upload(&data_url, Some("text/plain"), 64 * 1024)?;
-/// upload.sink.write_all(b"hello\n").await?;
-/// upload.sink.shutdown().await?; // ends the body with its terminator
+/// let mut upload = api.upload(&data_url, Some("text/plain"))?;
+/// upload.sink.send(bytes::Bytes::from_static(b"hello\n")).await?; // one HTTP chunk
+/// upload.sink.finish().await?; // ends the body with its terminator
 /// upload.status.await?; // the relay confirmed the transfer
 /// # Ok(()) }
 /// ```
@@ -273,15 +272,7 @@ impl ApiClient {
     /// returns its body sink and status at once. Must run inside a Tokio
     /// runtime. The upload is never retried. A `data_url` on an origin the
     /// token is not for is refused, as in [`connect`](Self::connect).
-    ///
-    /// `buffer_size` is the largest HTTP chunk; `0` sends every write as its
-    /// own chunk.
-    pub fn upload(
-        &self,
-        data_url: &Url,
-        content_type: Option<&str>,
-        buffer_size: usize,
-    ) -> Result<Upload, Error> {
+    pub fn upload(&self, data_url: &Url, content_type: Option<&str>) -> Result<Upload, Error> {
         self.origins.check(data_url)?;
         let mut request = self.authorized(self.http.put(data_url.clone()));
         if let Some(content_type) = content_type {
@@ -289,7 +280,7 @@ impl ApiClient {
                 .map_err(|_| Error::InvalidContentType(content_type.to_owned()))?;
             request = request.header(CONTENT_TYPE, value);
         }
-        Ok(Upload::start(request, buffer_size))
+        Ok(Upload::start(request))
     }
 
     /// Sends the Data API `GET` to `data_url` and returns the body once the
@@ -610,10 +601,12 @@ mod tests {
         let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
         let api = client(&base, None);
         let url = Url::parse(&format!("{base}/data/s")).unwrap();
-        let mut upload = api.upload(&url, Some("text/plain"), 4).unwrap();
-        upload.sink.write_all(b"hello world").await.unwrap();
+        let mut upload = api.upload(&url, Some("text/plain")).unwrap();
+        for piece in ["hell", "o wo", "rld"] {
+            upload.sink.send(Bytes::from(piece)).await.unwrap();
+        }
         upload.sink.flush().await.unwrap();
-        upload.sink.shutdown().await.unwrap();
+        upload.sink.finish().await.unwrap();
         upload.status.await.unwrap();
         let got = received.lock().unwrap().take().unwrap().unwrap();
         assert_eq!(got, b"hello world");
@@ -623,9 +616,9 @@ mod tests {
     async fn upload_without_confirmation_is_an_error() {
         let (base, _received) = upload_server("[STATE:SOMETHING_ELSE]\n", false).await;
         let url = Url::parse(&format!("{base}/data/s")).unwrap();
-        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
-        upload.sink.write_all(b"x").await.unwrap();
-        upload.sink.shutdown().await.unwrap();
+        let mut upload = client(&base, None).upload(&url, None).unwrap();
+        upload.sink.send(Bytes::from("x")).await.unwrap();
+        upload.sink.finish().await.unwrap();
         let err = upload.status.await.unwrap_err();
         assert!(
             matches!(&err, Error::Unconfirmed { last_line: Some(l) } if l == "[STATE:SOMETHING_ELSE]"),
@@ -637,7 +630,7 @@ mod tests {
     async fn error_line_is_reported_as_peer_disconnected() {
         let (base, _received) = upload_server("", true).await;
         let url = Url::parse(&format!("{base}/data/s")).unwrap();
-        let upload = client(&base, None).upload(&url, None, 64).unwrap();
+        let upload = client(&base, None).upload(&url, None).unwrap();
         let err = upload.status.await.unwrap_err();
         assert!(matches!(err, Error::PeerDisconnected), "{err:?}");
     }
@@ -646,8 +639,8 @@ mod tests {
     async fn dropped_sink_aborts_the_body() {
         let (base, received) = upload_server("[STATE:TRANSFER_SUCCESSFUL]\n", false).await;
         let url = Url::parse(&format!("{base}/data/s")).unwrap();
-        let mut upload = client(&base, None).upload(&url, None, 64).unwrap();
-        upload.sink.write_all(b"partial").await.unwrap();
+        let mut upload = client(&base, None).upload(&url, None).unwrap();
+        upload.sink.send(Bytes::from("partial")).await.unwrap();
         upload.sink.flush().await.unwrap();
         drop(upload.sink);
         // The request fails as a whole (or its response ends unconfirmed).
@@ -716,7 +709,7 @@ mod tests {
             Err(Error::ForeignDataOrigin { .. })
         ));
         assert!(matches!(
-            api.upload(&elsewhere, None, 64),
+            api.upload(&elsewhere, None),
             Err(Error::ForeignDataOrigin { .. })
         ));
     }
@@ -734,7 +727,7 @@ mod tests {
         assert!(matches!(err, Error::InsecureDataUrl { .. }), "{err:?}");
         assert!(err.to_string().contains("http://relay.example"), "{err}");
         assert!(matches!(
-            api.upload(&downgraded, None, 64),
+            api.upload(&downgraded, None),
             Err(Error::InsecureDataUrl { .. })
         ));
     }

@@ -1,36 +1,37 @@
 //! The Data API upload: a `PUT` whose chunked body is fed through a bounded
 //! channel while its response (the status lines) is read concurrently.
 //!
-//! [`UploadSink`] is the body side (an [`AsyncWrite`]); [`UploadStatus`] is
-//! the response side (a future that resolves when the relay confirmed the
+//! [`UploadSink`] is the body side: every [`Bytes`] sent becomes exactly one
+//! HTTP chunk (no re-buffering, so a caller that frames its data, like the
+//! writer's sealed chunks, keeps its frames). [`UploadStatus`] is the
+//! response side (a future that resolves when the relay confirmed the
 //! transfer or reported an error). The body ends cleanly only after
-//! [`AsyncWriteExt::shutdown`](tokio::io::AsyncWriteExt::shutdown) on the sink;
-//! dropping the sink without it aborts the body (no chunked terminator), so
-//! the relay and the consumer see an incomplete upload.
+//! [`UploadSink::finish`]; dropping the sink without it aborts the body (no
+//! chunked terminator), so the relay and the consumer see an incomplete
+//! upload.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
-use tokio_util::sync::PollSender;
 
 use super::{Error, Operation};
 use crate::protocol::{
     StatusLine, StatusLineCodec, StatusLineError, RECEIVER_PREMATURE_DISCONNECT,
 };
 
-/// How many body frames may wait between the sink and the HTTP client.
-/// With the default 64 KiB frames this bounds the queue to 256 KiB.
+/// How many body chunks may wait between the sink and the HTTP client.
+/// With 64 KiB chunks (the writer's default, or one sealed chunk) this
+/// bounds the queue to about 256 KiB.
 const BODY_QUEUE_FRAMES: usize = 4;
 
 /// One item of the body channel.
@@ -107,60 +108,70 @@ impl Drop for UploadBody {
     }
 }
 
-/// The writing side of an upload: bytes written here become HTTP chunks of the
-/// `PUT` body (up to `buffer_size` bytes each).
+/// The body of an upload: each [`send`](Self::send) queues one HTTP chunk
+/// of the `PUT` body.
 ///
-/// - `poll_write` buffers up to `buffer_size` bytes (with `buffer_size == 0`
-///   every write is sent at once as its own chunk) and waits when the bounded
-///   queue to the HTTP client is full (backpressure).
-/// - `poll_flush` sends the buffer and resolves once the HTTP client has taken
-///   every chunk written so far.
-/// - `poll_shutdown` flushes and ends the body with its terminator.
+/// - `send` waits while the bounded queue to the HTTP client is full
+///   (backpressure).
+/// - `flush` resolves once the HTTP client has taken every chunk sent so far.
+/// - `finish` ends the body with its terminator.
 ///
-/// Dropping the sink before `poll_shutdown` completed aborts the body.
+/// Dropping the sink before `finish` completed aborts the body.
 #[derive(Debug)]
 pub struct UploadSink {
-    frames: PollSender<BodyFrame>,
-    buf: BytesMut,
-    buffer_size: usize,
+    frames: mpsc::Sender<BodyFrame>,
     /// Frames handed to the channel.
     sent: u64,
     progress: Arc<Progress>,
     ended: bool,
 }
 
-fn closed_error() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, Error::UploadClosed)
-}
-
 impl UploadSink {
-    fn poll_send(&mut self, cx: &mut Context<'_>, frame: BodyFrame) -> Poll<io::Result<()>> {
-        ready!(self.frames.poll_reserve(cx)).map_err(|_| closed_error())?;
-        self.frames.send_item(frame).map_err(|_| closed_error())?;
-        self.sent += 1;
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_send_buffer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.buf.is_empty() {
-            return Poll::Ready(Ok(()));
+    /// Queues `chunk` as one HTTP chunk of the body (an empty one is skipped:
+    /// on the wire it would end the body). Fails with
+    /// [`Error::UploadClosed`] once the request is gone or after `finish`.
+    pub async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
+        if self.ended {
+            return Err(Error::UploadClosed);
         }
-        ready!(self.frames.poll_reserve(cx)).map_err(|_| closed_error())?;
-        let chunk = std::mem::replace(&mut self.buf, BytesMut::with_capacity(self.buffer_size));
-        self.frames
-            .send_item(BodyFrame::Data(chunk.freeze()))
-            .map_err(|_| closed_error())?;
-        self.sent += 1;
-        Poll::Ready(Ok(()))
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.push(BodyFrame::Data(chunk)).await
     }
 
-    /// Waits until the HTTP client has taken every frame sent so far.
-    fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Resolves once the HTTP client has taken every chunk sent so far (they
+    /// are on their way to the socket).
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_taken(cx)).await
+    }
+
+    /// Ends the body with the chunked terminator and resolves once the HTTP
+    /// client has taken it. Idempotent.
+    pub async fn finish(&mut self) -> Result<(), Error> {
+        if !self.ended {
+            self.push(BodyFrame::End).await?;
+            self.ended = true;
+        }
+        self.flush().await
+    }
+
+    async fn push(&mut self, frame: BodyFrame) -> Result<(), Error> {
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| Error::UploadClosed)?;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// Ready once the HTTP client has taken every frame sent so far.
+    fn poll_taken(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let check = |p: &Progress| {
             if p.taken.load(Ordering::Acquire) >= self.sent {
                 Some(Ok(()))
             } else if p.closed.load(Ordering::Acquire) {
-                Some(Err(closed_error()))
+                Some(Err(Error::UploadClosed))
             } else {
                 None
             }
@@ -174,49 +185,6 @@ impl UploadSink {
             Some(result) => Poll::Ready(result),
             None => Poll::Pending,
         }
-    }
-}
-
-impl AsyncWrite for UploadSink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(Err(closed_error()));
-        }
-        if data.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        if this.buffer_size == 0 {
-            ready!(this.poll_send(cx, BodyFrame::Data(Bytes::copy_from_slice(data))))?;
-            return Poll::Ready(Ok(data.len()));
-        }
-        if this.buf.len() >= this.buffer_size {
-            ready!(this.poll_send_buffer(cx))?;
-        }
-        let n = (this.buffer_size - this.buf.len()).min(data.len());
-        this.buf.extend_from_slice(&data[..n]);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_send_buffer(cx))?;
-        this.poll_taken(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.ended {
-            ready!(this.poll_send_buffer(cx))?;
-            ready!(this.poll_send(cx, BodyFrame::End))?;
-            this.ended = true;
-            this.frames.close();
-        }
-        this.poll_taken(cx)
     }
 }
 
@@ -254,7 +222,7 @@ pub struct Upload {
 
 impl Upload {
     /// Starts the `PUT` in a background task (needs a Tokio runtime).
-    pub(crate) fn start(request: reqwest::RequestBuilder, buffer_size: usize) -> Upload {
+    pub(crate) fn start(request: reqwest::RequestBuilder) -> Upload {
         let (tx, rx) = mpsc::channel(BODY_QUEUE_FRAMES);
         let progress = Arc::new(Progress::default());
         let body = UploadBody {
@@ -266,9 +234,7 @@ impl Upload {
         let task = tokio::spawn(watch_status(request, progress.clone()));
         Upload {
             sink: UploadSink {
-                frames: PollSender::new(tx),
-                buf: BytesMut::with_capacity(buffer_size),
-                buffer_size,
+                frames: tx,
                 sent: 0,
                 progress,
                 ended: false,

@@ -44,7 +44,8 @@ pub enum Error {
     /// supported format.
     #[error("decryption failed: {0}")]
     Decryption(#[source] cipher::Error),
-    /// The encryption could not be set up (invalid or incompatible recipients).
+    /// The encryption failed: it could not be set up (invalid or incompatible
+    /// recipients), or the cipher refused the plaintext while writing.
     #[error("encryption failed: {0}")]
     Encryption(#[source] cipher::Error),
     /// The connection to the relay failed during the transfer.

@@ -1,10 +1,12 @@
 //! [`StreamWriter`]: the producer end, a `tokio::io::AsyncWrite`.
 //!
 //! The writer hands bytes to a background task (the "pump") through a bounded
-//! queue. The pump owns the transport stack (the cipher, if any, over the
-//! upload body), applies the auto-flush policy with its own timer, and watches
-//! the relay's status lines, so a delayed flush happens even while the
-//! application is not polling the writer.
+//! queue. The pump owns the whole pipeline: the sans-IO encryptor (if any)
+//! and the upload body's sender, so every HTTP chunk is one sealed chunk
+//! (encrypted) or up to `write_buffer_size` bytes (plaintext), with no copy
+//! beyond the cipher's. It applies the auto-flush policy with its own timer,
+//! and watches the relay's status lines, so a delayed flush happens even
+//! while the application is not polling the writer.
 
 use std::future::Future;
 use std::io;
@@ -13,15 +15,15 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::PollSender;
 
 use super::{exchange, AutoFlush, Config, Error, Sealing};
-use crate::api::{self, UploadStatus};
-use crate::cipher::EncryptingWriter;
+use crate::api::{self, Upload, UploadSink, UploadStatus};
+use crate::cipher::Encryptor;
 use crate::protocol::ConnectMode;
 
 /// The largest piece of data handed to the pump in one command. Without
@@ -38,9 +40,6 @@ const STATUS_GRACE: Duration = Duration::from_secs(5);
 /// (an application that aborts on purpose and says so itself, like the CLI,
 /// can filter it out).
 pub(crate) const ABANDONED_LOG_TARGET: &str = "zebrastream::client::abandoned";
-
-/// The transport the pump writes into: the upload body, or a cipher over it.
-type Transport = Box<dyn AsyncWrite + Send + Unpin>;
 
 #[derive(Debug)]
 enum Command {
@@ -151,33 +150,33 @@ impl StreamWriter {
                 config.connect_timeout,
             )
             .await?;
-        let upload = api.upload(
-            &data_url,
-            config.content_type.as_deref(),
-            config.write_buffer_size,
-        )?;
-        let transport: Transport = match encryptor {
-            None => Box::new(upload.sink),
-            Some(encryptor) => Box::new(EncryptingWriter::new(upload.sink, encryptor)),
-        };
+        let upload = api.upload(&data_url, config.content_type.as_deref())?;
         Ok(Self::start(
-            transport,
-            upload.status,
+            encryptor,
+            upload,
             config.auto_flush,
+            config.write_buffer_size,
             &config.stream_path,
         ))
     }
 
-    fn start(
-        transport: Transport,
-        status: UploadStatus,
+    /// Starts the pump on a started `upload`: it seals with `encryptor` (or
+    /// sends plaintext in HTTP chunks of up to `chunk_size` bytes; 0 sends
+    /// each piece handed over as it is) and flushes by `auto_flush`.
+    pub(crate) fn start(
+        encryptor: Option<Encryptor>,
+        upload: Upload,
         auto_flush: AutoFlush,
+        chunk_size: usize,
         stream_path: &str,
     ) -> StreamWriter {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let pump = Pump {
-            transport,
-            status,
+            encryptor: encryptor.map(Box::new),
+            chunk_size,
+            pending: BytesMut::new(),
+            body: upload.sink,
+            status: upload.status,
             commands: rx,
             auto_flush,
         };
@@ -370,31 +369,44 @@ impl Drop for StreamWriter {
     }
 }
 
-/// What happened while the pump waited on the transport.
+/// What happened while the pump waited on the upload body.
 enum Step {
     Done,
-    TransportFailed(io::Error),
+    BodyFailed(api::Error),
     StatusEnded(Result<(), api::Error>),
 }
 
-/// Runs `op` while watching the upload status, so that a relay error ends
-/// the wait at once.
+/// Runs `op` on the body while watching the upload status, so that a relay
+/// error ends the wait at once.
 async fn alongside_status<F>(status: &mut UploadStatus, op: F) -> Step
 where
-    F: Future<Output = io::Result<()>>,
+    F: Future<Output = Result<(), api::Error>>,
 {
     tokio::select! {
         result = op => match result {
             Ok(()) => Step::Done,
-            Err(e) => Step::TransportFailed(e),
+            Err(e) => Step::BodyFailed(e),
         },
         outcome = status => Step::StatusEnded(outcome),
     }
 }
 
-/// The background task that owns the transport.
+/// The background task that owns the pipeline: the cipher and the upload
+/// body.
+///
+/// Encrypted, each HTTP chunk is one output of the encryptor: the header
+/// (its own chunk, sent as soon as the upload starts, so the consumer
+/// unwraps the file key while the first chunk fills), then one sealed chunk
+/// each. Plaintext, chunks of `chunk_size` bytes are cut from the pieces
+/// handed over without a copy; a smaller remainder waits in `pending` for
+/// more bytes or a flush.
 struct Pump {
-    transport: Transport,
+    encryptor: Option<Box<Encryptor>>,
+    /// Largest plaintext HTTP chunk; 0 sends each piece as it is.
+    chunk_size: usize,
+    /// Plaintext not sent yet (less than `chunk_size`).
+    pending: BytesMut,
+    body: UploadSink,
     status: UploadStatus,
     commands: mpsc::Receiver<Command>,
     auto_flush: AutoFlush,
@@ -402,6 +414,8 @@ struct Pump {
 
 impl Pump {
     async fn run(mut self) -> Result<(), Error> {
+        // The header, if any, goes out at once.
+        self.send_framed().await?;
         let mut flush_at: Option<Instant> = None;
         loop {
             let command = tokio::select! {
@@ -415,10 +429,10 @@ impl Pump {
             };
             match command {
                 // The writer was dropped without shutdown: returning drops the
-                // transport, which aborts the upload body.
+                // body sender, which aborts the upload body.
                 None => return Err(Error::Closed),
                 Some(Command::Data(bytes)) => {
-                    self.write(&bytes).await?;
+                    self.write(bytes).await?;
                     match self.auto_flush {
                         AutoFlush::Never => {}
                         AutoFlush::EveryWrite => self.flush().await?,
@@ -442,18 +456,78 @@ impl Pump {
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let step = alongside_status(&mut self.status, self.transport.write_all(bytes)).await;
+    /// Frames `bytes` and sends every complete chunk.
+    async fn write(&mut self, mut bytes: Bytes) -> Result<(), Error> {
+        if self.encryptor.is_some() {
+            let mut data = &bytes[..];
+            while !data.is_empty() {
+                let encryptor = self.encryptor.as_mut().expect("checked above");
+                let n = encryptor.write(data).map_err(Error::Encryption)?;
+                data = &data[n..];
+                self.send_framed().await?;
+            }
+            return Ok(());
+        }
+        if self.chunk_size == 0 {
+            return self.send(bytes).await;
+        }
+        if !self.pending.is_empty() {
+            let n = bytes.len().min(self.chunk_size - self.pending.len());
+            self.pending.extend_from_slice(&bytes.split_to(n));
+            if self.pending.len() < self.chunk_size {
+                return Ok(());
+            }
+            self.send_framed().await?;
+        }
+        while bytes.len() >= self.chunk_size {
+            self.send(bytes.split_to(self.chunk_size)).await?;
+        }
+        self.pending.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Sends what is framed but not sent yet: the encryptor's output (each
+    /// piece one HTTP chunk) or the pending plaintext.
+    async fn send_framed(&mut self) -> Result<(), Error> {
+        loop {
+            let chunk = match self.encryptor.as_mut() {
+                Some(encryptor) => {
+                    let chunk = Bytes::copy_from_slice(encryptor.output());
+                    encryptor.consume(chunk.len());
+                    chunk
+                }
+                None => self.pending.split().freeze(),
+            };
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            self.send(chunk).await?;
+        }
+    }
+
+    async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
+        let step = alongside_status(&mut self.status, self.body.send(chunk)).await;
         self.interpret(step).await
     }
 
+    /// Makes every byte so far readable: seals the partial chunk (age-rt) or
+    /// sends the pending plaintext, and waits until the HTTP client took it.
     async fn flush(&mut self) -> Result<(), Error> {
-        let step = alongside_status(&mut self.status, self.transport.flush()).await;
+        if let Some(encryptor) = self.encryptor.as_mut() {
+            encryptor.flush();
+        }
+        self.send_framed().await?;
+        let step = alongside_status(&mut self.status, self.body.flush()).await;
         self.interpret(step).await
     }
 
+    /// Seals the final chunk, ends the body and waits for the relay's confirmation.
     async fn finish(&mut self) -> Result<(), Error> {
-        let step = alongside_status(&mut self.status, self.transport.shutdown()).await;
+        if let Some(encryptor) = self.encryptor.as_mut() {
+            encryptor.finish();
+        }
+        self.send_framed().await?;
+        let step = alongside_status(&mut self.status, self.body.finish()).await;
         match step {
             Step::Done => (&mut self.status).await.map_err(Error::from),
             // Confirmed while the last bytes were being handed over.
@@ -462,17 +536,17 @@ impl Pump {
         }
     }
 
-    /// Turns a transport step into the writer's result. A failed transport is
-    /// usually the symptom of something the relay reports on the status
-    /// channel (e.g. the consumer left), so that report wins if it arrives.
+    /// Turns a body step into the writer's result. A failed body is usually
+    /// the symptom of something the relay reports on the status channel
+    /// (e.g. the consumer left), so that report wins if it arrives.
     async fn interpret(&mut self, step: Step) -> Result<(), Error> {
         match step {
             Step::Done => Ok(()),
             Step::StatusEnded(outcome) => Err(early_end(outcome)),
-            Step::TransportFailed(io_error) => {
+            Step::BodyFailed(body_error) => {
                 match tokio::time::timeout(STATUS_GRACE, &mut self.status).await {
                     Ok(Err(relay_error)) => Err(Error::from(relay_error)),
-                    _ => Err(Error::from_io_error(io_error)),
+                    _ => Err(Error::from(body_error)),
                 }
             }
         }
@@ -498,6 +572,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper::body::Frame;
@@ -505,6 +581,7 @@ mod tests {
 
     use super::*;
     use crate::api::test_server::{respond, serve, streaming};
+    use crate::cipher::{Decryptor, Format};
     use crate::client::Sealing;
 
     /// How the scripted data endpoint answers the `PUT`.
@@ -547,12 +624,16 @@ mod tests {
         })
         .await;
         std::mem::forget(_server);
-        let config = Config::builder("/s")
+        StreamWriter::connect(&config_at(&base), &Sealing::Plain)
+            .await
+            .unwrap()
+    }
+
+    /// A writer's configuration for stream `/s` at the test relay `base`.
+    fn config_at(base: &str) -> Config {
+        Config::builder("/s")
             .connect_url(format!("{base}/v0"))
             .build()
-            .unwrap();
-        StreamWriter::connect(&config, &Sealing::Plain)
-            .await
             .unwrap()
     }
 
@@ -618,5 +699,134 @@ mod tests {
         let writer = writer_against(Script::Status(403)).await;
         let err = run(writer).await;
         assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
+    }
+
+    /// A relay that speaks raw HTTP/1.1 and records the size of every chunk
+    /// of the `PUT` body as it is on the wire (a hyper server may split a
+    /// chunk into several frames). Answers the Connect call with `/data/s`
+    /// and the upload with `[STATE:TRANSFER_SUCCESSFUL]` after its end.
+    async fn chunk_recorder() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let chunks = Arc::new(Mutex::new(Vec::new()));
+        let recorded = chunks.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let chunks = recorded.clone();
+                tokio::spawn(async move {
+                    let mut socket = BufReader::new(socket);
+                    let mut line = String::new();
+                    loop {
+                        let mut head = Vec::new();
+                        loop {
+                            line.clear();
+                            if socket.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            head.push(line.clone());
+                        }
+                        let answer = if head[0].starts_with("PUT ") {
+                            loop {
+                                line.clear();
+                                socket.read_line(&mut line).await.unwrap();
+                                let size = usize::from_str_radix(line.trim_end(), 16).unwrap();
+                                let mut chunk = vec![0u8; size + 2];
+                                socket.read_exact(&mut chunk).await.unwrap();
+                                if size == 0 {
+                                    break;
+                                }
+                                chunk.truncate(size);
+                                chunks.lock().unwrap().push(chunk);
+                            }
+                            "[STATE:TRANSFER_SUCCESSFUL]\n"
+                        } else {
+                            "/data/s\n"
+                        };
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        socket
+                            .get_mut()
+                            .write_all(response.as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        (base, chunks)
+    }
+
+    /// Writes 200,000 bytes at once, flushes, writes 10 more and shuts
+    /// down; returns the plaintext and the recorded HTTP chunks.
+    async fn chunks_of(sealing: Sealing) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let (base, chunks) = chunk_recorder().await;
+        let plaintext: Vec<u8> = (0..200_010u32).map(|i| (i % 251) as u8).collect();
+        let mut writer = StreamWriter::connect(&config_at(&base), &sealing)
+            .await
+            .unwrap();
+        writer.write_all(&plaintext[..200_000]).await.unwrap();
+        writer.flush().await.unwrap();
+        writer.write_all(&plaintext[200_000..]).await.unwrap();
+        writer.shutdown().await.unwrap();
+        let chunks = chunks.lock().unwrap().clone();
+        (plaintext, chunks)
+    }
+
+    #[tokio::test]
+    async fn every_http_chunk_is_one_sealed_chunk() {
+        let identity = age::x25519::Identity::generate();
+        let sealing = Sealing::recipients(vec![Box::new(identity.to_public())], Format::AgeRt);
+        let (plaintext, chunks) = chunks_of(sealing).await;
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        // The header alone, three full chunks (4-byte length, 64 KiB, 16-byte
+        // tag), the flushed partial chunk (200,000 - 3 × 65,536 = 3,392
+        // bytes), the final chunk of 10 bytes.
+        let identifier = crate::cipher::AGE_RT_IDENTIFIER.as_bytes();
+        assert!(chunks[0].starts_with(identifier), "{sizes:?}");
+        assert_eq!(sizes[1..], [65_556, 65_556, 65_556, 3_412, 30], "{sizes:?}");
+        let wire = chunks.concat();
+        let decrypted = Decryptor::with_identities(vec![Box::new(identity)])
+            .decrypt_all(&wire)
+            .unwrap();
+        assert_eq!(decrypted, plaintext);
+    }
+
+    #[tokio::test]
+    async fn plaintext_http_chunks_are_up_to_the_write_buffer_size() {
+        let (plaintext, chunks) = chunks_of(Sealing::Plain).await;
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [65_536, 65_536, 65_536, 3_392, 10]);
+        assert_eq!(chunks.concat(), plaintext);
+    }
+
+    #[tokio::test]
+    async fn a_cipher_error_while_writing_is_an_encryption_error() {
+        let (base, _chunks) = chunk_recorder().await;
+        let api = config_at(&base).api_client().unwrap();
+        let data_url = url::Url::parse(&format!("{base}/data/s")).unwrap();
+        let upload = api.upload(&data_url, None).unwrap();
+        // An encryptor that already ended its stream refuses more plaintext.
+        let identity = age::x25519::Identity::generate();
+        let mut encryptor =
+            Encryptor::with_recipients(Format::AgeRt, vec![Box::new(identity.to_public())])
+                .unwrap();
+        encryptor.finish();
+        let mut writer = StreamWriter::start(Some(encryptor), upload, AutoFlush::Never, 0, "/s");
+        writer.write_all(b"more").await.unwrap();
+        let err = Error::from(writer.flush().await.unwrap_err());
+        assert!(
+            matches!(err, Error::Encryption(crate::cipher::Error::Finished)),
+            "{err:?}"
+        );
+        assert_eq!(
+            Error::Encryption(crate::cipher::Error::Finished).io_kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 }
