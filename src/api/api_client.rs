@@ -732,13 +732,16 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
+    /// The download's contract, on the runtime the test runs on (the body is
+    /// read ahead by a task of its own on a multi-thread runtime).
     async fn download_reads_to_clean_end_and_reports_abort() {
         let (base, _server) = serve(|req| async move {
             let (tx, response) = streaming(200);
             let abort = req.uri().path().ends_with("/abort");
             tokio::spawn(async move {
-                let _ = tx.send(Ok(Frame::data(Bytes::from("abc")))).await;
+                for piece in ["abc", "def", "ghi"] {
+                    let _ = tx.send(Ok(Frame::data(Bytes::from(piece)))).await;
+                }
                 if abort {
                     let _ = tx.send(Err("producer died".into())).await;
                 }
@@ -751,7 +754,7 @@ mod tests {
         let mut download = api.download(&url).await.unwrap();
         let mut got = Vec::new();
         download.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"abc");
+        assert_eq!(got, b"abcdefghi");
 
         let url = Url::parse(&format!("{base}/data/abort")).unwrap();
         let mut download = api.download(&url).await.unwrap();
@@ -762,5 +765,15 @@ mod tests {
         assert!(matches!(inner, Error::BodyAborted { .. }), "{inner:?}");
         // Reading again still fails: never a late clean EOF.
         assert!(download.read(&mut [0u8; 8]).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn download_on_a_current_thread_runtime() {
+        download_reads_to_clean_end_and_reports_abort().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn download_read_ahead_on_a_multi_thread_runtime() {
+        download_reads_to_clean_end_and_reports_abort().await;
     }
 }

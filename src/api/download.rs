@@ -88,7 +88,9 @@ struct Prefetch {
 
 fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     // The queue stays consistent whatever panicked while holding it.
-    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Prefetch {
