@@ -8,13 +8,17 @@
 //!
 //! # Throughput
 //!
-//! A stream's bytes pass between the caller's task, the writer's background
-//! task and the HTTP connection. On a current-thread runtime these hand-overs
-//! stay on one thread; on a multi-thread runtime each may wake another
-//! worker, which costs more CPU than the copying (measured: 1.4 GB/s plain
-//! on a current-thread runtime against 1.0 GB/s driven from a multi-thread
-//! runtime's `block_on`, `docs/client.md`). For bulk transfers, run the
-//! stream on its own current-thread runtime, or at least `tokio::spawn` it:
+//! Any tokio runtime works, `#[tokio::main]`'s default included. A stream's
+//! bytes pass between the caller's task, a background task (the writer's
+//! pump; on a multi-thread runtime also the reader's read-ahead) and the
+//! HTTP connection; both background tasks hand over in large pieces (256 KiB
+//! commands, up to 512 KiB read ahead), so the thread that drives the stream
+//! is woken rarely. On a current-thread runtime every hand-over stays on one
+//! thread, which is still the cheapest for a single bulk stream on a small,
+//! busy machine: on 2 cores shared by producer, relay and consumer, a
+//! multi-thread runtime costs 1.1–1.4× the CPU per byte (docs/performance.md,
+//! "Multi-thread runtime"). For that case, run the stream on a
+//! current-thread runtime of its own:
 //!
 //! ```no_run
 //! # fn demo(config: zebrastream::client::Config, sealing: zebrastream::client::Sealing, mut file: tokio::fs::File) -> std::io::Result<()> {
