@@ -145,20 +145,13 @@ fn main() {
     let plain_name = |r: ClientRuntime| format!("zebrastream plain [{}]", r.name());
     let encrypted_name = |r: ClientRuntime| format!("zebrastream age-rt [{}]", r.name());
     for &runtime in &runtimes {
-        let name = plain_name(runtime);
-        cases.push(case(
-            &name,
-            ours.clone(),
-            &plain.clone().on(runtime),
-            mib * MIB,
-        ));
-        let name = encrypted_name(runtime);
-        cases.push(case(
-            &name,
-            ours.clone(),
-            &encrypted.clone().on(runtime),
-            mib * MIB,
-        ));
+        for (name, endpoint) in [
+            (plain_name(runtime), &plain),
+            (encrypted_name(runtime), &encrypted),
+        ] {
+            let endpoint = endpoint.clone().on(runtime);
+            cases.push(case(&name, ours.clone(), &endpoint, mib * MIB));
+        }
     }
 
     println!(

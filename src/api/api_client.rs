@@ -309,7 +309,7 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use hyper::body::Frame;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     use super::*;
     use crate::api::test_server::{respond, serve, streaming};
