@@ -11,11 +11,12 @@
 //! Any tokio runtime works, `#[tokio::main]`'s default included. A stream's
 //! bytes pass between the caller's task, a background task (the writer's
 //! pump; on a multi-thread runtime also the reader's read-ahead) and the
-//! HTTP connection; both background tasks hand over in large pieces (256 KiB
-//! commands, up to 512 KiB read ahead), so the thread that drives the stream
-//! is woken rarely. On a current-thread runtime every hand-over stays on one
-//! thread, which is still the cheapest for a single bulk stream on a small,
-//! busy machine: on 2 cores shared by producer, relay and consumer, a
+//! HTTP connection. The writer hands over 256 KiB at a time; the read-ahead
+//! takes the connection's chunks on a worker thread and holds up to 512 KiB
+//! for the reader, so a thread boundary is crossed less often. On a
+//! current-thread runtime every hand-over stays on one thread, which is
+//! still the cheapest for a single bulk stream on a small, busy machine:
+//! on 2 cores shared by producer, relay and consumer, a
 //! multi-thread runtime costs 1.1–1.4× the CPU per byte (docs/performance.md,
 //! "Multi-thread runtime"). For that case, run the stream on a
 //! current-thread runtime of its own:
