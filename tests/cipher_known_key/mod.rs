@@ -4,7 +4,6 @@
 //! payload key derived as the age spec says from that file key and the
 //! payload nonce after the header. The wipe tests look for that key in
 //! freed memory. Test keys only: the stanza exposes the file key.
-#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
