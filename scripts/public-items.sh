@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo doc --quiet --no-deps --all-features "$@"
-doc=target/doc/zebrastream
+doc=${CARGO_TARGET_DIR:-target}/doc/zebrastream
 
 # One "kind<TAB>path" line per item: the section a link is in gives its kind.
 items() {
