@@ -1,10 +1,17 @@
 //! Chunk throughput: seal+frame (the `Encryptor`) and open+frame (the
-//! `Decryptor`) per chunk size, for each AEAD backend compiled in, next to
-//! the raw AEAD call on a buffer of the same size, so the framing overhead
-//! shows as a ratio.
+//! `Decryptor`) per chunk size, next to the raw AEAD call on a buffer of
+//! the same size, so the framing overhead shows as a ratio.
 //!
-//! `cargo bench --bench chunk` (openssl and ring) or
-//! `cargo bench --bench chunk --features rustcrypto` (both backends).
+//! The AEAD backends are private to the crate (its features choose one, see
+//! `zebrastream::cipher`): this bench compiles their module
+//! (`src/cipher/aead/`) into itself to call each backend raw. The framed
+//! rows measure the public `Encryptor`/`Decryptor`, so they use the backend
+//! the features chose (`default`); to measure another one framed, build
+//! with it alone:
+//!
+//! `cargo bench --bench chunk` (raw: size-split, openssl, ring; framed: size-split),
+//! `cargo bench --bench chunk --features rustcrypto` (raw also rustcrypto),
+//! `cargo bench --bench chunk --no-default-features --features ring` (framed: ring).
 //!
 //! After the criterion groups, the binary prints an interleaved
 //! comparison: raw and framed alternate in short batches and the fastest
@@ -15,8 +22,25 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use zebrastream::cipher::aead::{ChunkAead, NONCE_LEN, TAG_LEN};
 use zebrastream::cipher::{Decryptor, Encryptor, Format};
+
+/// The crate's private AEAD backends, compiled into this bench (see above).
+#[path = "../src/cipher/aead/mod.rs"]
+#[allow(dead_code)]
+mod aead;
+
+use aead::{ChunkAead, DefaultAead, NONCE_LEN, TAG_LEN};
+
+/// The backend the features chose, as the framed rows name it.
+const DEFAULT: &str = if cfg!(all(feature = "openssl", feature = "ring")) {
+    "size-split"
+} else if cfg!(feature = "openssl") {
+    "openssl"
+} else if cfg!(feature = "ring") {
+    "ring"
+} else {
+    "rustcrypto"
+};
 
 const SIZES: [usize; 3] = [1024, 16 * 1024, 64 * 1024];
 /// Plaintext per pre-encrypted stream used by the open benchmark.
@@ -51,12 +75,12 @@ impl<A: ChunkAead> Workload for RawSeal<A> {
 /// Produces one chunk's worth of plaintext in the encryptor's buffer (the
 /// zero-copy input path; like the raw call, the plaintext is not
 /// regenerated) and flushes it as one age-rt chunk.
-struct FramedSeal<A: ChunkAead> {
-    enc: Encryptor<A>,
+struct FramedSeal {
+    enc: Encryptor,
     size: usize,
 }
 
-impl<A: ChunkAead> Workload for FramedSeal<A> {
+impl Workload for FramedSeal {
     fn run(&mut self, n: u64) {
         for _ in 0..n {
             let space = self.enc.input_buffer().len();
@@ -93,17 +117,17 @@ impl<A: ChunkAead> Workload for RawOpen<A> {
 
 /// Reads a pre-encrypted age-rt stream into the decryptor's buffer, chunk
 /// by chunk, taking the plaintext.
-struct FramedOpen<A: ChunkAead> {
+struct FramedOpen {
     wire: Vec<u8>,
     preamble: usize,
     chunks: u64,
     identity: age::x25519::Identity,
-    dec: Option<Decryptor<A>>,
+    dec: Option<Decryptor>,
     pos: usize,
     left: u64,
 }
 
-impl<A: ChunkAead> Workload for FramedOpen<A> {
+impl Workload for FramedOpen {
     fn capacity(&self) -> u64 {
         self.chunks
     }
@@ -111,8 +135,7 @@ impl<A: ChunkAead> Workload for FramedOpen<A> {
     fn prepare(&mut self, n: u64) {
         if self.dec.is_none() || self.left < n {
             // A fresh decryptor; the header is not part of the measurement.
-            let mut dec =
-                Decryptor::<A>::with_identities_and_backend(vec![Box::new(self.identity.clone())]);
+            let mut dec = Decryptor::with_identities(vec![Box::new(self.identity.clone())]);
             assert_eq!(
                 dec.feed(&self.wire[..self.preamble]).unwrap(),
                 self.preamble
@@ -167,35 +190,21 @@ fn stream(size: usize, recipient: &age::x25519::Recipient) -> (Vec<u8>, usize, u
     (wire, preamble, chunks - 1)
 }
 
-/// The four workloads for one backend and chunk size.
-fn workloads<A: ChunkAead + 'static>(
-    size: usize,
-) -> [(&'static str, &'static str, Box<dyn Workload>); 4] {
-    let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public();
+/// The raw seal and open workloads for one backend and chunk size.
+fn raw<A: ChunkAead + 'static>(size: usize) -> [(&'static str, Box<dyn Workload>); 2] {
     let aead = || A::new(&[7u8; 32]);
-    let mut enc = Encryptor::<A>::with_recipients_and_backend(
-        Format::AgeRt,
-        vec![Box::new(recipient.clone())],
-    )
-    .unwrap();
-    enc.consume(enc.output().len());
     let mut sealed = vec![0x42u8; size];
     let tag = aead().seal_in_place(&NONCE, b"", &mut sealed);
-    let (wire, preamble, chunks) = stream(size, &recipient);
     [
         (
             "seal",
-            "raw_aead",
             Box::new(RawSeal {
                 aead: aead(),
                 buf: vec![0x42u8; size],
             }),
         ),
-        ("seal", "framed", Box::new(FramedSeal { enc, size })),
         (
             "open",
-            "raw_aead",
             Box::new(RawOpen {
                 aead: aead(),
                 sealed,
@@ -203,10 +212,22 @@ fn workloads<A: ChunkAead + 'static>(
                 buf: vec![0u8; size],
             }),
         ),
+    ]
+}
+
+/// The framed seal and open workloads (the default backend) for one chunk size.
+fn framed(size: usize) -> [(&'static str, Box<dyn Workload>); 2] {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public();
+    let mut enc =
+        Encryptor::with_recipients(Format::AgeRt, vec![Box::new(recipient.clone())]).unwrap();
+    enc.consume(enc.output().len());
+    let (wire, preamble, chunks) = stream(size, &recipient);
+    [
+        ("seal", Box::new(FramedSeal { enc, size })),
         (
             "open",
-            "framed",
-            Box::new(FramedOpen::<A> {
+            Box::new(FramedOpen {
                 wire,
                 preamble,
                 chunks,
@@ -234,16 +255,21 @@ fn timed(w: &mut dyn Workload, iters: u64) -> Duration {
     total
 }
 
-fn criterion_groups<A: ChunkAead + 'static>(c: &mut Criterion) {
-    for size in SIZES {
-        for (op, kind, mut w) in workloads::<A>(size) {
-            let mut group = c.benchmark_group(format!("{op}/{}", A::NAME));
-            group.throughput(Throughput::Bytes(size as u64));
-            group.bench_function(BenchmarkId::new(kind, size), |b| {
-                b.iter_custom(|iters| timed(w.as_mut(), iters))
-            });
-            group.finish();
-        }
+/// One criterion group per operation and backend: `<op>/<backend>/<kind>`.
+fn criterion_group(
+    c: &mut Criterion,
+    backend: &str,
+    kind: &str,
+    size: usize,
+    ops: [(&str, Box<dyn Workload>); 2],
+) {
+    for (op, mut w) in ops {
+        let mut group = c.benchmark_group(format!("{op}/{backend}"));
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::new(kind, size), |b| {
+            b.iter_custom(|iters| timed(w.as_mut(), iters))
+        });
+        group.finish();
     }
 }
 
@@ -259,15 +285,16 @@ fn interleaved(raw: &mut dyn Workload, framed: &mut dyn Workload, size: usize) -
     (best_raw, best_framed)
 }
 
-fn print_interleaved<A: ChunkAead + 'static>() {
+/// The default backend raw against the public, framed encryptor and decryptor.
+fn print_interleaved() {
     for size in SIZES {
-        let [(_, _, mut sr), (_, _, mut sf), (_, _, mut or), (_, _, mut of)] = workloads::<A>(size);
-        for (op, raw, framed) in [("seal", &mut sr, &mut sf), ("open", &mut or, &mut of)] {
+        let raws = raw::<DefaultAead>(size);
+        let frameds = framed(size);
+        for ((op, mut raw), (_, mut framed)) in raws.into_iter().zip(frameds) {
             let (r, f) = interleaved(raw.as_mut(), framed.as_mut(), size);
             let mib = |t: f64| size as f64 / t / (1024.0 * 1024.0);
             println!(
-                "| {op} | {} | {} KiB | {:.0} MiB/s | {:.0} MiB/s | {:.1}% |",
-                A::NAME,
+                "| {op} | {DEFAULT} | {} KiB | {:.0} MiB/s | {:.0} MiB/s | {:.1}% |",
                 size / 1024,
                 mib(r),
                 mib(f),
@@ -279,26 +306,46 @@ fn print_interleaved<A: ChunkAead + 'static>() {
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    #[cfg(all(feature = "openssl", feature = "ring"))]
-    criterion_groups::<zebrastream::cipher::aead::DefaultAead>(&mut c);
-    #[cfg(feature = "openssl")]
-    criterion_groups::<zebrastream::cipher::aead::OpenSslAead>(&mut c);
-    #[cfg(feature = "ring")]
-    criterion_groups::<zebrastream::cipher::aead::RingAead>(&mut c);
-    #[cfg(feature = "rustcrypto")]
-    criterion_groups::<zebrastream::cipher::aead::RustCryptoAead>(&mut c);
+    for size in SIZES {
+        criterion_group(&mut c, DEFAULT, "framed", size, framed(size));
+        #[cfg(all(feature = "openssl", feature = "ring"))]
+        criterion_group(
+            &mut c,
+            "size-split",
+            "raw_aead",
+            size,
+            raw::<DefaultAead>(size),
+        );
+        #[cfg(feature = "openssl")]
+        criterion_group(
+            &mut c,
+            "openssl",
+            "raw_aead",
+            size,
+            raw::<aead::OpenSslAead>(size),
+        );
+        #[cfg(feature = "ring")]
+        criterion_group(
+            &mut c,
+            "ring",
+            "raw_aead",
+            size,
+            raw::<aead::RingAead>(size),
+        );
+        #[cfg(feature = "rustcrypto")]
+        criterion_group(
+            &mut c,
+            "rustcrypto",
+            "raw_aead",
+            size,
+            raw::<aead::RustCryptoAead>(size),
+        );
+    }
     c.final_summary();
 
     // Only under `cargo bench` (criterion's `--bench` flag), not in test mode.
     if std::env::args().any(|a| a == "--bench") {
         println!("\nInterleaved (best of 60 batches each): op | backend | chunk | raw AEAD | framed | framed/raw");
-        #[cfg(all(feature = "openssl", feature = "ring"))]
-        print_interleaved::<zebrastream::cipher::aead::DefaultAead>();
-        #[cfg(feature = "openssl")]
-        print_interleaved::<zebrastream::cipher::aead::OpenSslAead>();
-        #[cfg(feature = "ring")]
-        print_interleaved::<zebrastream::cipher::aead::RingAead>();
-        #[cfg(feature = "rustcrypto")]
-        print_interleaved::<zebrastream::cipher::aead::RustCryptoAead>();
+        print_interleaved();
     }
 }

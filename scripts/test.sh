@@ -42,6 +42,26 @@ for features in ring rustcrypto client,ring relay,ring; do
   cargo check --quiet --lib --no-default-features --features "$features"
 done
 
+# Publishable (Cargo.toml's `include`): the package holds what the build
+# reads (include_str! of README.md and docs/client.md) and no tests, benches
+# or fuzz corpora. `cargo package --no-verify` rather than `cargo publish
+# --dry-run --no-verify`, which asks crates.io and so needs the network;
+# `--allow-dirty` so a working tree with changes can run the suite.
+packaged=$(cargo package --list --offline --allow-dirty 2>/dev/null)
+for file in Cargo.toml src/lib.rs README.md docs/client.md LICENSE; do
+  grep -qx "$file" <<<"$packaged" || { echo "[test] the package lacks $file" >&2; exit 1; }
+done
+if grep -E '^(tests|benches|fuzz|scripts)/|^docs/img/' <<<"$packaged"; then
+  echo "[test] the package holds the files above (tests, benches, fuzz, scripts or bench output)" >&2
+  exit 1
+fi
+cargo package --no-verify --offline --allow-dirty --quiet 2>&1 | { grep -v '^warning: ignoring' || true; }
+# The fuzz targets build the way cargo-fuzz builds them: `--cfg fuzzing`
+# makes `cipher::fuzzing` public (fuzz/ has its own workspace and lock
+# file, seeded from the crate's).
+[ -f fuzz/Cargo.lock ] || cp Cargo.lock fuzz/Cargo.lock
+(cd fuzz && RUSTFLAGS="--cfg fuzzing" RUSTC_BOOTSTRAP=1 cargo check --quiet --bins)
+
 # Tell the interop tests where the tools are; under CI=true they fail when one is missing.
 export ZS_TEST_PYTHON="$PWD/.venv/bin/python"
 export ZS_TEST_PY_CLI="$PWD/.venv/bin/zebrastream"
@@ -51,8 +71,10 @@ export CARGO_TERM_COLOR=never
 cargo build --release --bin zebrastream
 cargo test --lib --bins --tests --examples
 cargo test --doc
-# Every intra-doc link resolves (the public API is documented; broken links fail).
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+# Every intra-doc link resolves (the public API is documented; broken links
+# fail), built as docs.rs builds it (Cargo.toml's `package.metadata.docs.rs`:
+# all features, `--cfg docsrs` for nightly's `doc_cfg`).
+RUSTDOCFLAGS="--cfg docsrs -D warnings" RUSTC_BOOTSTRAP=1 cargo doc --no-deps --all-features --quiet
 cargo bench --no-run
 # Every bench binary once at smoke size (under a minute), so they keep working, not only compiling.
 cargo test --release --benches

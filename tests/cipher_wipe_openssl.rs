@@ -10,11 +10,18 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
-use zebrastream::cipher::aead::{ChunkAead, OpenSslAead, KEY_LEN, NONCE_LEN};
+use zebrastream::cipher::Format;
 
-/// A payload key no other OpenSSL data will contain.
-const KEY: &[u8; KEY_LEN] = b"wipe-test: OpenSSL context key!!";
+mod cipher_known_key;
+use cipher_known_key as known_key;
+
+/// ChaCha20-Poly1305's key length.
+const KEY_LEN: usize = 32;
+/// The key the free hook looks for: the test's payload key (random, so no
+/// other OpenSSL data contains it).
+static KEY: OnceLock<[u8; KEY_LEN]> = OnceLock::new();
 
 /// Bytes in front of each block: its size (keeps 16-byte alignment).
 const HEADER: usize = 16;
@@ -59,7 +66,8 @@ unsafe extern "C" fn hooked_free(ptr: *mut c_void, _: *const c_char, _: c_int) {
     if ARMED.load(Ordering::SeqCst) {
         // SAFETY: `ptr` is a live block of `size` bytes until freed below.
         let block = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), size) };
-        if block.windows(KEY_LEN).any(|w| w == KEY) {
+        let key = KEY.get().expect("armed only with a key");
+        if block.windows(KEY_LEN).any(|w| w == key) {
             HITS.fetch_add(1, Ordering::SeqCst);
         }
         LARGEST.fetch_max(size, Ordering::SeqCst);
@@ -85,6 +93,9 @@ unsafe extern "C" fn hooked_realloc(
     new
 }
 
+/// The default backend with `openssl` on holds an OpenSSL cipher context
+/// (alone, or beside ring for small chunks): a dropped encryptor or
+/// decryptor leaves no payload key in the memory OpenSSL frees.
 #[test]
 fn a_dropped_openssl_backend_leaves_no_key_in_freed_memory() {
     // SAFETY: the hooks keep malloc/realloc/free semantics; installed
@@ -92,10 +103,14 @@ fn a_dropped_openssl_backend_leaves_no_key_in_freed_memory() {
     let installed = unsafe { CRYPTO_set_mem_functions(hooked_malloc, hooked_realloc, hooked_free) };
     assert_eq!(installed, 1, "OpenSSL allocated before the hooks were set");
 
+    let (mut enc, key) = known_key::encryptor(Format::AgeRt);
+    KEY.set(*key).unwrap();
+    let key = KEY.get().unwrap();
+
     // Control: a block OpenSSL frees without cleansing shows the key.
     unsafe {
         let block = CRYPTO_malloc(64, std::ptr::null(), 0);
-        std::ptr::copy_nonoverlapping(KEY.as_ptr(), block.cast::<u8>().add(8), KEY_LEN);
+        std::ptr::copy_nonoverlapping(key.as_ptr(), block.cast::<u8>().add(8), KEY_LEN);
         ARMED.store(true, Ordering::SeqCst);
         CRYPTO_free(block, std::ptr::null(), 0);
         ARMED.store(false, Ordering::SeqCst);
@@ -107,24 +122,33 @@ fn a_dropped_openssl_backend_leaves_no_key_in_freed_memory() {
     );
     LARGEST.store(0, Ordering::SeqCst);
 
-    let mut aead = OpenSslAead::new(KEY);
-    let mut buf = [0u8; 100];
-    let tag = aead.seal_in_place(&[1; NONCE_LEN], b"", &mut buf);
-    aead.open_in_place(&[1; NONCE_LEN], b"", &mut buf, &tag)
-        .unwrap();
+    // Long enough that the default split backend seals with OpenSSL.
+    let secret = vec![7u8; 16 * 1024];
+    let wire = enc.encrypt_all(&secret).unwrap();
+    let mut dec = known_key::decryptor();
+    assert_eq!(dec.decrypt_all(&wire).unwrap(), secret);
 
-    ARMED.store(true, Ordering::SeqCst);
-    drop(aead);
-    ARMED.store(false, Ordering::SeqCst);
-    // The provider context (ChaCha20 key words, Poly1305 state) is a few
-    // hundred bytes: it was freed while armed, and held no key.
-    assert!(
-        LARGEST.load(Ordering::SeqCst) >= 2 * KEY_LEN,
-        "no context freed"
-    );
-    assert_eq!(
-        HITS.load(Ordering::SeqCst),
-        0,
-        "OpenSSL freed the key uncleansed"
-    );
+    for (what, drop_it) in [
+        (
+            "encryptor",
+            Box::new(move || drop(enc)) as Box<dyn FnOnce()>,
+        ),
+        ("decryptor", Box::new(move || drop(dec))),
+    ] {
+        LARGEST.store(0, Ordering::SeqCst);
+        ARMED.store(true, Ordering::SeqCst);
+        drop_it();
+        ARMED.store(false, Ordering::SeqCst);
+        // The provider context (ChaCha20 key words, Poly1305 state) is a
+        // few hundred bytes: it was freed while armed, and held no key.
+        assert!(
+            LARGEST.load(Ordering::SeqCst) >= 2 * KEY_LEN,
+            "{what}: no context freed"
+        );
+        assert_eq!(
+            HITS.load(Ordering::SeqCst),
+            0,
+            "{what}: OpenSSL freed the key uncleansed"
+        );
+    }
 }

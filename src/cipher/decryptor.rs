@@ -55,7 +55,7 @@ enum State {
 /// age v1 quirk: the official Python client writes an empty final chunk
 /// after a full 64 KiB chunk, which the age spec forbids. We accept it by
 /// default; [`strict_age_v1`](Self::strict_age_v1) rejects it.
-pub struct Decryptor<A: ChunkAead = DefaultAead> {
+pub struct Decryptor {
     identities: Vec<Box<dyn age::Identity + Send + Sync>>,
     passphrases: Vec<SecretString>,
     max_work_factor: u8,
@@ -74,7 +74,7 @@ pub struct Decryptor<A: ChunkAead = DefaultAead> {
     backup: Box<[u8]>,
     /// The unwrapped file key, between the header and the payload nonce.
     header_file_key: Option<FileKey>,
-    opener: Option<ChunkOpener<A>>,
+    opener: Option<ChunkOpener<DefaultAead>>,
     eof: bool,
     failed: Option<Error>,
 }
@@ -87,15 +87,6 @@ impl Decryptor {
 
     /// A decryptor for identities (`AGE-SECRET-KEY-1…`, SSH keys, ...).
     pub fn with_identities(identities: Vec<Box<dyn age::Identity + Send + Sync>>) -> Self {
-        Decryptor::<DefaultAead>::with_identities_and_backend(identities)
-    }
-}
-
-impl<A: ChunkAead> Decryptor<A> {
-    /// Like [`Decryptor::with_identities`] with a chosen AEAD backend.
-    pub fn with_identities_and_backend(
-        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-    ) -> Self {
         Decryptor {
             identities,
             passphrases: Vec::new(),
@@ -111,7 +102,7 @@ impl<A: ChunkAead> Decryptor<A> {
             // Only backends that clobber the buffer on failure need a backup.
             backup: vec![
                 0u8;
-                if A::OPEN_PRESERVES_ON_FAILURE {
+                if DefaultAead::OPEN_PRESERVES_ON_FAILURE {
                     0
                 } else {
                     ENCRYPTED_CHUNK_SIZE
@@ -561,7 +552,7 @@ fn check_first_line(header: &[u8]) -> Result<bool, Error> {
     }
 }
 
-impl<A: ChunkAead> fmt::Debug for Decryptor<A> {
+impl fmt::Debug for Decryptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Identities and passphrases are never printed.
         f.debug_struct("Decryptor")

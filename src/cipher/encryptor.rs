@@ -9,7 +9,7 @@ use rand::RngCore;
 use secrecy::SecretString;
 use zeroize::Zeroize;
 
-use super::aead::{ChunkAead, DefaultAead};
+use super::aead::DefaultAead;
 use super::buffer::PlaintextBuffer;
 use super::error::Error;
 use super::format::{write_header, Format};
@@ -17,7 +17,7 @@ use super::stream::{payload_key, ChunkSealer, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TA
 
 /// scrypt work factor (log2 N) written for passphrases: what age and the
 /// Python client use, and the only one the Python decoder accepts.
-pub const SCRYPT_WORK_FACTOR: u8 = 18;
+pub(crate) const SCRYPT_WORK_FACTOR: u8 = 18;
 
 /// Bytes reserved in front of the chunk for the age-rt length prefix.
 const LEN_PREFIX: usize = 4;
@@ -66,12 +66,12 @@ enum Request {
 /// assert_eq!(plain, b"hello");
 /// # Ok(()) }
 /// ```
-pub struct Encryptor<A: ChunkAead = DefaultAead> {
+pub struct Encryptor {
     format: Format,
     /// Header and payload nonce; sent before the first chunk.
     preamble: Vec<u8>,
     preamble_taken: usize,
-    sealer: ChunkSealer<A>,
+    sealer: ChunkSealer<DefaultAead>,
     /// `[len prefix (4)] [plaintext (<= 64 KiB)] [tag (16)]`, sealed in
     /// place; zeroed on drop (an unsealed tail is plaintext).
     chunk: PlaintextBuffer,
@@ -117,16 +117,6 @@ impl Encryptor {
     /// Fails if the list is empty or mixes recipients that age forbids to
     /// combine (scrypt must be alone).
     pub fn with_recipients(
-        format: Format,
-        recipients: Vec<Box<dyn age::Recipient + Send>>,
-    ) -> Result<Self, Error> {
-        Encryptor::<DefaultAead>::with_recipients_and_backend(format, recipients)
-    }
-}
-
-impl<A: ChunkAead> Encryptor<A> {
-    /// Like [`Encryptor::with_recipients`] with a chosen AEAD backend.
-    pub fn with_recipients_and_backend(
         format: Format,
         recipients: Vec<Box<dyn age::Recipient + Send>>,
     ) -> Result<Self, Error> {
@@ -345,14 +335,14 @@ impl<A: ChunkAead> Encryptor<A> {
     }
 }
 
-impl<A: ChunkAead> Drop for Encryptor<A> {
+impl Drop for Encryptor {
     fn drop(&mut self) {
         // The chunk buffer wipes itself; the carried byte is plaintext too.
         self.carry.zeroize();
     }
 }
 
-impl<A: ChunkAead> fmt::Debug for Encryptor<A> {
+impl fmt::Debug for Encryptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material or plaintext.
         f.debug_struct("Encryptor")

@@ -27,12 +27,12 @@ use zeroize::Zeroizing;
 use super::error::HeaderError;
 
 /// First header line of age-rt v0.2.
-pub const AGE_RT_IDENTIFIER: &str = "github.com/parsimonit/age-rt-encryption/v0.2";
+pub(crate) const AGE_RT_IDENTIFIER: &str = "github.com/parsimonit/age-rt-encryption/v0.2";
 /// First header line of age v1.
-pub const AGE_V1_IDENTIFIER: &str = "age-encryption.org/v1";
+pub(crate) const AGE_V1_IDENTIFIER: &str = "age-encryption.org/v1";
 /// Largest header the decryptor buffers before giving up (64 KiB: room for
 /// hundreds of X25519 recipients; the Python decoder stops at 4 KiB).
-pub const MAX_HEADER_LEN: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_LEN: usize = 64 * 1024;
 
 const STANZA_PREFIX: &[u8] = b"-> ";
 const MAC_PREFIX: &[u8] = b"---";
@@ -105,7 +105,6 @@ impl FromStr for Format {
 /// A parsed header, MAC not yet verified.
 #[derive(Debug)]
 pub(crate) struct Header {
-    pub(crate) format: Format,
     pub(crate) stanzas: Vec<Stanza>,
     mac: [u8; MAC_LEN],
     /// The MAC covers `bytes[..mac_covered]` (up to and including `---`).
@@ -143,7 +142,6 @@ pub(crate) fn parse_header(bytes: &[u8]) -> Result<Header, HeaderError> {
             }
             let mac = parse_mac_line(line)?;
             return Ok(Header {
-                format,
                 stanzas,
                 mac,
                 mac_covered: offset + MAC_PREFIX.len(),
@@ -283,7 +281,6 @@ mod tests {
             let stanzas = vec![stanza("X25519", body_len), stanza("other", 3)];
             let bytes = write_header(Format::AgeV1, &stanzas, &key());
             let header = parse_header(&bytes).unwrap();
-            assert_eq!(header.format, Format::AgeV1);
             assert_eq!(header.stanzas, stanzas);
             header.verify_mac(&bytes, &key()).unwrap();
             let other = FileKey::new(Box::new([1u8; 16]));

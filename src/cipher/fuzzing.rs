@@ -1,5 +1,6 @@
-//! Entry points shared by the `fuzz/` targets and the corpus test
-//! (`tests/cipher_fuzz_corpus.rs`). Not a stable API.
+//! Entry points shared by the `fuzz/` targets and the corpus replay below.
+//! Built only with `--cfg fuzzing` (cargo-fuzz sets it) and for this
+//! crate's unit tests: not part of the API.
 
 use std::str::FromStr;
 
@@ -11,8 +12,9 @@ pub const FUZZ_IDENTITY: &str =
     "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0";
 
 /// Parses `data` as a complete header; must never panic.
-pub fn header_parser(data: &[u8]) -> Result<Format, Error> {
-    Ok(format::parse_header(data)?.format)
+pub fn header_parser(data: &[u8]) -> Result<(), Error> {
+    format::parse_header(data)?;
+    Ok(())
 }
 
 /// Decrypts `data` as an age-rt stream with [`FUZZ_IDENTITY`].
@@ -70,4 +72,47 @@ fn decode_in_pieces(data: &[u8], step: usize, expected: Format) -> Result<Vec<u8
         )));
     }
     Ok(out)
+}
+
+/// Every committed fuzz seed (`fuzz/corpus/<target>/*`) through the entry
+/// point its cargo-fuzz target calls. Seeds named `ok-*` must succeed and
+/// `bad-*` must fail; any panic (an invariant check) fails the test.
+#[cfg(test)]
+mod corpus {
+    use std::path::Path;
+
+    fn run_corpus<T, E: std::fmt::Debug>(target: &str, entry: fn(&[u8]) -> Result<T, E>) -> usize {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut count = 0;
+        for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let data = std::fs::read(&path).unwrap();
+            let result = entry(&data);
+            if name.starts_with("ok-") {
+                assert!(result.is_ok(), "{target}/{name}: {:?}", result.err());
+            } else if name.starts_with("bad-") {
+                assert!(result.is_err(), "{target}/{name} was accepted");
+            }
+            count += 1;
+        }
+        count
+    }
+
+    #[test]
+    fn header_parser_corpus() {
+        assert!(run_corpus("header_parser", super::header_parser) >= 5);
+    }
+
+    #[test]
+    fn agert_decoder_corpus() {
+        assert!(run_corpus("agert_decoder", super::agert_decoder) >= 7);
+    }
+
+    #[test]
+    fn age_decoder_corpus() {
+        assert!(run_corpus("age_decoder", super::age_decoder) >= 5);
+    }
 }

@@ -6,8 +6,24 @@
 //!   over them, and `tokio::io` ones with the `tokio` feature (which
 //!   `client` turns on).
 //! - [`keys`]: recipients and identities from strings and files.
-//! - [`aead`]: the ChaCha20-Poly1305 backend trait (`ring` or RustCrypto).
-//! - [`stream`]: STREAM chunk sealing (nonce, sealer, opener).
+//!
+//! # ChaCha20-Poly1305 backend
+//!
+//! The crate's features choose the code that seals and opens chunks, at
+//! build time; nothing in the API names it, and every choice writes and
+//! reads the same bytes:
+//!
+//! | features | backend |
+//! |---|---|
+//! | `openssl` and `ring` (the defaults) | ring for chunks up to 2 KiB, the system OpenSSL above (its AVX-512 code is 1.8× ring on 64 KiB chunks, `docs/performance.md`) |
+//! | `openssl` alone | the system OpenSSL |
+//! | `ring` alone | ring (no system library) |
+//! | `rustcrypto` alone | RustCrypto's pure-Rust `chacha20poly1305` |
+//!
+//! `openssl` or `ring` wins over `rustcrypto` when both are on. A build
+//! without a system OpenSSL turns the default features off and enables
+//! `ring` (and `client`, `relay` or `cli` as needed). A build with none of
+//! the three fails with a message that names them.
 //!
 //! Formats ([`Format`]): **age-rt v0.2** (length-prefixed chunks of up to
 //! 64 KiB, flushable, what the official Python client writes) and **age v1**
@@ -43,7 +59,11 @@
 //! # Ok(()) }
 //! ```
 
-pub mod aead;
+// Lints the module's own items; the crate-wide `#![warn(unreachable_pub)]`
+// makes this one redundant.
+#![warn(unreachable_pub)]
+
+mod aead;
 mod buffer;
 mod decryptor;
 mod encryptor;
@@ -51,13 +71,18 @@ mod error;
 mod format;
 mod io;
 pub mod keys;
-pub mod stream;
+mod stream;
 
-#[doc(hidden)]
+/// The fuzz targets' entry points: only in builds for `fuzz/` (cargo-fuzz
+/// passes `--cfg fuzzing`) and for this crate's unit tests, which replay the
+/// committed corpus through them.
+#[cfg(any(fuzzing, test))]
 pub mod fuzzing;
 
 pub use decryptor::{Decryptor, DEFAULT_MAX_WORK_FACTOR};
-pub use encryptor::{Encryptor, SCRYPT_WORK_FACTOR};
+pub use encryptor::Encryptor;
+#[cfg(feature = "client")]
+pub(crate) use encryptor::SCRYPT_WORK_FACTOR;
 pub use error::{Error, HeaderError, KeyError, ProtocolError, Unsupported};
-pub use format::{Format, UnknownFormat, AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER, MAX_HEADER_LEN};
+pub use format::{Format, UnknownFormat};
 pub use io::{DecryptingReader, EncryptingWriter};

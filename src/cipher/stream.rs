@@ -20,29 +20,29 @@ use super::aead::{ChunkAead, DefaultAead, KEY_LEN, NONCE_LEN, TAG_LEN};
 use super::error::{Error, ProtocolError};
 
 /// Plaintext bytes in a full chunk (64 KiB).
-pub const CHUNK_SIZE: usize = 64 * 1024;
+pub(crate) const CHUNK_SIZE: usize = 64 * 1024;
 /// Bytes of authentication tag per chunk.
-pub const TAG_SIZE: usize = TAG_LEN;
+pub(crate) const TAG_SIZE: usize = TAG_LEN;
 /// Ciphertext bytes of a full chunk.
-pub const ENCRYPTED_CHUNK_SIZE: usize = CHUNK_SIZE + TAG_SIZE;
+pub(crate) const ENCRYPTED_CHUNK_SIZE: usize = CHUNK_SIZE + TAG_SIZE;
 /// Bytes of the random payload nonce that follows the header.
-pub const PAYLOAD_NONCE_SIZE: usize = 16;
+pub(crate) const PAYLOAD_NONCE_SIZE: usize = 16;
 
 /// The per-chunk AEAD nonce: an 11-byte big-endian counter and a final flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Nonce {
+pub(crate) struct Nonce {
     counter: u64,
     last: bool,
 }
 
 impl Nonce {
     /// The nonce of chunk `counter`.
-    pub fn new(counter: u64, last: bool) -> Self {
+    pub(crate) fn new(counter: u64, last: bool) -> Self {
         Nonce { counter, last }
     }
 
     /// The 12 bytes fed to ChaCha20-Poly1305.
-    pub fn to_bytes(self) -> [u8; NONCE_LEN] {
+    pub(crate) fn to_bytes(self) -> [u8; NONCE_LEN] {
         let mut n = [0u8; NONCE_LEN];
         // The counter field is 11 bytes; a u64 fills its low 8 bytes.
         n[3..11].copy_from_slice(&self.counter.to_be_bytes());
@@ -64,7 +64,7 @@ pub(crate) fn payload_key(file_key: &FileKey, nonce: &[u8; PAYLOAD_NONCE_SIZE]) 
 }
 
 /// Seals chunks in order: chunk 0, 1, 2, ... and then exactly one final chunk.
-pub struct ChunkSealer<A: ChunkAead = DefaultAead> {
+pub(crate) struct ChunkSealer<A: ChunkAead = DefaultAead> {
     /// Boxed: moving the sealer (and the encryptor holding it) moves a
     /// pointer, not the key, so the one copy the backend wipes on drop is
     /// the only one that lives as long as the stream.
@@ -79,7 +79,7 @@ impl<A: ChunkAead> ChunkSealer<A> {
     /// # Security
     /// A key must never be used for two streams: it is derived from a fresh
     /// random file key and payload nonce per stream.
-    pub fn new(key: &[u8; KEY_LEN]) -> Self {
+    pub(crate) fn new(key: &[u8; KEY_LEN]) -> Self {
         ChunkSealer {
             aead: Box::new(A::new(key)),
             counter: 0,
@@ -91,7 +91,7 @@ impl<A: ChunkAead> ChunkSealer<A> {
     ///
     /// # Panics
     /// If `chunk` is shorter than a tag or longer than [`ENCRYPTED_CHUNK_SIZE`].
-    pub fn seal(&mut self, chunk: &mut [u8], last: bool) -> Result<(), Error> {
+    pub(crate) fn seal(&mut self, chunk: &mut [u8], last: bool) -> Result<(), Error> {
         assert!((TAG_SIZE..=ENCRYPTED_CHUNK_SIZE).contains(&chunk.len()));
         if self.finished {
             return Err(Error::Finished);
@@ -110,13 +110,13 @@ impl<A: ChunkAead> ChunkSealer<A> {
     }
 
     /// Whether the final chunk has been sealed.
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 }
 
 /// Opens chunks in order and tracks the chunk index for error messages.
-pub struct ChunkOpener<A: ChunkAead = DefaultAead> {
+pub(crate) struct ChunkOpener<A: ChunkAead = DefaultAead> {
     /// Boxed, like [`ChunkSealer`]'s.
     aead: Box<A>,
     counter: u64,
@@ -125,7 +125,7 @@ pub struct ChunkOpener<A: ChunkAead = DefaultAead> {
 
 impl<A: ChunkAead> ChunkOpener<A> {
     /// An opener for a payload key.
-    pub fn new(key: &[u8; KEY_LEN]) -> Self {
+    pub(crate) fn new(key: &[u8; KEY_LEN]) -> Self {
         ChunkOpener {
             aead: Box::new(A::new(key)),
             counter: 0,
@@ -134,12 +134,13 @@ impl<A: ChunkAead> ChunkOpener<A> {
     }
 
     /// Index of the next chunk to open.
-    pub fn index(&self) -> u64 {
+    pub(crate) fn index(&self) -> u64 {
         self.counter
     }
 
     /// Whether the final chunk has been opened.
-    pub fn is_finished(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 
@@ -147,7 +148,7 @@ impl<A: ChunkAead> ChunkOpener<A> {
     /// the given final flag; returns the plaintext length.
     ///
     /// On failure the buffer contents are unspecified.
-    pub fn open(&mut self, chunk: &mut [u8], last: bool) -> Result<usize, Error> {
+    pub(crate) fn open(&mut self, chunk: &mut [u8], last: bool) -> Result<usize, Error> {
         let plain_len = self.try_open(chunk, last)?;
         self.advance(last)?;
         Ok(plain_len)
@@ -159,7 +160,7 @@ impl<A: ChunkAead> ChunkOpener<A> {
     /// buffer on failure (ring); it must then be at least as long as `chunk`
     /// (it may be empty for backends that preserve it). Returns the plaintext
     /// length and whether the chunk was final.
-    pub fn open_either(
+    pub(crate) fn open_either(
         &mut self,
         chunk: &mut [u8],
         backup: &mut [u8],

@@ -3,9 +3,8 @@
 use std::io::{self, Read, Write};
 
 use super::{DecryptingReader, EncryptingWriter};
-use crate::cipher::aead::ChunkAead;
 
-impl<W: Write, A: ChunkAead> EncryptingWriter<W, A> {
+impl<W: Write> EncryptingWriter<W> {
     /// Writes all pending ciphertext to `inner`.
     fn drain(&mut self) -> io::Result<()> {
         while !self.enc.output().is_empty() {
@@ -28,7 +27,7 @@ impl<W: Write, A: ChunkAead> EncryptingWriter<W, A> {
     }
 }
 
-impl<W: Write, A: ChunkAead> Write for EncryptingWriter<W, A> {
+impl<W: Write> Write for EncryptingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
             self.drain()?;
@@ -46,7 +45,7 @@ impl<W: Write, A: ChunkAead> Write for EncryptingWriter<W, A> {
     }
 }
 
-impl<R: Read, A: ChunkAead> Read for DecryptingReader<R, A> {
+impl<R: Read> Read for DecryptingReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);

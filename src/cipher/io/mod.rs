@@ -7,7 +7,6 @@
 
 use std::io;
 
-use super::aead::{ChunkAead, DefaultAead};
 use super::{Decryptor, Encryptor};
 
 mod blocking;
@@ -24,14 +23,14 @@ mod tokio_io;
 ///
 /// At most one 64 KiB chunk is buffered.
 #[derive(Debug)]
-pub struct EncryptingWriter<W, A: ChunkAead = DefaultAead> {
+pub struct EncryptingWriter<W> {
     inner: W,
-    enc: Encryptor<A>,
+    enc: Encryptor,
 }
 
-impl<W, A: ChunkAead> EncryptingWriter<W, A> {
+impl<W> EncryptingWriter<W> {
     /// Wraps `inner`; the header is written with the first write or flush.
-    pub fn new(inner: W, enc: Encryptor<A>) -> Self {
+    pub fn new(inner: W, enc: Encryptor) -> Self {
         EncryptingWriter { inner, enc }
     }
 
@@ -82,15 +81,15 @@ impl<W, A: ChunkAead> EncryptingWriter<W, A> {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct DecryptingReader<R, A: ChunkAead = DefaultAead> {
+pub struct DecryptingReader<R> {
     inner: R,
-    dec: Decryptor<A>,
+    dec: Decryptor,
     inner_eof: bool,
 }
 
-impl<R, A: ChunkAead> DecryptingReader<R, A> {
+impl<R> DecryptingReader<R> {
     /// Wraps `inner`.
-    pub fn new(inner: R, dec: Decryptor<A>) -> Self {
+    pub fn new(inner: R, dec: Decryptor) -> Self {
         DecryptingReader {
             inner,
             dec,
@@ -104,7 +103,7 @@ impl<R, A: ChunkAead> DecryptingReader<R, A> {
     }
 
     /// The decryptor (e.g. to see the detected [`Format`](super::Format)).
-    pub fn decryptor(&self) -> &Decryptor<A> {
+    pub fn decryptor(&self) -> &Decryptor {
         &self.dec
     }
 
@@ -146,7 +145,7 @@ impl<R, A: ChunkAead> DecryptingReader<R, A> {
 }
 
 /// The decryptor's input buffer, never empty while input is needed.
-fn input_buffer<A: ChunkAead>(dec: &mut Decryptor<A>) -> io::Result<&mut [u8]> {
+fn input_buffer(dec: &mut Decryptor) -> io::Result<&mut [u8]> {
     let buf = dec.input_buffer();
     if buf.is_empty() {
         // Unreachable when `step_without_input` ran first; never spin.

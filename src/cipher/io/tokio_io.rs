@@ -7,9 +7,8 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{DecryptingReader, EncryptingWriter};
-use crate::cipher::aead::ChunkAead;
 
-impl<W: AsyncWrite + Unpin, A: ChunkAead> EncryptingWriter<W, A> {
+impl<W: AsyncWrite + Unpin> EncryptingWriter<W> {
     /// Writes all pending ciphertext to `inner`.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.enc.output().is_empty() {
@@ -23,7 +22,7 @@ impl<W: AsyncWrite + Unpin, A: ChunkAead> EncryptingWriter<W, A> {
     }
 }
 
-impl<W: AsyncWrite + Unpin, A: ChunkAead> AsyncWrite for EncryptingWriter<W, A> {
+impl<W: AsyncWrite + Unpin> AsyncWrite for EncryptingWriter<W> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -56,7 +55,7 @@ impl<W: AsyncWrite + Unpin, A: ChunkAead> AsyncWrite for EncryptingWriter<W, A> 
     }
 }
 
-impl<R: AsyncRead + Unpin, A: ChunkAead> AsyncRead for DecryptingReader<R, A> {
+impl<R: AsyncRead + Unpin> AsyncRead for DecryptingReader<R> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

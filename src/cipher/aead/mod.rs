@@ -19,34 +19,23 @@
 compile_error!("enable at least one AEAD backend feature: `openssl`, `ring` or `rustcrypto`");
 
 /// Key length of ChaCha20-Poly1305.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 /// Nonce length of ChaCha20-Poly1305 (IETF variant).
-pub const NONCE_LEN: usize = 12;
+pub(crate) const NONCE_LEN: usize = 12;
 /// Length of the Poly1305 authentication tag.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 
 /// The AEAD rejected a ciphertext (wrong key, nonce, AAD or tag).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AeadFailure;
+pub(crate) struct AeadFailure;
 
 /// ChaCha20-Poly1305 with in-place operation and a detached tag.
 ///
 /// The methods take `&mut self` so a backend can keep one reusable cipher
-/// context per key (OpenSSL's `EVP_CIPHER_CTX`).
-///
-/// ```
-/// use zebrastream::cipher::aead::{ChunkAead, DefaultAead, KEY_LEN, NONCE_LEN};
-///
-/// let mut aead = DefaultAead::new(&[7; KEY_LEN]);
-/// let mut buf = *b"attack at dawn";
-/// let tag = aead.seal_in_place(&[0; NONCE_LEN], b"", &mut buf);
-/// aead.open_in_place(&[0; NONCE_LEN], b"", &mut buf, &tag).unwrap();
-/// assert_eq!(&buf, b"attack at dawn");
-/// ```
-pub trait ChunkAead: Sized + Send + Sync + Unpin {
-    /// Short name of the backend, for benchmarks and diagnostics.
-    const NAME: &'static str;
-
+/// context per key (OpenSSL's `EVP_CIPHER_CTX`). Each implementation's
+/// round trip is a unit test below, and each passes the Wycheproof vectors
+/// (`wycheproof.rs`).
+pub(crate) trait ChunkAead: Sized + Send + Sync + Unpin {
     /// Whether a failed [`open_in_place`](Self::open_in_place) leaves the
     /// ciphertext intact (RustCrypto checks the tag first; ring decrypts
     /// and then zeroes). When false, a retry needs a copy.
@@ -78,38 +67,41 @@ pub trait ChunkAead: Sized + Send + Sync + Unpin {
 /// The backend the encryptor and decryptor use: ring for short buffers,
 /// OpenSSL for long ones (see [`SizeSplitAead`]).
 #[cfg(all(feature = "openssl", feature = "ring"))]
-pub type DefaultAead = SizeSplitAead<RingAead, OpenSslAead>;
+pub(crate) type DefaultAead = SizeSplitAead<RingAead, OpenSslAead>;
 /// The backend the encryptor and decryptor use.
 #[cfg(all(feature = "openssl", not(feature = "ring")))]
-pub type DefaultAead = OpenSslAead;
+pub(crate) type DefaultAead = OpenSslAead;
 /// The backend the encryptor and decryptor use.
 #[cfg(all(feature = "ring", not(feature = "openssl")))]
-pub type DefaultAead = RingAead;
+pub(crate) type DefaultAead = RingAead;
 /// The backend the encryptor and decryptor use.
 #[cfg(all(
     feature = "rustcrypto",
     not(any(feature = "openssl", feature = "ring"))
 ))]
-pub type DefaultAead = RustCryptoAead;
+pub(crate) type DefaultAead = RustCryptoAead;
 
 /// Buffers longer than this go to the large-buffer backend of a
 /// [`SizeSplitAead`]. Measured crossover of ring and OpenSSL here: ring is
 /// faster up to 2 KiB (OpenSSL's EVP dispatch costs ≈ 0.5 µs per call),
 /// OpenSSL from 4 KiB on (1.8× ring at 64 KiB).
-pub const SIZE_SPLIT_THRESHOLD: usize = 2048;
+// Used only when both OpenSSL and ring are compiled in (the unit tests
+// check the split in every build).
+#[cfg_attr(not(all(feature = "openssl", feature = "ring")), allow(dead_code))]
+pub(crate) const SIZE_SPLIT_THRESHOLD: usize = 2048;
 
 /// Two backends of the same cipher, chosen per call by buffer length: `S`
 /// for buffers of up to [`SIZE_SPLIT_THRESHOLD`] bytes, `L` above.
 ///
 /// Both compute the same ChaCha20-Poly1305, so a chunk sealed by one opens
 /// with the other; this only picks the faster code for each size.
-pub struct SizeSplitAead<S, L> {
+#[cfg_attr(not(all(feature = "openssl", feature = "ring")), allow(dead_code))]
+pub(crate) struct SizeSplitAead<S, L> {
     small: S,
     large: L,
 }
 
 impl<S: ChunkAead, L: ChunkAead> ChunkAead for SizeSplitAead<S, L> {
-    const NAME: &'static str = "size-split";
     const OPEN_PRESERVES_ON_FAILURE: bool =
         S::OPEN_PRESERVES_ON_FAILURE && L::OPEN_PRESERVES_ON_FAILURE;
 
@@ -161,7 +153,7 @@ impl<S: ChunkAead, L: ChunkAead> ChunkAead for SizeSplitAead<S, L> {
 /// `chacha20_poly1305_cleanup` does the same with `OPENSSL_cleanse`);
 /// `tests/cipher_wipe_openssl.rs` checks it against the linked OpenSSL.
 #[cfg(feature = "openssl")]
-pub struct OpenSslAead(openssl::cipher_ctx::CipherCtx);
+pub(crate) struct OpenSslAead(openssl::cipher_ctx::CipherCtx);
 
 #[cfg(feature = "openssl")]
 impl OpenSslAead {
@@ -197,7 +189,6 @@ impl OpenSslAead {
 
 #[cfg(feature = "openssl")]
 impl ChunkAead for OpenSslAead {
-    const NAME: &'static str = "openssl";
     // Decryption runs before the tag check, so a failure leaves garbage
     // plaintext, which `open_in_place` zeroes.
     const OPEN_PRESERVES_ON_FAILURE: bool = false;
@@ -250,7 +241,7 @@ impl ChunkAead for OpenSslAead {
 /// overwrites that storage in place; copies that moves left behind before
 /// it reached its final place are out of reach.
 #[cfg(feature = "ring")]
-pub struct RingAead(ring::aead::LessSafeKey);
+pub(crate) struct RingAead(ring::aead::LessSafeKey);
 
 #[cfg(feature = "ring")]
 impl RingAead {
@@ -282,7 +273,6 @@ impl Drop for RingAead {
 
 #[cfg(feature = "ring")]
 impl ChunkAead for RingAead {
-    const NAME: &'static str = "ring";
     const OPEN_PRESERVES_ON_FAILURE: bool = false;
 
     fn new(key: &[u8; KEY_LEN]) -> Self {
@@ -334,12 +324,16 @@ impl ChunkAead for RingAead {
 
 /// RustCrypto's pure-Rust `chacha20poly1305`, which zeroizes its key on
 /// drop.
+///
+/// [`DefaultAead`] only when neither OpenSSL nor ring is compiled in; with
+/// them it is built for the unit tests alone (each backend compiled in is
+/// checked against Wycheproof).
 #[cfg(feature = "rustcrypto")]
-pub struct RustCryptoAead(chacha20poly1305::ChaCha20Poly1305);
+#[cfg_attr(any(feature = "openssl", feature = "ring"), allow(dead_code))]
+pub(crate) struct RustCryptoAead(chacha20poly1305::ChaCha20Poly1305);
 
 #[cfg(feature = "rustcrypto")]
 impl ChunkAead for RustCryptoAead {
-    const NAME: &'static str = "rustcrypto";
     const OPEN_PRESERVES_ON_FAILURE: bool = true;
 
     fn new(key: &[u8; KEY_LEN]) -> Self {
@@ -373,6 +367,9 @@ impl ChunkAead for RustCryptoAead {
             .map_err(|_| AeadFailure)
     }
 }
+
+#[cfg(test)]
+mod wycheproof;
 
 #[cfg(test)]
 mod tests {
@@ -413,7 +410,6 @@ mod tests {
     }
 
     impl<const LARGE: bool> ChunkAead for Recorder<LARGE> {
-        const NAME: &'static str = "recorder";
         // Differs per side, so the split's combination of the two is visible.
         const OPEN_PRESERVES_ON_FAILURE: bool = LARGE;
 
