@@ -787,7 +787,7 @@ mod tests {
         // The header alone, three full chunks (4-byte length, 64 KiB, 16-byte
         // tag), the flushed partial chunk (200,000 - 3 × 65,536 = 3,392
         // bytes), the final chunk of 10 bytes.
-        let identifier = crate::cipher::AGE_RT_IDENTIFIER.as_bytes();
+        let identifier = crate::cipher::Format::AgeRt.identifier().as_bytes();
         assert!(chunks[0].starts_with(identifier), "{sizes:?}");
         assert_eq!(sizes[1..], [65_556, 65_556, 65_556, 3_412, 30], "{sizes:?}");
         let wire = chunks.concat();
