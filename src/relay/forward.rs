@@ -38,7 +38,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Closing a connection whose request body is still arriving makes the
 /// kernel send a reset, which can destroy the status line before the producer
 /// reads it; reading on for a moment lets the producer see the line and stop.
-pub const CONSUMER_GONE_LINGER: Duration = Duration::from_secs(2);
+pub(crate) const CONSUMER_GONE_LINGER: Duration = Duration::from_secs(2);
 
 /// How a transfer ended, as the producer's status lines report it.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ pub(crate) struct Upload {
 }
 
 /// Most bytes read ahead from a producer that waits for its consumer.
-pub const WAITING_READ_AHEAD: usize = 64 * 1024;
+pub(crate) const WAITING_READ_AHEAD: usize = 64 * 1024;
 
 impl Upload {
     pub(crate) fn new(body: Incoming) -> Self {

@@ -68,11 +68,8 @@ pub use config::{
     DEFAULT_DATA_WAIT, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_STREAMS, DEFAULT_STREAM_QUOTA,
 };
-pub use data::FORWARDED_HEADERS;
 pub use error::Error;
-pub use forward::{CONSUMER_GONE_LINGER, WAITING_READ_AHEAD};
 pub use rendezvous::{Presence, StreamStatus};
-pub use server::{H2_CONNECTION_WINDOW, H2_MAX_HEADER_LIST, H2_STREAM_WINDOW, HTTP1_MAX_BUF};
 pub use service::METRICS_PATH;
 pub use tap::{CaptureTap, ForwardTap, TapVerdict};
 pub use target::HEALTH_PATH;

@@ -45,15 +45,15 @@ use super::service::{route, route_metrics};
 
 /// Largest HTTP/1.1 read buffer per connection: bounds request heads and the
 /// size of each chunk read from a producer (and so the bytes in flight).
-pub const HTTP1_MAX_BUF: usize = 64 * 1024;
+pub(crate) const HTTP1_MAX_BUF: usize = 64 * 1024;
 /// h2 flow-control window per stream: bounds the bytes of one upload that
 /// may sit in the relay's receive buffers (and, as the send-buffer cap, in
 /// its send buffers).
-pub const H2_STREAM_WINDOW: u32 = 256 * 1024;
+pub(crate) const H2_STREAM_WINDOW: u32 = 256 * 1024;
 /// h2 flow-control window per connection (shared by its streams).
-pub const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+pub(crate) const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 /// Largest request header list accepted over h2.
-pub const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
+pub(crate) const H2_MAX_HEADER_LIST: u32 = 16 * 1024;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
