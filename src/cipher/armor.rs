@@ -398,4 +398,54 @@ mod tests {
         let spaced = format!("{text} \t\r\n");
         assert_eq!(decode(spaced.as_bytes()).unwrap(), b"hello");
     }
+
+    /// The encryptor's armor through the decryptor, several chunks, fed in
+    /// small pieces; without `accept_armor` armor stays unsupported.
+    #[test]
+    fn armored_files_round_trip_through_the_cipher() {
+        use crate::cipher::{Decryptor, Encryptor, Error, Format, Unsupported};
+        let id = age::x25519::Identity::generate();
+        let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut enc = Encryptor::with_recipients(Format::AgeV1, vec![Box::new(id.to_public())])
+            .unwrap()
+            .armored()
+            .unwrap();
+        let text = enc.encrypt_all(&plain).unwrap();
+        assert!(text.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----\n"));
+        assert!(text.is_ascii());
+
+        let mut dec = Decryptor::with_identities(vec![Box::new(id.clone())]).accept_armor(true);
+        let mut out = Vec::new();
+        for piece in text.chunks(1000) {
+            let mut piece = piece;
+            while !piece.is_empty() {
+                let n = dec.feed(piece).unwrap();
+                piece = &piece[n..];
+                out.extend_from_slice(dec.plaintext());
+                dec.consume_plaintext(dec.plaintext().len());
+            }
+        }
+        loop {
+            dec.finish().unwrap();
+            if dec.plaintext().is_empty() {
+                break;
+            }
+            out.extend_from_slice(dec.plaintext());
+            dec.consume_plaintext(dec.plaintext().len());
+        }
+        assert_eq!(out, plain);
+
+        let refused = Decryptor::with_identities(vec![Box::new(id)]).decrypt_all(&text);
+        assert_eq!(refused, Err(Error::Unsupported(Unsupported::Armor)));
+        let age_rt = Encryptor::with_recipients(
+            Format::AgeRt,
+            vec![Box::new(age::x25519::Identity::generate().to_public())],
+        )
+        .unwrap()
+        .armored();
+        assert_eq!(
+            age_rt.err(),
+            Some(Error::Unsupported(Unsupported::ArmoredAgeRt))
+        );
+    }
 }
