@@ -196,6 +196,10 @@ fn parse_line(
             if line.is_empty() {
                 return Err(ArmorError::EmptyLine { line: line_no });
             }
+            // Base64 has no `-`: a damaged or truncated END line.
+            if line.starts_with(b"-") {
+                return Err(ArmorError::BadEndLine { line: line_no });
+            }
             if line.len() > COLUMNS {
                 return Err(ArmorError::LineTooLong { line: line_no });
             }

@@ -155,6 +155,12 @@ pub enum ArmorError {
         /// 1-based line number.
         line: usize,
     },
+    /// A line that starts like the END line (with `-`) but is not it.
+    #[error("line {line} is not `-----END AGE ENCRYPTED FILE-----`")]
+    BadEndLine {
+        /// 1-based line number.
+        line: usize,
+    },
     /// A line after a short base64 line that is not the END line.
     #[error(
         "line {line} is not `-----END AGE ENCRYPTED FILE-----` although the line before \
