@@ -22,6 +22,25 @@ fn keygen(sb: &Sandbox) -> String {
         .to_owned()
 }
 
+/// `encrypt -a` of `plain.bin` to `recipient`, into `out`.
+fn encrypt_armored(sb: &Sandbox, recipient: &str, out: &str) {
+    run(
+        sb,
+        &["encrypt", "-a", "-r", recipient, "-o", out, "plain.bin"],
+    )
+    .expect_code(0);
+}
+
+/// Runs `age` or `rage` in the sandbox; it must succeed.
+fn run_tool(sb: &Sandbox, tool: &std::path::Path, args: &[&str]) -> cli_support::Finished {
+    let mut cmd = std::process::Command::new(tool);
+    sb.apply(&mut cmd);
+    cmd.args(args);
+    let out = Proc::spawn(cmd, None).finish();
+    out.expect_code(0);
+    out
+}
+
 #[test]
 fn age_and_rage_read_our_armor_and_we_read_theirs() {
     let sb = Sandbox::new();
@@ -31,19 +50,7 @@ fn age_and_rage_read_our_armor_and_we_read_theirs() {
         let plain = data(len, 45);
         sb.file("plain.bin", &plain);
         // -a alone selects the age format.
-        run(
-            &sb,
-            &[
-                "encrypt",
-                "-a",
-                "-r",
-                &recipient,
-                "-o",
-                "ours.age",
-                "plain.bin",
-            ],
-        )
-        .expect_code(0);
+        encrypt_armored(&sb, &recipient, "ours.age");
         let text = std::fs::read(sb.home().join("ours.age")).unwrap();
         assert!(text.starts_with(BEGIN.as_bytes()), "{len}");
         assert!(text.ends_with(b"\n-----END AGE ENCRYPTED FILE-----\n"));
@@ -56,17 +63,10 @@ fn age_and_rage_read_our_armor_and_we_read_theirs() {
             let Some(path) = support::tool(tool) else {
                 continue;
             };
-            let mut cmd = std::process::Command::new(&path);
-            sb.apply(&mut cmd);
-            cmd.args(["-d", "-i", "id.txt", "ours.age"]);
-            let out = Proc::spawn(cmd, None).finish();
-            out.expect_code(0);
+            let out = run_tool(&sb, &path, &["-d", "-i", "id.txt", "ours.age"]);
             assert_eq!(out.stdout, plain, "{tool} -d, {len} bytes");
-
-            let mut cmd = std::process::Command::new(&path);
-            sb.apply(&mut cmd);
-            cmd.args(["-a", "-r", &recipient, "-o", "theirs.age", "plain.bin"]);
-            Proc::spawn(cmd, None).finish().expect_code(0);
+            let args = ["-a", "-r", &recipient, "-o", "theirs.age", "plain.bin"];
+            run_tool(&sb, &path, &args);
             let theirs = std::fs::read(sb.home().join("theirs.age")).unwrap();
             assert!(theirs.starts_with(BEGIN.as_bytes()), "{tool} -a");
             let out = run(&sb, &["decrypt", "-i", "id.txt", "theirs.age"]);
@@ -105,19 +105,7 @@ fn damaged_armor_fails_with_exit_8_and_names_the_problem() {
     let sb = Sandbox::new();
     let recipient = keygen(&sb);
     sb.file("plain.bin", &data(1000, 46));
-    run(
-        &sb,
-        &[
-            "encrypt",
-            "-a",
-            "-r",
-            &recipient,
-            "-o",
-            "good.age",
-            "plain.bin",
-        ],
-    )
-    .expect_code(0);
+    encrypt_armored(&sb, &recipient, "good.age");
     let good = std::fs::read_to_string(sb.home().join("good.age")).unwrap();
     let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
     let last = lines.len() - 1;

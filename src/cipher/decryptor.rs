@@ -200,11 +200,12 @@ impl Decryptor {
         if !self.plaintext().is_empty() || self.failed.is_some() {
             return &mut [];
         }
-        if self.armor.is_some() {
-            return self.armor.as_mut().expect("armored").input_buffer();
-        }
         let space = self.input_space();
-        &mut self.buf[space]
+        match &mut self.armor {
+            // Armored: the text goes to the armor decoder first.
+            Some(armor) => armor.input_buffer(),
+            None => &mut self.buf[space],
+        }
     }
 
     /// Compacts `buf` and returns where the next binary input goes.
@@ -615,7 +616,8 @@ impl Decryptor {
 
 /// Checks the header's first line while it is being read: fails early on
 /// input that cannot become a known identifier, and names ASCII armor
-/// (which we do not decode, possibly after blank lines) as unsupported.
+/// (possibly after blank lines) as unsupported: it gets here only when
+/// [`Decryptor::accept_armor`] is off.
 /// Returns true while only whitespace has been seen.
 fn check_first_line(header: &[u8]) -> Result<bool, Error> {
     const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
