@@ -6,6 +6,7 @@ use age_core::format::{FileKey, Stanza};
 use secrecy::SecretString;
 
 use super::aead::{ChunkAead, DefaultAead};
+use super::armor::ArmorDecoder;
 use super::buffer::PlaintextBuffer;
 use super::error::{Error, HeaderError, ProtocolError, Unsupported};
 use super::format::{
@@ -52,6 +53,10 @@ enum State {
 /// [`commit_input`](Self::commit_input). It never buffers more than one
 /// chunk (plus a few bytes of look-ahead).
 ///
+/// ASCII-armored age v1 files are decoded when
+/// [`accept_armor`](Self::accept_armor) is on (off by default: streams are
+/// binary).
+///
 /// age v1 quirk: the official Python client writes an empty final chunk
 /// after a full 64 KiB chunk, which the age spec forbids. We accept it by
 /// default; [`strict_age_v1`](Self::strict_age_v1) rejects it.
@@ -60,6 +65,10 @@ pub struct Decryptor {
     passphrases: Vec<SecretString>,
     max_work_factor: u8,
     strict_age_v1: bool,
+    accept_armor: bool,
+    /// The armor decoder, once the input was found to be armored: input
+    /// goes through it, and its binary output into `buf`.
+    armor: Option<Box<ArmorDecoder>>,
     state: State,
     format: Option<Format>,
     header: Vec<u8>,
@@ -92,6 +101,8 @@ impl Decryptor {
             passphrases: Vec::new(),
             max_work_factor: DEFAULT_MAX_WORK_FACTOR,
             strict_age_v1: false,
+            accept_armor: false,
+            armor: None,
             state: State::Header,
             format: None,
             header: Vec::new(),
@@ -138,6 +149,15 @@ impl Decryptor {
         self
     }
 
+    /// Decodes ASCII-armored age v1 input (detected by a first line that
+    /// starts with `-`, after optional whitespace) instead of failing with
+    /// [`Unsupported::Armor`]. Armor violations fail with
+    /// [`Error::Armor`]; armored age-rt with [`Unsupported::ArmoredAgeRt`].
+    pub fn accept_armor(mut self, accept: bool) -> Self {
+        self.accept_armor = accept;
+        self
+    }
+
     /// The detected format, once the first header line has been read.
     pub fn format(&self) -> Option<Format> {
         self.format
@@ -180,6 +200,16 @@ impl Decryptor {
         if !self.plaintext().is_empty() || self.failed.is_some() {
             return &mut [];
         }
+        let space = self.input_space();
+        match &mut self.armor {
+            // Armored: the text goes to the armor decoder first.
+            Some(armor) => armor.input_buffer(),
+            None => &mut self.buf[space],
+        }
+    }
+
+    /// Compacts `buf` and returns where the next binary input goes.
+    fn input_space(&mut self) -> std::ops::Range<usize> {
         self.compact();
         let buffered = self.end - self.start;
         let wanted = match self.state {
@@ -192,12 +222,16 @@ impl Decryptor {
         let space = wanted
             .saturating_sub(buffered)
             .min(self.buf.len() - self.end);
-        &mut self.buf[self.end..self.end + space]
+        self.end..self.end + space
     }
 
     /// Processes `n` bytes written at the start of the last
     /// [`input_buffer`](Self::input_buffer).
     pub fn commit_input(&mut self, n: usize) -> Result<(), Error> {
+        if let Some(armor) = &mut self.armor {
+            armor.commit(n);
+            return self.run();
+        }
         assert!(
             self.end + n <= self.buf.len(),
             "committed more than the input buffer"
@@ -231,6 +265,19 @@ impl Decryptor {
     /// the end, so this may release plaintext: take it and call `finish`
     /// again (it is idempotent) until it returns `Ok` with no plaintext.
     pub fn finish(&mut self) -> Result<(), Error> {
+        if let Some(armor) = &mut self.armor {
+            armor.finish();
+            self.run()?;
+            if !self.plaintext().is_empty() {
+                return Ok(());
+            }
+            // All the text is decoded: it must have ended with the END line.
+            let complete = self.armor.as_ref().expect("armored").check_complete();
+            if let Err(e) = complete {
+                self.failed = Some(e.clone().into());
+                return Err(e.into());
+            }
+        }
         self.eof = true;
         self.run()
     }
@@ -270,12 +317,62 @@ impl Decryptor {
     /// Runs the state machine, latching the first error.
     fn run(&mut self) -> Result<(), Error> {
         self.check_failed()?;
-        let result = self.process();
+        let result = self.step();
         if let Err(e) = &result {
             self.failed = Some(e.clone());
             self.plain = (0, 0);
         }
         result
+    }
+
+    /// Processes the input: binary directly, armored through the decoder.
+    fn step(&mut self) -> Result<(), Error> {
+        if self.armor.is_none() && self.accept_armor && self.format.is_none() {
+            let first = self
+                .header
+                .iter()
+                .chain(&self.buf[self.start..self.end])
+                .find(|b| !b.is_ascii_whitespace());
+            if first == Some(&b'-') {
+                self.start_armor();
+            }
+        }
+        if self.armor.is_none() {
+            return self.process();
+        }
+        loop {
+            self.process()?;
+            if self.format == Some(Format::AgeRt) {
+                return Err(Unsupported::ArmoredAgeRt.into());
+            }
+            if !self.plaintext().is_empty() {
+                return Ok(());
+            }
+            let space = self.input_space();
+            if space.is_empty() {
+                return Ok(());
+            }
+            let armor = self.armor.as_mut().expect("armored");
+            let n = armor.read(&mut self.buf[space])?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.end += n;
+        }
+    }
+
+    /// Switches to armored input: everything read so far, without the
+    /// leading whitespace, is armor text.
+    fn start_armor(&mut self) {
+        let mut text = std::mem::take(&mut self.header);
+        text.extend_from_slice(&self.buf[self.start..self.end]);
+        let skip = text
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(text.len());
+        self.armor = Some(Box::new(ArmorDecoder::new(&text[skip..])));
+        self.start = 0;
+        self.end = 0;
     }
 
     /// Moves unprocessed bytes to the front once all plaintext is taken.
@@ -519,7 +616,8 @@ impl Decryptor {
 
 /// Checks the header's first line while it is being read: fails early on
 /// input that cannot become a known identifier, and names ASCII armor
-/// (which we do not decode, possibly after blank lines) as unsupported.
+/// (possibly after blank lines) as unsupported: it gets here only when
+/// [`Decryptor::accept_armor`] is off.
 /// Returns true while only whitespace has been seen.
 fn check_first_line(header: &[u8]) -> Result<bool, Error> {
     const ARMOR_BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";

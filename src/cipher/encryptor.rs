@@ -10,8 +10,9 @@ use secrecy::SecretString;
 use zeroize::Zeroize;
 
 use super::aead::DefaultAead;
+use super::armor::ArmorEncoder;
 use super::buffer::PlaintextBuffer;
-use super::error::Error;
+use super::error::{Error, Unsupported};
 use super::format::{write_header, Format};
 use super::stream::{payload_key, ChunkSealer, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
 
@@ -84,6 +85,9 @@ pub struct Encryptor {
     /// proves the sealed chunk was not the last, and starts the next chunk.
     carry: Option<u8>,
     request: Request,
+    /// With [`armored`](Self::armored): the ciphertext is moved into this
+    /// encoder as soon as it is produced, and its text is the output.
+    armor: Option<ArmorEncoder>,
 }
 
 impl Encryptor {
@@ -158,7 +162,24 @@ impl Encryptor {
             taken: 0,
             carry: None,
             request: Request::None,
+            armor: None,
         })
+    }
+
+    /// Writes the age v1 file in ASCII armor (`-----BEGIN AGE ENCRYPTED
+    /// FILE-----`, base64 at 64 columns, the END line), as `age -a` does.
+    /// Call it before taking any output. Fails with
+    /// [`Unsupported::ArmoredAgeRt`] for age-rt: the armor is defined for
+    /// age v1 files, and age-rt's flushes would be lost in it (a partial
+    /// base64 line cannot be decoded before its end).
+    pub fn armored(mut self) -> Result<Self, Error> {
+        if self.format != Format::AgeV1 {
+            return Err(Unsupported::ArmoredAgeRt.into());
+        }
+        assert_eq!(self.preamble_taken, 0, "armored() after output was taken");
+        self.armor = Some(ArmorEncoder::new());
+        self.encode_armor();
+        Ok(self)
     }
 
     /// The format being written.
@@ -175,13 +196,14 @@ impl Encryptor {
         if self.request == Request::Finish || self.sealer.is_finished() {
             return Err(Error::Finished);
         }
-        if data.is_empty() || self.sealed.is_some() {
+        if data.is_empty() || self.output_pending() {
             return Ok(0);
         }
         if self.fill == CHUNK_SIZE {
             // A full chunk and more data: the chunk is not the last one.
             self.seal(false)?;
             self.carry = Some(data[0]);
+            self.encode_armor();
             return Ok(1);
         }
         let n = data.len().min(CHUNK_SIZE - self.fill);
@@ -196,7 +218,7 @@ impl Encryptor {
     /// is pending, after `finish`, or when the chunk is full: then
     /// [`flush`](Self::flush) (age-rt), `write` the next bytes, or `finish`.
     pub fn input_buffer(&mut self) -> &mut [u8] {
-        if self.sealed.is_some() || self.request == Request::Finish || self.sealer.is_finished() {
+        if self.output_pending() || self.request == Request::Finish || self.sealer.is_finished() {
             return &mut [];
         }
         &mut self.chunk[LEN_PREFIX + self.fill..LEN_PREFIX + CHUNK_SIZE]
@@ -223,6 +245,7 @@ impl Encryptor {
             self.request = Request::Flush;
         }
         self.settle();
+        self.encode_armor();
     }
 
     /// Ends the stream: the pending plaintext becomes the final chunk (empty
@@ -231,10 +254,19 @@ impl Encryptor {
     pub fn finish(&mut self) {
         self.request = Request::Finish;
         self.settle();
+        self.encode_armor();
     }
 
     /// Ciphertext ready to send (empty when there is none).
     pub fn output(&self) -> &[u8] {
+        match &self.armor {
+            Some(armor) => armor.output(),
+            None => self.binary_output(),
+        }
+    }
+
+    /// The binary ciphertext ready (moved into the armor when armored).
+    fn binary_output(&self) -> &[u8] {
         if self.preamble_taken < self.preamble.len() {
             return &self.preamble[self.preamble_taken..];
         }
@@ -253,6 +285,40 @@ impl Encryptor {
             n <= self.output().len(),
             "consumed more output than available"
         );
+        if let Some(armor) = &mut self.armor {
+            armor.consume(n);
+            return;
+        }
+        self.consume_binary(n);
+    }
+
+    /// Whether output is waiting to be taken (new plaintext waits for it).
+    fn output_pending(&self) -> bool {
+        self.sealed.is_some() || self.armor.as_ref().is_some_and(|a| !a.output().is_empty())
+    }
+
+    /// Moves all binary output into the armor encoder, and ends the armor
+    /// after the final chunk. Does nothing when not armored.
+    fn encode_armor(&mut self) {
+        let Some(mut armor) = self.armor.take() else {
+            return;
+        };
+        loop {
+            let out = self.binary_output();
+            if out.is_empty() {
+                break;
+            }
+            let n = out.len();
+            armor.encode(out);
+            self.consume_binary(n);
+        }
+        if self.sealer.is_finished() {
+            armor.finish();
+        }
+        self.armor = Some(armor);
+    }
+
+    fn consume_binary(&mut self, n: usize) {
         if self.preamble_taken < self.preamble.len() {
             self.preamble_taken += n;
             return;

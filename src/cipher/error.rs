@@ -34,6 +34,9 @@ pub enum Error {
     /// The chunk framing is invalid (bad length, trailing data, ...).
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The ASCII armor around an age v1 file is malformed.
+    #[error("invalid armor: {0}")]
+    Armor(#[from] ArmorError),
     /// The stream or key uses a feature this implementation does not support.
     #[error("unsupported: {0}")]
     Unsupported(#[from] Unsupported),
@@ -117,9 +120,65 @@ pub enum Unsupported {
     /// A key of a type we cannot use, e.g. a hybrid post-quantum identity.
     #[error("key type {0}")]
     KeyType(String),
-    /// ASCII-armored input.
+    /// ASCII-armored input to a decryptor that does not
+    /// [accept armor](super::Decryptor::accept_armor).
     #[error("ASCII armor")]
     Armor,
+    /// ASCII armor for age-rt: the armor is defined for age v1 files only.
+    #[error("ASCII armor for age-rt (armor is defined for age v1 only)")]
+    ArmoredAgeRt,
+}
+
+/// Violations of the age ASCII armor rules (C2SP age spec): what is wrong,
+/// and on which line (the BEGIN line is line 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArmorError {
+    /// The first line is not exactly `-----BEGIN AGE ENCRYPTED FILE-----`.
+    #[error("the first line is not `-----BEGIN AGE ENCRYPTED FILE-----`")]
+    BadBeginLine,
+    /// An empty line between the BEGIN and END lines.
+    #[error("line {line} is empty")]
+    EmptyLine {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A base64 line longer than 64 columns.
+    #[error("line {line} is longer than 64 columns")]
+    LineTooLong {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A line that is not canonical padded base64.
+    #[error("line {line} is not canonical padded base64")]
+    InvalidBase64 {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A line that starts like the END line (with `-`) but is not it.
+    #[error("line {line} is not `-----END AGE ENCRYPTED FILE-----`")]
+    BadEndLine {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A line after a short base64 line that is not the END line.
+    #[error(
+        "line {line} is not `-----END AGE ENCRYPTED FILE-----` although the line before \
+         was shorter than 64 columns (only the last base64 line may be short)"
+    )]
+    ExpectedEndLine {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The input ended before the END line.
+    #[error("the input ended before the line `-----END AGE ENCRYPTED FILE-----`")]
+    MissingEndLine,
+    /// Something other than whitespace after the END line.
+    #[error("data after the END line")]
+    TrailingData,
+    /// More whitespace after the END line than age accepts.
+    #[error("more than 1024 bytes of whitespace after the END line")]
+    TooMuchTrailingWhitespace,
 }
 
 /// Recipient, identity and key-file problems. Never contains key material.

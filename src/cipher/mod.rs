@@ -64,6 +64,7 @@
 #![warn(unreachable_pub)]
 
 mod aead;
+mod armor;
 mod buffer;
 mod decryptor;
 mod encryptor;
@@ -83,6 +84,6 @@ pub use decryptor::{Decryptor, DEFAULT_MAX_WORK_FACTOR};
 pub use encryptor::Encryptor;
 #[cfg(feature = "client")]
 pub(crate) use encryptor::SCRYPT_WORK_FACTOR;
-pub use error::{Error, HeaderError, KeyError, ProtocolError, Unsupported};
+pub use error::{ArmorError, Error, HeaderError, KeyError, ProtocolError, Unsupported};
 pub use format::{Format, UnknownFormat};
 pub use io::{DecryptingReader, EncryptingWriter};

@@ -58,6 +58,7 @@ pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
             format!("not a valid age-rt/age stream ({h}); was it sent unencrypted (--plain)?"),
         ),
         E::Protocol(p) => (ExitKind::Decryption, format!("invalid encrypted stream: {p}")),
+        E::Armor(a) => (ExitKind::Decryption, format!("invalid ASCII armor: {a}")),
         E::Unsupported(u) => (ExitKind::Decryption, format!("cannot decrypt: unsupported {u}")),
         E::Key(k) => (ExitKind::Usage, format!("{k}")),
         E::InvalidRecipients(why) => (ExitKind::Usage, format!("invalid recipients: {why}")),
