@@ -58,6 +58,11 @@ pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
             format!("not a valid age-rt/age stream ({h}); was it sent unencrypted (--plain)?"),
         ),
         E::Protocol(p) => (ExitKind::Decryption, format!("invalid encrypted stream: {p}")),
+        // Cut off before its END line: a truncated file, as for binary input.
+        E::Armor(cipher::ArmorError::MissingEndLine) => (
+            ExitKind::Truncated,
+            String::from("truncated: the armored input ended before its line `-----END AGE ENCRYPTED FILE-----`; the output is incomplete"),
+        ),
         E::Armor(a) => (ExitKind::Decryption, format!("invalid ASCII armor: {a}")),
         E::Unsupported(u) => (ExitKind::Decryption, format!("cannot decrypt: unsupported {u}")),
         E::Key(k) => (ExitKind::Usage, format!("{k}")),
