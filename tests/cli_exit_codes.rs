@@ -111,18 +111,37 @@ fn exit_3_when_the_relay_refuses_the_token() {
     cmd.env("ZEBRASTREAM_ACCESS_TOKEN", "wrong-token");
     let out = cli_support::Proc::spawn(cmd, Some(b"x".to_vec())).finish();
     out.expect_code(3);
+    // The relay's reason is shown, beside what to check.
     assert!(
-        out.stderr.contains("ZEBRASTREAM_ACCESS_TOKEN"),
+        out.stderr.contains("HTTP 401: unknown access token")
+            && out.stderr.contains("ZEBRASTREAM_ACCESS_TOKEN"),
         "{}",
         out.stderr
     );
     // No token at all: also 3, from the relay's 401.
-    sb.spawn(
-        &["write", "--plain", "-U", url, "-t", "5", "-s", "/t/auth"],
-        Some(b"x".to_vec()),
-    )
-    .finish()
-    .expect_code(3);
+    let out = sb
+        .spawn(
+            &["write", "--plain", "-U", url, "-t", "5", "-s", "/t/auth"],
+            Some(b"x".to_vec()),
+        )
+        .finish();
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains("HTTP 401: missing access token"),
+        "{}",
+        out.stderr
+    );
+    // A write token used to read: 403, and the relay says why.
+    let mut cmd = sb.cmd(&["read", "--plain", "-U", url, "-t", "5", "-s", "/t/auth"]);
+    cmd.env("ZEBRASTREAM_ACCESS_TOKEN", "right-token");
+    let out = cli_support::Proc::spawn(cmd, None).finish();
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains("HTTP 403: access token does not grant Read access to this path"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -313,12 +313,12 @@ async fn wrong_token_is_an_auth_error() {
     let err = StreamWriter::connect(&base("wrong"), &Sealing::Plain)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Auth { status: 401 }), "{err:?}");
+    assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
     // A write token does not allow reading.
     let err = StreamReader::connect(&base("write-secret"), &Opening::Plain)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
+    assert!(matches!(err, Error::Auth { status: 403, .. }), "{err:?}");
     let no_token = Config::builder("/auth/s")
         .connect_url(relay.connect_url())
         .no_access_token()
@@ -327,7 +327,7 @@ async fn wrong_token_is_an_auth_error() {
     let err = StreamWriter::connect(&no_token, &Sealing::Plain)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Auth { status: 401 }), "{err:?}");
+    assert!(matches!(err, Error::Auth { status: 401, .. }), "{err:?}");
 }
 
 /// Starts a transfer, lets `bytes` through, and returns both ends.

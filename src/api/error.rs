@@ -92,12 +92,16 @@ pub enum Error {
     #[error("cannot build the HTTP client: {0}")]
     ClientSetup(#[source] reqwest::Error),
     /// The relay refused the access token (HTTP 401 or 403).
-    #[error("{operation} rejected the access token (HTTP {status})")]
+    #[error("{operation} rejected the access token (HTTP {status}{})", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
     Auth {
         /// The exchange that was refused.
         operation: Operation,
         /// 401 or 403.
         status: u16,
+        /// The relay's reason (the first line of its answer, at most 200
+        /// characters, printable ASCII only), if it gave one: e.g. that the
+        /// token expired, or grants another access mode or path.
+        reason: Option<String>,
     },
     /// The peer did not show up within the connect timeout.
     #[error("no peer connected within {0:?}")]
@@ -307,7 +311,11 @@ impl Error {
         reason: Option<String>,
     ) -> Error {
         match status.as_u16() {
-            status @ (401 | 403) => Error::Auth { operation, status },
+            status @ (401 | 403) => Error::Auth {
+                operation,
+                status,
+                reason,
+            },
             409 => Error::Busy { operation },
             status => Error::Status {
                 operation,
@@ -323,7 +331,7 @@ impl Error {
     pub(crate) async fn from_response(operation: Operation, response: reqwest::Response) -> Error {
         let status = response.status();
         let reason = match status.as_u16() {
-            401 | 403 | 409 => None,
+            409 => None,
             _ => read_reason(response).await,
         };
         Error::from_status(operation, status, reason)

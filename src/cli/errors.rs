@@ -77,10 +77,11 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
     use client::Error as E;
     let peer = side.peer();
     let (kind, what) = match error {
-        E::Auth { status } => (
+        E::Auth { status, reason } => (
             ExitKind::Auth,
             format!(
-                "the relay refused the access token (HTTP {status}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (a token is for read or for write, on a path)"
+                "the relay refused the access token (HTTP {status}{}); set ZEBRASTREAM_ACCESS_TOKEN, 'access_token' in the config, or -a (a token is for read or for write, on a path)",
+                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
             ),
         ),
         E::ConnectTimeout(after) => (
@@ -211,7 +212,13 @@ mod tests {
     fn exit_codes_follow_the_error_class() {
         let s = "/trial";
         let c = |e: client::Error| client_failure(s, Side::Producer, &e).kind;
-        assert_eq!(c(client::Error::Auth { status: 401 }), ExitKind::Auth);
+        assert_eq!(
+            c(client::Error::Auth {
+                status: 401,
+                reason: None
+            }),
+            ExitKind::Auth
+        );
         assert_eq!(
             c(client::Error::ConnectTimeout(
                 std::time::Duration::from_secs(2)

@@ -18,10 +18,12 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
     /// The relay refused the access token (HTTP 401 or 403).
-    #[error("the relay refused the access token (HTTP {status})")]
+    #[error("the relay refused the access token (HTTP {status}{})", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
     Auth {
         /// 401 or 403.
         status: u16,
+        /// The relay's reason, if it gave one (see [`api::Error::Auth`]).
+        reason: Option<String>,
     },
     /// The peer did not connect within the connect timeout.
     #[error("no peer connected within {0:?}")]
@@ -153,7 +155,7 @@ impl From<api::Error> for Error {
     fn from(error: api::Error) -> Error {
         use api::Error as A;
         match error {
-            A::Auth { status, .. } => Error::Auth { status },
+            A::Auth { status, reason, .. } => Error::Auth { status, reason },
             A::ConnectTimeout(after) => Error::ConnectTimeout(after),
             A::PeerDisconnected => Error::PeerDisconnected,
             A::BodyAborted {
@@ -212,9 +214,10 @@ mod tests {
         assert!(matches!(
             Error::from(api::Error::Auth {
                 operation: api::Operation::Connect,
-                status: 403
+                status: 403,
+                reason: Some("access token does not grant Read access to this path".into()),
             }),
-            Error::Auth { status: 403 }
+            Error::Auth { status: 403, reason: Some(r) } if r.contains("Read access")
         ));
         let aborted = api::Error::BodyAborted {
             operation: api::Operation::Download,

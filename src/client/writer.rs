@@ -698,7 +698,7 @@ mod tests {
         );
         let writer = writer_against(Script::Status(403)).await;
         let err = run(writer).await;
-        assert!(matches!(err, Error::Auth { status: 403 }), "{err:?}");
+        assert!(matches!(err, Error::Auth { status: 403, .. }), "{err:?}");
     }
 
     /// A relay that speaks raw HTTP/1.1 and records the size of every chunk
