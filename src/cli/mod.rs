@@ -34,26 +34,6 @@ use clap::{Args, Parser, Subcommand};
 
 pub use exit::{CmdResult, ExitKind, Failure};
 
-/// What `write`/`read` (the `side`) say while they wait for their peer on
-/// `subject` (`fresh`: the key exchange comes first): where, and how long.
-pub(crate) fn waiting_notice(
-    side: errors::Side,
-    fresh: bool,
-    subject: &str,
-    config: &zebrastream::client::Config,
-) -> String {
-    let limit = match config.connect_timeout() {
-        Some(t) => format!("up to {} s", t.as_secs_f64()),
-        None => String::from("no time limit; -t sets one"),
-    };
-    let exchange = if fresh { " (key exchange first)" } else { "" };
-    format!(
-        "{subject}: waiting for a {}{exchange} at {} ({limit})",
-        side.peer(),
-        config.connect_url()
-    )
-}
-
 /// How long `write`/`read` keep retrying an unreachable relay or a 5xx answer.
 const CONNECT_RETRY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -270,22 +250,62 @@ fn client_common(
     }
 }
 
-/// The failure of `read`'s or `write`'s connect (the exchange, if any, and
-/// the wait for the peer): clears the progress display and names the stream;
-/// with `skipped_exchange` (a ticket transfer with `--no-forward-secrecy`) a
-/// timeout also says that the peer may be waiting for the key exchange.
-fn connect_failure(
-    error: &zebrastream::client::Error,
-    subject: &str,
+/// How `write`/`read` wait for their peer: what they say while they wait,
+/// and how a failed connect (the key exchange, if any, and the wait) reads.
+struct PeerWait {
     side: errors::Side,
+    subject: String,
+    /// The forward-secrecy exchange runs first.
+    fresh: bool,
+    /// A ticket transfer with `--no-forward-secrecy`: a peer that runs the
+    /// exchange waits on a side path, where we cannot see it.
     skipped_exchange: bool,
-    progress: &progress::Progress,
-) -> Failure {
-    progress.clear();
-    let failure = errors::client_failure(subject, side, error);
-    match skipped_exchange {
-        true => forward_secrecy::explain_skipped_exchange(failure),
-        false => failure,
+}
+
+impl PeerWait {
+    /// The wait of `side` on the stream `stream` describes.
+    fn of(side: errors::Side, stream: &settings::StreamSettings) -> PeerWait {
+        PeerWait {
+            side,
+            subject: stream.stream_path.clone(),
+            fresh: stream.forward_secrecy,
+            skipped_exchange: stream.ticket.is_some() && !stream.forward_secrecy,
+        }
+    }
+
+    /// What we say while we wait: for whom, where, and how long.
+    fn notice(&self, config: &zebrastream::client::Config) -> String {
+        let limit = match config.connect_timeout() {
+            Some(t) => format!("up to {} s", t.as_secs_f64()),
+            None => String::from("no time limit; -t sets one"),
+        };
+        let exchange = if self.fresh {
+            " (key exchange first)"
+        } else {
+            ""
+        };
+        format!(
+            "{}: waiting for a {}{exchange} at {} ({limit})",
+            self.subject,
+            self.side.peer(),
+            config.connect_url()
+        )
+    }
+
+    /// The failure of the connect: clears the progress display and names
+    /// the stream; after a skipped exchange a timeout also says that the
+    /// peer may be waiting for the key exchange.
+    fn failure(
+        &self,
+        error: &zebrastream::client::Error,
+        progress: &progress::Progress,
+    ) -> Failure {
+        progress.clear();
+        let failure = errors::client_failure(&self.subject, self.side, error);
+        match self.skipped_exchange {
+            true => forward_secrecy::explain_skipped_exchange(failure),
+            false => failure,
+        }
     }
 }
 

@@ -96,6 +96,7 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         stream.command.clone()
     };
     let builder = super::client_common(client::Config::builder(subject.clone()), &stream);
+    let wait = super::PeerWait::of(Side::Consumer, &stream);
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let fresh = stream.forward_secrecy;
     let opening = stream.keys.opening(
@@ -112,7 +113,6 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
     // What "no identity matched" means for a fresh or a ticket stream.
     let refusal_hint =
         (fresh || stream.ticket.is_some()).then(|| forward_secrecy::no_key_hint(fresh));
-    let skipped_exchange = stream.ticket.is_some() && !fresh;
     // Every authenticated byte goes out before the next wait (live output);
     // `-u` flushes after every piece on top.
     let flush = if stream.unbuffered {
@@ -132,17 +132,10 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         // With forward secrecy the library first answers the writer's offer
         // with a one-time key; only that key opens the data stream. Without
         // any key (and no terminal) it refuses the stream, naming what it is.
-        progress.waiting(super::waiting_notice(
-            Side::Consumer,
-            fresh,
-            &subject,
-            &config,
-        ));
+        progress.waiting(wait.notice(&config));
         let mut reader = StreamReader::connect(&config, &opening)
             .await
-            .map_err(|e| {
-                super::connect_failure(&e, &subject, Side::Consumer, skipped_exchange, &progress)
-            })?;
+            .map_err(|e| wait.failure(&e, &progress))?;
         tracing::info!("{subject}: writer connected");
         progress.transferring("received");
         let mut sink = match early_sink {

@@ -105,6 +105,7 @@ pub fn run(
         stream.command.clone()
     };
     let builder = super::client_common(client::Config::builder(subject.clone()), &stream);
+    let wait = super::PeerWait::of(Side::Producer, &stream);
     // Keys first: prompts and key files fail before anyone is kept waiting.
     let fresh = stream.forward_secrecy;
     let sealing = stream.keys.sealing(
@@ -127,7 +128,6 @@ pub fn run(
     let config = builder
         .build()
         .map_err(|e| client_failure(&subject, Side::Producer, &e))?;
-    let skipped_exchange = stream.ticket.is_some() && !fresh;
     let unbuffered = stream.unbuffered;
 
     super::block_on(super::Runtime::SingleStream, async move {
@@ -141,17 +141,10 @@ pub fn run(
         // With forward secrecy the library runs the exchange first: the key
         // is the reader's one-time key, answered to our offer (a key message
         // from any other session is refused before the data stream opens).
-        progress.waiting(super::waiting_notice(
-            Side::Producer,
-            fresh,
-            &subject,
-            &config,
-        ));
+        progress.waiting(wait.notice(&config));
         let mut writer = StreamWriter::connect(&config, &sealing)
             .await
-            .map_err(|e| {
-                super::connect_failure(&e, &subject, Side::Producer, skipped_exchange, &progress)
-            })?;
+            .map_err(|e| wait.failure(&e, &progress))?;
         tracing::info!("{subject}: reader connected");
         progress.transferring("sent");
         // The producer starts only once a reader is there (as in the Python CLI).
