@@ -7,6 +7,7 @@ mod cli_support;
 mod support;
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use cli_support::{Finished, NotARelay, RelayProcess, Sandbox, TestRelay};
 use support::hostile_relay::HostileRelay;
@@ -52,6 +53,47 @@ fn a_relay_that_is_down_is_exit_1_with_the_url_and_refused_not_a_peer_timeout() 
         assert!(!line.contains("mode="), "the query is not shown: {line}");
         assert!(!line.contains("within 5s"), "not a peer timeout: {line}");
     }
+}
+
+/// A relay host that drops SYNs (here: a port whose accept queue is full,
+/// so the kernel drops further handshakes, as a firewall does) and a `-t`
+/// shorter than one TCP connect attempt: the timeout runs out before any
+/// transport error. Still an unreachable relay (exit 1, naming the address),
+/// never "no reader connected" (exit 4).
+#[test]
+fn a_relay_host_that_drops_packets_is_exit_1_not_a_peer_timeout() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    let sb = Sandbox::new();
+    let base = format!("http://127.0.0.1:{port}/v0");
+    for cmd in ["write", "read"] {
+        let out = run(&sb, cmd, &base, "/t/x", &["-t", "2"]);
+        out.expect_code(1);
+        let line = failure_line(&out);
+        assert!(line.contains("could not reach the relay"), "{line}");
+        assert!(
+            line.contains(&format!("no TCP connection to 127.0.0.1:{port} within 2s")),
+            "{line}"
+        );
+    }
+    drop(fillers);
 }
 
 /// Without `-t` the CLI retries for its budget, then names the URL and the

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use super::connect::{connect_request_url, parse_connect_url, parse_data_url};
+use super::error::shown_url;
 use super::origin::{parse_token_origin, TokenOrigins};
 use super::{Download, Error, Operation, RetryPolicy, Upload};
 use crate::protocol::ConnectMode;
@@ -14,6 +15,17 @@ use crate::protocol::ConnectMode;
 /// How long establishing a TCP (and TLS) connection may take, per attempt
 /// (the official client uses the same 10 s).
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the reachability probe after a connect timeout may take.
+const REACHABILITY_PROBE: Duration = Duration::from_secs(1);
+
+/// The `host:port` `url` connects to.
+fn address_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
 
 /// Runs `step` until the deadline, if there is one; `Err(limit)` when it
 /// ran out.
@@ -211,8 +223,21 @@ impl ApiClient {
             let outcome = match until(deadline, self.connect_once(&url)).await {
                 Ok(outcome) => outcome,
                 Err(limit) => {
-                    let unreachable = network_error.filter(|_| !reached);
-                    return Err(unreachable.unwrap_or(Error::ConnectTimeout(limit)));
+                    if let Some(error) = network_error.filter(|_| !reached) {
+                        return Err(error);
+                    }
+                    // No answer and no transport error yet: the attempt may
+                    // still be in its TCP handshake with a host that drops
+                    // packets. A missing peer needs a reachable relay.
+                    if !reached && !self.relay_accepts_connections().await {
+                        return Err(Error::NoConnection {
+                            operation: Operation::Connect,
+                            url: shown_url(&self.connect_url),
+                            address: address_of(&self.connect_url),
+                            after: limit,
+                        });
+                    }
+                    return Err(Error::ConnectTimeout(limit));
                 }
             };
             let error = match outcome {
@@ -247,6 +272,27 @@ impl ApiClient {
                 return Err(network_error.unwrap_or(Error::ConnectTimeout(limit)));
             }
         }
+    }
+
+    /// Whether a TCP connection to the relay completes within
+    /// [`REACHABILITY_PROBE`]. Asked only when a connect timeout ran out
+    /// before any answer. Through an HTTP proxy (`*_PROXY` set) the relay's
+    /// own address says nothing, so it is assumed reachable.
+    async fn relay_accepts_connections(&self) -> bool {
+        let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some() || std::env::var_os(v.to_lowercase()).is_some());
+        if proxied {
+            return true;
+        }
+        let Ok(addresses) = self.connect_url.socket_addrs(|| None) else {
+            return true;
+        };
+        let probe = tokio::net::TcpStream::connect(&addresses[..]);
+        matches!(
+            tokio::time::timeout(REACHABILITY_PROBE, probe).await,
+            Ok(Ok(_))
+        )
     }
 
     async fn connect_once(&self, url: &Url) -> Result<Url, Error> {
@@ -327,6 +373,42 @@ mod tests {
             .retry(fast_retry())
             .build()
             .unwrap()
+    }
+
+    /// A port whose accept queue is full: the kernel drops further SYNs,
+    /// as a firewall or a host that is down does. Returns the port and what
+    /// must stay alive.
+    async fn dropping_syns() -> (u16, Vec<tokio::net::TcpStream>, tokio::net::TcpListener) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut fillers = Vec::new();
+        // Fill the queue (never accepted) until a handshake no longer completes.
+        for _ in 0..8 {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+            match tokio::time::timeout(Duration::from_millis(300), connect).await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                _ => break,
+            }
+        }
+        (port, fillers, listener)
+    }
+
+    /// A relay that never completes the TCP handshake is not a missing peer,
+    /// even when the connect timeout runs out during the first attempt
+    /// (before any transport error could be seen).
+    #[tokio::test]
+    async fn a_relay_that_drops_syns_is_unreachable_not_a_missing_peer() {
+        let (port, _fillers, _listener) = dropping_syns().await;
+        let api = client(&format!("http://127.0.0.1:{port}"), None);
+        let err = api
+            .connect("/s", ConnectMode::AwaitReader, Some(Duration::from_secs(2)))
+            .await
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     }
 
     #[tokio::test]

@@ -141,6 +141,21 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// No TCP connection to the relay could be made before the connect
+    /// timeout ran out: its host did not answer the handshake (a firewall
+    /// dropping packets, a host that is down). Reported instead of
+    /// [`Error::ConnectTimeout`], which would blame a missing peer.
+    #[error("{operation} request to {url}: no TCP connection to {address} within {}s (the host does not answer: a firewall dropping packets, or a host that is down)", .after.as_secs_f64())]
+    NoConnection {
+        /// The exchange that failed.
+        operation: Operation,
+        /// The request URL without query, fragment or credentials.
+        url: String,
+        /// The relay's `host:port`.
+        address: String,
+        /// The connect timeout that ran out.
+        after: Duration,
+    },
     /// A response body (the data of a download, or the status lines of an
     /// upload) ended without its HTTP terminator: the relay or the peer died.
     #[error("the {operation} response was cut off before its end: {source}")]
@@ -340,14 +355,7 @@ impl Error {
     /// Wraps a transport error of a request (no response received).
     pub(crate) fn network(operation: Operation, attempts: u32, source: reqwest::Error) -> Error {
         // The request URL may carry an `accesstoken=` query: never print it.
-        let url = source.url().map_or_else(String::new, |url| {
-            let mut shown = url.clone();
-            shown.set_query(None);
-            shown.set_fragment(None);
-            let _ = shown.set_username("");
-            let _ = shown.set_password(None);
-            shown.to_string()
-        });
+        let url = source.url().map_or_else(String::new, shown_url);
         Error::Network {
             operation,
             url,
@@ -365,8 +373,23 @@ impl Error {
     /// True when the error means the relay was not reached at all (a
     /// transport error before any HTTP response: refused, DNS, TLS, …).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Error::Network { source, .. } if source.is_connect())
+        match self {
+            Error::Network { source, .. } => source.is_connect(),
+            Error::NoConnection { .. } => true,
+            _ => false,
+        }
     }
+}
+
+/// `url` without query, fragment or credentials (the query may carry an
+/// access token), for messages.
+pub(crate) fn shown_url(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
 }
 
 #[cfg(test)]
