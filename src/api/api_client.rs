@@ -87,6 +87,12 @@ pub struct ApiClientBuilder {
 }
 
 impl ApiClientBuilder {
+    /// Replaces the Connect API base URL given to [`ApiClient::builder`].
+    pub(crate) fn connect_url(mut self, connect_url: String) -> Self {
+        self.connect_url = connect_url;
+        self
+    }
+
     /// The access token sent as `Authorization: Bearer …` (none when empty).
     pub fn access_token(mut self, token: Option<SecretString>) -> Self {
         self.token = token.filter(|t| !t.expose_secret().is_empty());

@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use super::Error;
-use crate::api::{self, ApiClient, RetryPolicy};
+use crate::api::{self, ApiClient, ApiClientBuilder, RetryPolicy};
 
 /// The Connect API of the ZebraStream service.
 pub const DEFAULT_CONNECT_URL: &str = "https://connect.zebrastream.io/v0";
@@ -89,15 +89,11 @@ impl Config {
     pub fn builder(stream_path: impl Into<String>) -> ConfigBuilder {
         ConfigBuilder {
             stream_path: stream_path.into(),
-            connect_url: DEFAULT_CONNECT_URL.to_owned(),
-            access_token: None,
+            api: ApiClient::builder(DEFAULT_CONNECT_URL),
             content_type: None,
             connect_timeout: None,
             auto_flush: AutoFlush::Never,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
-            retry: RetryPolicy::default(),
-            root_certificates: Vec::new(),
-            token_origins: Vec::new(),
         }
     }
 
@@ -146,21 +142,18 @@ impl Config {
 #[derive(Debug)]
 pub struct ConfigBuilder {
     stream_path: String,
-    connect_url: String,
-    access_token: Option<SecretString>,
+    /// The connection settings, passed through to the HTTP client.
+    api: ApiClientBuilder,
     content_type: Option<String>,
     connect_timeout: Option<Duration>,
     auto_flush: AutoFlush,
     write_buffer_size: usize,
-    retry: RetryPolicy,
-    root_certificates: Vec<reqwest::Certificate>,
-    token_origins: Vec<String>,
 }
 
 impl ConfigBuilder {
     /// The Connect API base URL (default [`DEFAULT_CONNECT_URL`]).
     pub fn connect_url(mut self, url: impl Into<String>) -> Self {
-        self.connect_url = url.into();
+        self.api = self.api.connect_url(url.into());
         self
     }
 
@@ -168,7 +161,7 @@ impl ConfigBuilder {
     /// URL's origin only (default: none; an empty token means none, as in
     /// the official client).
     pub fn access_token(mut self, token: SecretString) -> Self {
-        self.access_token = Some(token);
+        self.api = self.api.access_token(Some(token));
         self
     }
 
@@ -176,13 +169,14 @@ impl ConfigBuilder {
     /// if it is set (what the official client does by default; here it is
     /// a choice, so a service never sends a token it did not mean to).
     pub fn access_token_from_env(mut self) -> Self {
-        self.access_token = std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from);
+        let token = std::env::var(ACCESS_TOKEN_ENV).ok().map(SecretString::from);
+        self.api = self.api.access_token(token);
         self
     }
 
     /// Sends no access token (the default; clears one given before).
     pub fn no_access_token(mut self) -> Self {
-        self.access_token = None;
+        self.api = self.api.access_token(None);
         self
     }
 
@@ -223,14 +217,13 @@ impl ConfigBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.token_origins
-            .extend(origins.into_iter().map(Into::into));
+        self.api = self.api.token_origins(origins);
         self
     }
 
     /// How failed Connect calls are retried (default [`RetryPolicy::default`]).
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
+        self.api = self.api.retry(retry);
         self
     }
 
@@ -238,7 +231,7 @@ impl ConfigBuilder {
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
         let certificate = reqwest::Certificate::from_pem(pem)
             .map_err(|_| Error::InvalidConfig("the root certificate is not valid PEM".into()))?;
-        self.root_certificates.push(certificate);
+        self.api = self.api.add_root_certificate(certificate);
         Ok(self)
     }
 
@@ -256,16 +249,10 @@ impl ConfigBuilder {
             )));
         }
         // The connect URL and the token origins are parsed here, once.
-        let mut api = ApiClient::builder(&self.connect_url)
-            .access_token(self.access_token)
-            .token_origins(self.token_origins)
-            .retry(self.retry);
-        for certificate in self.root_certificates {
-            api = api.add_root_certificate(certificate);
-        }
+        let api = self.api.build()?;
         Ok(Config {
             stream_path: self.stream_path,
-            api: api.build()?,
+            api,
             content_type: self.content_type,
             connect_timeout: self.connect_timeout,
             auto_flush: self.auto_flush,
