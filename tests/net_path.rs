@@ -67,6 +67,25 @@ impl Rig {
         }
     }
 
+    /// Starts a transfer of `len` bytes over a 4 MB/s link and takes B's end
+    /// of the link down once the reader has written 4 MiB (so mid-transfer).
+    fn transfer_cut_after_4_mib(&self, name: &str, len: usize) -> CutTransfer {
+        self.path.rate_limit(4_000_000);
+        let (payload, input, dir, output) = self.files(name, len);
+        let transfer = self.start_transfer(&format!("/net/{name}"), &input, &output);
+        wait_for_part(&dir, 4 * MIB as u64);
+        let at_down = part_size(&dir);
+        self.path.link_down(&[Side::B]);
+        CutTransfer {
+            payload,
+            dir,
+            output,
+            transfer,
+            at_down,
+            down: Instant::now(),
+        }
+    }
+
     /// Writes `len` bytes of test data to a file in the sandbox and returns
     /// it with its path, and a fresh output directory with the output path.
     fn files(&self, name: &str, len: usize) -> (Vec<u8>, PathBuf, PathBuf, PathBuf) {
@@ -77,6 +96,18 @@ impl Rig {
         let output = dir.join(format!("{name}.out"));
         (payload, input, dir, output)
     }
+}
+
+/// A transfer whose link went down mid-way.
+struct CutTransfer {
+    payload: Vec<u8>,
+    /// The reader's output directory and file.
+    dir: PathBuf,
+    output: PathBuf,
+    transfer: Transfer,
+    /// Output bytes written when the link went down, and when.
+    at_down: u64,
+    down: Instant,
 }
 
 /// A running writer and reader.
@@ -234,37 +265,34 @@ fn sixty_four_mib_over_a_lossy_rate_limited_link_arrive_byte_exact() {
 #[test]
 fn a_five_second_link_outage_mid_transfer_is_ridden_out_by_tcp() {
     let Some(rig) = Rig::start() else { return };
-    rig.path.rate_limit(4_000_000);
-    let (payload, input, dir, output) = rig.files("outage", 16 * MIB);
-    let transfer = rig.start_transfer("/net/outage", &input, &output);
-    wait_for_part(&dir, 4 * MIB as u64);
-    let at_down = part_size(&dir);
-    rig.path.link_down(&[Side::B]);
+    let cut = rig.transfer_cut_after_4_mib("outage", 16 * MIB);
     std::thread::sleep(Duration::from_secs(5));
-    let at_up = part_size(&dir);
+    let at_up = part_size(&cut.dir);
     rig.path.link_up(&[Side::B]);
     let back = Instant::now();
-    let ((w, _), (r, r_done)) = transfer.finish();
+    let ((w, _), (r, r_done)) = cut.transfer.finish();
     eprintln!(
-        "link down at {at_down} bytes, up at {at_up} bytes; the rest took {:.2} s",
+        "link down at {} bytes, up at {at_up} bytes; the rest took {:.2} s",
+        cut.at_down,
         (r_done - back).as_secs_f64()
     );
     assert!(
-        at_up < payload.len() as u64,
+        at_up < cut.payload.len() as u64,
         "the outage must hit the middle of the transfer"
     );
-    assert_delivered(&w, &r, &output, &payload);
+    assert_delivered(&w, &r, &cut.output, &cut.payload);
 }
 
 #[test]
 fn a_link_outage_longer_than_the_tcp_timeouts_fails_both_sides_within_a_bound() {
     let Some(rig) = Rig::start() else { return };
-    rig.path.rate_limit(4_000_000);
-    let (_, input, dir, output) = rig.files("cut", 32 * MIB);
-    let transfer = rig.start_transfer("/net/cut", &input, &output);
-    wait_for_part(&dir, 4 * MIB as u64);
-    rig.path.link_down(&[Side::B]);
-    let down = Instant::now();
+    let CutTransfer {
+        dir,
+        output,
+        transfer,
+        down,
+        ..
+    } = rig.transfer_cut_after_4_mib("cut", 32 * MIB);
     // The link stays down until both sides have given up (or the 90 s
     // hang limit of `Proc::finish` fails the test).
     let ((w, w_done), (r, r_done)) = transfer.finish();
