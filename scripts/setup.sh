@@ -2,7 +2,8 @@
 # Installs what the test suite needs, idempotently:
 #   - a Python venv (.venv) with the official client zebrastream-io 0.5.4 and age-rt 0.2.2
 #   - Debian's `age`, curl, socat (benches), nginx (scale-out test), PostgreSQL
-#     (the pg_dump/psql test), and
+#     (the pg_dump/psql test), iproute2 and nftables (the network-path tests:
+#     namespaces, veth, tc, packet loss; they run as root), and
 #     libssl-dev + pkg-config (the default OpenSSL AEAD backend)
 #   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
 #   - `cargo-deny` 0.20.2 (cargo install, cached in ~/.cargo/bin; ~4 minutes of
@@ -27,6 +28,10 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 # nginx: the load balancer of the scale-out test (deploy/nginx.conf).
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+# iproute2 (`ip netns`, veth, `tc ... tbf`) and nftables (random packet loss):
+# the network-path tests (tests/net_path.rs, tests/support/netns.rs).
+command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -36,6 +41,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     sudo apt-get update -qq >/dev/null
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   fi
+fi
+
+# Under CI a tool still missing after the install fails the run here, not as
+# a skipped test later.
+if [ "${CI:-}" = true ]; then
+  for tool in age curl socat pkg-config ip tc nft; do
+    command -v "$tool" >/dev/null 2>&1 || { log "missing after install: $tool"; exit 1; }
+  done
 fi
 
 # Python venv with the pinned official client (its CLI is also called

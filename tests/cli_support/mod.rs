@@ -324,7 +324,13 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts the relay and waits until it prints its connect URL.
     pub fn start(sb: &Sandbox) -> RelayProcess {
-        let mut cmd = sb.cmd(&["relay", "--open", "--listen", "127.0.0.1:0"]);
+        RelayProcess::spawn(sb.cmd(&["relay", "--open", "--listen", "127.0.0.1:0"]))
+    }
+
+    /// Starts `cmd` (a `zebrastream relay` command line, possibly wrapped,
+    /// e.g. to run in a network namespace) and waits until it prints its
+    /// connect URL.
+    pub fn spawn(mut cmd: Command) -> RelayProcess {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

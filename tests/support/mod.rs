@@ -9,6 +9,7 @@
 pub mod balancer;
 pub mod fault_proxy;
 pub mod hostile_relay;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 
