@@ -21,8 +21,7 @@ use super::response::{boxed, shutting_down, stream_limit, text, timed_out, Relay
 /// Producer headers passed on to the consumer. Nothing else passes: in
 /// particular not `Content-Length` or `Content-Encoding` (the consumer's
 /// response is always chunked and never re-encoded).
-pub(crate) const FORWARDED_HEADERS: [HeaderName; 2] =
-    [header::CONTENT_TYPE, header::CONTENT_DISPOSITION];
+pub(crate) const FORWARDED_HEADERS: [HeaderName; 2] = [header::CONTENT_TYPE, header::CONTENT_DISPOSITION];
 
 /// How often pairing is retried when the other side vanished mid-handshake.
 const PAIRING_ATTEMPTS: usize = 4;
