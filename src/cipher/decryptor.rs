@@ -22,7 +22,8 @@ pub const DEFAULT_MAX_WORK_FACTOR: u8 = 20;
 
 /// Recipient types we recognise but cannot unwrap; a stream addressed only
 /// to them fails with [`Unsupported::RecipientType`].
-const UNSUPPORTED_RECIPIENT_TYPES: &[&str] = &["mlkem768x25519", "mlkem768p256tag", "p256tag"];
+/// (`mlkem768x25519` is supported: `keys::HybridIdentity`.)
+const UNSUPPORTED_RECIPIENT_TYPES: &[&str] = &["mlkem768p256tag", "p256tag"];
 
 const LEN_PREFIX: usize = 4;
 /// Largest age-rt frame: length prefix and a full sealed chunk.
@@ -856,13 +857,13 @@ mod tests {
     fn unsupported_recipient_types_are_named() {
         let (id, _) = x25519();
         let header = format!(
-            "{AGE_V1_IDENTIFIER}\n-> mlkem768x25519 AAAA\nAAAA\n--- {}\n",
+            "{AGE_V1_IDENTIFIER}\n-> mlkem768p256tag AAAA AAAA\nAAAA\n--- {}\n",
             "A".repeat(43)
         );
         assert_eq!(
             dec(&id).feed(header.as_bytes()),
             Err(Error::Unsupported(Unsupported::RecipientType(
-                "mlkem768x25519".into()
+                "mlkem768p256tag".into()
             )))
         );
         assert_eq!(

@@ -137,11 +137,7 @@ impl Encryptor {
             // age's rule: recipients must agree on their labels (this keeps
             // scrypt, which has a unique label, alone).
             match &labels {
-                Some(prev) if *prev != l => {
-                    return Err(Error::InvalidRecipients(
-                        "incompatible recipients (scrypt cannot be combined with other recipients)",
-                    ))
-                }
+                Some(prev) if *prev != l => return Err(incompatible_labels(prev, &l)),
                 _ => labels = Some(l),
             }
             stanzas.append(&mut s);
@@ -399,6 +395,23 @@ impl Encryptor {
         self.fill = 0;
         Ok(())
     }
+}
+
+/// Names why two recipients' labels differ, as age 1.3 does: a hybrid
+/// post-quantum recipient (label `postquantum`) next to a classic one (no
+/// label) would leave the file readable by breaking the classic one; any
+/// other difference is scrypt, whose label is unique.
+fn incompatible_labels(a: &HashSet<String>, b: &HashSet<String>) -> Error {
+    let pq_or_classic = |l: &HashSet<String>| {
+        l.iter()
+            .all(|label| label == super::keys::POSTQUANTUM_LABEL)
+    };
+    Error::InvalidRecipients(if pq_or_classic(a) && pq_or_classic(b) {
+        "incompatible recipients: can't mix post-quantum (age1pq1…) and classic recipients, \
+         or the file would be vulnerable to quantum computers"
+    } else {
+        "incompatible recipients (scrypt cannot be combined with other recipients)"
+    })
 }
 
 impl Drop for Encryptor {

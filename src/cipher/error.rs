@@ -114,10 +114,10 @@ pub enum ProtocolError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Unsupported {
-    /// The stream is addressed only to recipient types we cannot unwrap, e.g. `mlkem768x25519`.
+    /// The stream is addressed only to recipient types we cannot unwrap, e.g. `mlkem768p256tag`.
     #[error("recipient type {0:?}")]
     RecipientType(String),
-    /// A key of a type we cannot use, e.g. a hybrid post-quantum identity.
+    /// A key of a type we cannot use, e.g. an `age1tag1…` recipient.
     #[error("key type {0}")]
     KeyType(String),
     /// ASCII-armored input to a decryptor that does not

@@ -1,7 +1,9 @@
 //! Recipients and identities from strings and files, for the CLI and
-//! library users: `age1…` X25519 recipients, `ssh-ed25519`/`ssh-rsa` public
-//! keys, `AGE-SECRET-KEY-1…` identities (one per line, as `age-keygen`
-//! writes them) and unencrypted OpenSSH private keys.
+//! library users: `age1…` X25519 recipients, `age1pq1…` hybrid
+//! post-quantum recipients ([`HybridRecipient`]), `ssh-ed25519`/`ssh-rsa`
+//! public keys, `AGE-SECRET-KEY-1…` and `AGE-SECRET-KEY-PQ-1…` identities
+//! (one per line, as `age-keygen` writes them) and unencrypted OpenSSH
+//! private keys.
 //!
 //! Errors name the file and line, never the key material.
 //!
@@ -21,12 +23,18 @@ use std::str::FromStr;
 
 use super::error::{Error, KeyError, Unsupported};
 
+mod hybrid;
+
+pub(crate) use hybrid::POSTQUANTUM_LABEL;
+pub use hybrid::{HybridIdentity, HybridRecipient, ParseHybridKeyError};
+
 /// A recipient the encryptor can wrap the file key for.
 pub type BoxedRecipient = Box<dyn age::Recipient + Send>;
 /// An identity the decryptor can unwrap the file key with.
 pub type BoxedIdentity = Box<dyn age::Identity + Send + Sync>;
 
-/// Parses one recipient: `age1…` (X25519), `ssh-ed25519 …` or `ssh-rsa …`.
+/// Parses one recipient: `age1…` (X25519), `age1pq1…` (hybrid post-quantum,
+/// [`HybridRecipient`]), `ssh-ed25519 …` or `ssh-rsa …`.
 pub fn parse_recipient(s: &str) -> Result<BoxedRecipient, Error> {
     recipient_at(s.trim(), None, None)
 }
@@ -119,15 +127,20 @@ fn recipient_at(
             Err(_) => Err(invalid("not a valid SSH public key")),
         };
     }
+    if s.starts_with("age1pq1") {
+        return match HybridRecipient::from_str(s) {
+            Ok(r) => Ok(Box::new(r)),
+            Err(e) => Err(invalid(&format!(
+                "not a valid age1pq1… hybrid recipient ({e})"
+            ))),
+        };
+    }
     if let Some(rest) = s.strip_prefix("age1") {
         if let Ok(r) = age::x25519::Recipient::from_str(s) {
             return Ok(Box::new(r));
         }
-        // Bech32 recipients of other types: age1pq1… (hybrid), age1tag1…, plugins.
-        if let Some(kind) = ["pq1", "tag1", "tagpq1"]
-            .iter()
-            .find(|p| rest.starts_with(**p))
-        {
+        // Bech32 recipients of other types: age1tag1…, age1tagpq1…, plugins.
+        if let Some(kind) = ["tag1", "tagpq1"].iter().find(|p| rest.starts_with(**p)) {
             return Err(Unsupported::KeyType(format!("recipient type age1{kind}…")).into());
         }
         return Err(invalid("not a valid age1… X25519 recipient"));
@@ -137,9 +150,16 @@ fn recipient_at(
 
 fn identity_at(s: &str, source: Option<&str>, line: Option<usize>) -> Result<BoxedIdentity, Error> {
     if s.starts_with("AGE-SECRET-KEY-PQ-1") {
-        return Err(
-            Unsupported::KeyType("hybrid post-quantum identity (mlkem768x25519)".into()).into(),
-        );
+        return HybridIdentity::from_str(s)
+            .map(|id| Box::new(id) as BoxedIdentity)
+            .map_err(|e| {
+                KeyError::InvalidIdentity {
+                    source_name: source.map(str::to_owned),
+                    line,
+                    reason: format!("not a valid AGE-SECRET-KEY-PQ-1… hybrid identity ({e})"),
+                }
+                .into()
+            });
     }
     if s.starts_with("AGE-PLUGIN-") {
         return Err(Unsupported::KeyType("age plugin identity".into()).into());
@@ -204,10 +224,14 @@ mod tests {
         let err = parse_identities(secret.as_bytes(), "id.txt").err().unwrap();
         assert!(!err.to_string().contains("NOTAREALKEY"));
         assert!(err.to_string().contains("id.txt line 1"));
-        assert!(matches!(
-            parse_identity("AGE-SECRET-KEY-PQ-1ABC").err().unwrap(),
-            Error::Unsupported(Unsupported::KeyType(_))
-        ));
+        let err = parse_identities(b"AGE-SECRET-KEY-PQ-1NOTAREALKEY", "pq.txt")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "key error: invalid identity in pq.txt line 1: not a valid AGE-SECRET-KEY-PQ-1… \
+             hybrid identity (invalid Bech32 encoding)"
+        );
     }
 
     /// The file readers parse what they read and name a missing file.

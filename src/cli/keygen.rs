@@ -1,5 +1,6 @@
-//! `zebrastream keygen`: generate an age X25519 identity, in the file
-//! format `age-keygen` writes, and print its recipient.
+//! `zebrastream keygen`: generate an age X25519 identity (or with `--pq` a
+//! hybrid post-quantum ML-KEM-768 + X25519 one, as `age-keygen -pq` does),
+//! in the file format `age-keygen` writes, and print its recipient.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use super::{CmdResult, ExitKind, Failure};
 #[command(after_help = "\
 Examples:
   zebrastream keygen -o partner.key      # prints age1… (give it to the producer)
+  zebrastream keygen --pq -o partner.key # post-quantum: prints age1pq1… (1,959 characters)
   zebrastream write -s /trial-42 -r age1… < data.csv
   zebrastream read -s /trial-42 -i partner.key > data.csv")]
 pub struct KeygenArgs {
@@ -21,13 +23,23 @@ pub struct KeygenArgs {
     /// instead of stdout; the recipient is then printed on stdout
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Generate a hybrid post-quantum key (ML-KEM-768 + X25519, age 1.3's
+    /// `age1pq1…` recipient and `AGE-SECRET-KEY-PQ-1…` identity): a stream
+    /// recorded today stays unreadable to a future quantum computer. All
+    /// recipients of one stream must then be post-quantum
+    #[arg(long = "pq")]
+    pq: bool,
 }
 
 /// Generates a key and writes it out.
 pub fn run(args: KeygenArgs) -> CmdResult {
-    let identity = age::x25519::Identity::generate();
-    let recipient = identity.to_public().to_string();
-    let secret = identity.to_string();
+    let (recipient, secret) = if args.pq {
+        let identity = zebrastream::cipher::keys::HybridIdentity::generate();
+        (identity.to_public().to_string(), identity.to_string())
+    } else {
+        let identity = age::x25519::Identity::generate();
+        (identity.to_public().to_string(), identity.to_string())
+    };
     let text = zeroize::Zeroizing::new(format!(
         "# created: {}\n# public key: {recipient}\n{}\n",
         rfc3339_now(),
