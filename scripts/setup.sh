@@ -6,6 +6,10 @@
 #     namespaces, veth, tc, packet loss; they run as root), and
 #     libssl-dev + pkg-config (the default OpenSSL AEAD backend)
 #   - `rage` 0.12.1 (cargo install, cached in ~/.cargo/bin)
+#   - typage (npm `age-encryption` 0.3.1) for the interop tests
+#     (tests/cipher_typage.rs), npm-installed into a cache folder that
+#     survives between runs: $ZS_TYPAGE_DIR, default
+#     ${XDG_CACHE_HOME:-$HOME/.cache}/zebrastream-test/typage
 #   - `cargo-deny` 0.20.2 (cargo install, cached in ~/.cargo/bin; ~4 minutes of
 #     compile on 2 cores the first time)
 # Safe to run repeatedly; each step is skipped when its result is already there.
@@ -66,6 +70,29 @@ RAGE_VERSION=0.12.1
 if ! rage --version 2>/dev/null | grep -q "$RAGE_VERSION"; then
   log "cargo install rage $RAGE_VERSION (one-off, a few minutes)"
   cargo install rage --version "$RAGE_VERSION" --locked --quiet
+fi
+
+# typage, pinned, into a cache folder outside the checkout (the tests read
+# ZS_TYPAGE_DIR or the same default). Needs node and npm; without them, or if
+# the download fails, the typage tests skip locally, and under CI the run fails.
+TYPAGE_VERSION=0.3.1
+export ZS_TYPAGE_DIR="${ZS_TYPAGE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zebrastream-test/typage}"
+typage_installed() {
+  node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
+    "$ZS_TYPAGE_DIR/node_modules/age-encryption/package.json" "$TYPAGE_VERSION" >/dev/null 2>&1
+}
+if ! typage_installed; then
+  log "npm install age-encryption@$TYPAGE_VERSION into $ZS_TYPAGE_DIR"
+  mkdir -p "$ZS_TYPAGE_DIR"
+  if ! { command -v npm >/dev/null 2>&1 \
+      && npm install --loglevel error --no-audit --no-fund --prefix "$ZS_TYPAGE_DIR" "age-encryption@$TYPAGE_VERSION" >&2 \
+      && typage_installed; }; then
+    if [ "${CI:-}" = true ]; then
+      log "typage age-encryption@$TYPAGE_VERSION: install failed (needs node, npm and the npm registry)"
+      exit 1
+    fi
+    log "typage age-encryption@$TYPAGE_VERSION: install failed; the typage tests will skip"
+  fi
 fi
 
 # cargo-deny, pinned: licenses, bans and sources of the dependency tree (deny.toml).
