@@ -42,10 +42,11 @@ use zebrastream::client::{
     Config, Error, Opening, Sealing, SecretString, StreamReader, StreamWriter,
 };
 
-/// What every request shares: where the relay is, and the keys.
+/// What every request shares: the relay settings (built once, so every
+/// request shares one HTTP client and its connection pool; each request
+/// derives the configuration of its own stream path) and the keys.
 pub(crate) struct Gateway {
-    pub(crate) connect_url: String,
-    pub(crate) access_token: Option<SecretString>,
+    pub(crate) relay: Config,
     pub(crate) sealing: Sealing,
     pub(crate) opening: Opening,
 }
@@ -55,12 +56,7 @@ type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 impl Gateway {
     /// The configuration of the stream a request names.
     fn config(&self, path: &str) -> Result<Config, Error> {
-        let builder = Config::builder(path).connect_url(self.connect_url.clone());
-        match &self.access_token {
-            Some(token) => builder.access_token(token.clone()),
-            None => builder,
-        }
-        .build()
+        self.relay.with_stream_path(path)
     }
 
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
@@ -166,12 +162,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     let passphrase = || SecretString::from(passphrase.clone());
+    let connect_url = std::env::var("ZEBRASTREAM_CONNECT_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8080/v0".to_owned());
+    // A configuration needs a stream path; each request replaces it.
+    let relay = Config::builder("/gateway")
+        .connect_url(connect_url)
+        .access_token_from_env()
+        .build()?;
     let gateway = Arc::new(Gateway {
-        connect_url: std::env::var("ZEBRASTREAM_CONNECT_URL")
-            .unwrap_or_else(|_| "http://127.0.0.1:8080/v0".to_owned()),
-        access_token: std::env::var("ZEBRASTREAM_ACCESS_TOKEN")
-            .ok()
-            .map(SecretString::from),
+        relay,
         sealing: Sealing::passphrase(passphrase()),
         opening: Opening::passphrase(passphrase()),
     });

@@ -31,8 +31,10 @@ async fn start() -> (RelayHandle, Arc<CaptureTap>, String) {
         .unwrap();
     let passphrase = || SecretString::from(PASSPHRASE);
     let gateway = Arc::new(Gateway {
-        connect_url: relay.connect_url(),
-        access_token: None,
+        relay: Config::builder("/gateway")
+            .connect_url(relay.connect_url())
+            .build()
+            .unwrap(),
         sealing: Sealing::passphrase(passphrase()),
         opening: Opening::passphrase(passphrase()),
     });

@@ -40,11 +40,15 @@ enum Source {
     Prefetched(Prefetch),
 }
 
+/// True inside a multi-thread tokio runtime (where a hand-over between
+/// tasks may wake another thread, and `block_in_place` is allowed).
+pub(crate) fn on_multi_thread_runtime() -> bool {
+    Handle::try_current().is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
+}
+
 impl Source {
     fn new(body: BodyStream) -> Source {
-        let multi_thread = Handle::try_current()
-            .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread);
-        if multi_thread {
+        if on_multi_thread_runtime() {
             Source::Prefetched(Prefetch::start(body))
         } else {
             Source::Direct(body)

@@ -36,6 +36,7 @@ mod upload;
 
 pub use api_client::{ApiClient, ApiClientBuilder};
 pub use connect::{check_stream_path, parse_connect_url};
+pub(crate) use download::on_multi_thread_runtime;
 pub use download::Download;
 pub use error::{Error, Operation};
 pub use origin::parse_token_origin;

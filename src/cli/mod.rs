@@ -246,7 +246,7 @@ fn client_common(
     builder = builder.retry(zebrastream::api::RetryPolicy::default().budget(CONNECT_RETRY_BUDGET));
     match &stream.access_token {
         Some(token) => builder.access_token(token.clone()),
-        None => builder.no_access_token(),
+        None => builder,
     }
 }
 

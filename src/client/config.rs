@@ -97,6 +97,28 @@ impl Config {
         }
     }
 
+    /// The same settings for the stream at `stream_path` (checked as
+    /// [`ConfigBuilder::build`] does), sharing this configuration's HTTP
+    /// client and its connection pool: a service that serves many streams
+    /// builds one configuration and derives the others.
+    ///
+    /// ```
+    /// use zebrastream::client::Config;
+    ///
+    /// let base = Config::builder("/exports/monday").build().unwrap();
+    /// let tuesday = base.with_stream_path("/exports/tuesday").unwrap();
+    /// assert_eq!(tuesday.stream_path(), "/exports/tuesday");
+    /// assert!(base.with_stream_path("no-slash").is_err());
+    /// ```
+    pub fn with_stream_path(&self, stream_path: impl Into<String>) -> Result<Config, Error> {
+        let stream_path = stream_path.into();
+        api::check_stream_path(&stream_path)?;
+        Ok(Config {
+            stream_path,
+            ..self.clone()
+        })
+    }
+
     /// The stream path.
     pub fn stream_path(&self) -> &str {
         &self.stream_path
@@ -132,9 +154,10 @@ impl Config {
         self.api.has_access_token()
     }
 
-    /// The protocol client of this configuration (shared: cloning it is cheap).
-    pub(crate) fn api_client(&self) -> Result<ApiClient, Error> {
-        Ok(self.api.clone())
+    /// The protocol client of this configuration, shared by every stream
+    /// connected with it.
+    pub(crate) fn api_client(&self) -> &ApiClient {
+        &self.api
     }
 }
 

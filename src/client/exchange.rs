@@ -46,12 +46,11 @@ pub(super) async fn open(key: &ExchangeKey, data: &Config) -> Result<Opening, Er
 }
 
 /// The configuration of side path `name` of the transfer `data` describes:
-/// same relay, token, timeout and retries; no content type.
-fn side_config(data: &Config, name: &str) -> Config {
-    let mut config = data.clone();
-    config.stream_path = side_path(data.stream_path(), name);
+/// same relay, token, timeout, retries and HTTP client; no content type.
+fn side_config(data: &Config, name: &str) -> Result<Config, Error> {
+    let mut config = data.with_stream_path(side_path(data.stream_path(), name))?;
     config.content_type = None;
-    config
+    Ok(config)
 }
 
 /// Runs one step of the exchange within the connect timeout: the wait for
@@ -76,7 +75,7 @@ async fn bounded<T>(
 }
 
 async fn send(data: &Config, name: &str, message: &[u8], step: ExchangeStep) -> Result<(), Error> {
-    let config = side_config(data, name);
+    let config = side_config(data, name)?;
     bounded(&config, step, async {
         // Boxed: a writer's connect runs this exchange, which connects writers.
         let mut writer = Box::pin(StreamWriter::connect(&config, &Sealing::Plain)).await?;
@@ -95,7 +94,7 @@ async fn receive(
     limit: usize,
     step: ExchangeStep,
 ) -> Result<Vec<u8>, Error> {
-    let config = side_config(data, name);
+    let config = side_config(data, name)?;
     bounded(&config, step, async {
         let reader = Box::pin(StreamReader::connect(&config, &Opening::Plain)).await?;
         let mut message = Vec::with_capacity(limit.min(512));

@@ -76,7 +76,7 @@ impl StreamReader {
             }
             other => other,
         };
-        let api = config.api_client()?;
+        let api = config.api_client();
         let decryptor = match opening {
             Opening::Detect => None,
             other => other.decryptor()?,
@@ -131,7 +131,8 @@ impl AsyncRead for StreamReader {
             return Poll::Ready(Err(Error::Closed.into()));
         }
         let before = buf.filled().len();
-        let result = if self.header_pending && can_block_in_place() {
+        let result = // `block_in_place` is allowed on a multi-thread runtime only.
+        if self.header_pending && crate::api::on_multi_thread_runtime() {
             // Moves this worker's other tasks elsewhere while scrypt runs.
             tokio::task::block_in_place(|| self.transport.as_mut().poll_read(cx, buf))
         } else {
@@ -178,12 +179,6 @@ async fn sniff_format<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<O
         }
         head.extend_from_slice(&buf[..n]);
     }
-}
-
-/// `block_in_place` is allowed on a multi-thread runtime only.
-fn can_block_in_place() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 #[cfg(test)]

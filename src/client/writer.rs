@@ -129,7 +129,7 @@ impl StreamWriter {
             }
             other => other,
         };
-        let api = config.api_client()?;
+        let api = config.api_client();
         // Set the cipher up first (scrypt takes a while), so the consumer does
         // not wait for it after pairing; a writer asked to encrypt never
         // falls back to plaintext.
@@ -161,8 +161,8 @@ impl StreamWriter {
     }
 
     /// Starts the pump on a started `upload`: it seals with `encryptor` (or
-    /// sends plaintext in HTTP chunks of up to `chunk_size` bytes; 0 sends
-    /// each piece handed over as it is) and flushes by `auto_flush`.
+    /// sends plaintext in HTTP chunks of up to `chunk_size` bytes, at least 1:
+    /// [`Config`] checks it) and flushes by `auto_flush`.
     pub(crate) fn start(
         encryptor: Option<Encryptor>,
         upload: Upload,
@@ -402,7 +402,7 @@ where
 /// more bytes or a flush.
 struct Pump {
     encryptor: Option<Box<Encryptor>>,
-    /// Largest plaintext HTTP chunk; 0 sends each piece as it is.
+    /// Largest plaintext HTTP chunk (at least 1).
     chunk_size: usize,
     /// Plaintext not sent yet (less than `chunk_size`).
     pending: BytesMut,
@@ -467,9 +467,6 @@ impl Pump {
                 self.send_framed().await?;
             }
             return Ok(());
-        }
-        if self.chunk_size == 0 {
-            return self.send(bytes).await;
         }
         if !self.pending.is_empty() {
             let n = bytes.len().min(self.chunk_size - self.pending.len());
@@ -808,7 +805,8 @@ mod tests {
     #[tokio::test]
     async fn a_cipher_error_while_writing_is_an_encryption_error() {
         let (base, _chunks) = chunk_recorder().await;
-        let api = config_at(&base).api_client().unwrap();
+        let config = config_at(&base);
+        let api = config.api_client();
         let data_url = url::Url::parse(&format!("{base}/data/s")).unwrap();
         let upload = api.upload(&data_url, None).unwrap();
         // An encryptor that already ended its stream refuses more plaintext.
@@ -817,7 +815,13 @@ mod tests {
             Encryptor::with_recipients(Format::AgeRt, vec![Box::new(identity.to_public())])
                 .unwrap();
         encryptor.finish();
-        let mut writer = StreamWriter::start(Some(encryptor), upload, AutoFlush::Never, 0, "/s");
+        let mut writer = StreamWriter::start(
+            Some(encryptor),
+            upload,
+            AutoFlush::Never,
+            crate::client::DEFAULT_WRITE_BUFFER_SIZE,
+            "/s",
+        );
         writer.write_all(b"more").await.unwrap();
         let err = Error::from(writer.flush().await.unwrap_err());
         assert!(
