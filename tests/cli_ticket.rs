@@ -286,19 +286,7 @@ fn a_ticket_made_with_defaults_works_with_defaults() {
 fn the_readme_ticket_lines_through_shell_pipes() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
-    let shell = |script: &str| {
-        // bash for pipefail: the exit status is zebrastream's, not `cat`'s.
-        let mut cmd = std::process::Command::new("bash");
-        sb.apply(&mut cmd);
-        let bin_dir = cli_support::bin().parent().unwrap().to_owned();
-        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )))
-        .unwrap();
-        cmd.env("PATH", path)
-            .args(["-c", &format!("set -eo pipefail; {script}")]);
-        cli_support::Proc::spawn(cmd, None)
-    };
+    let shell = |script: &str| sb.shell(script);
     let payload = data(500_000, 17);
     std::fs::write(sb.home().join("export.tar"), &payload).unwrap();
     shell(&format!(

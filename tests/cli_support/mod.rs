@@ -243,6 +243,22 @@ impl Sandbox {
         Proc::spawn(self.cmd(args), stdin)
     }
 
+    /// Starts `script` in bash as a user types it (`zebrastream` found on
+    /// `PATH`, real pipes and redirections), with `pipefail` so the exit
+    /// status is zebrastream's, not that of a `cat` after it.
+    pub fn shell(&self, script: &str) -> Proc {
+        let mut cmd = Command::new("bash");
+        self.apply(&mut cmd);
+        let bin_dir = bin().parent().unwrap().to_owned();
+        let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )))
+        .unwrap();
+        cmd.env("PATH", path)
+            .args(["-c", &format!("set -eo pipefail; {script}")]);
+        Proc::spawn(cmd, None)
+    }
+
     /// Runs a writer and a reader concurrently through `relay` on `path`;
     /// the connect URL and a timeout are added to both argument lists.
     pub fn transfer(
