@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh
 
+# Disk: a CI run once failed on a full disk, so the log shows what was free
+# before and after. A fresh clone builds everything once, so under CI=true
+# cargo keeps no incremental caches (they only cost disk there).
+disk() { df -h . "${TMPDIR:-/tmp}" | sed "s/^/[test] $1: /"; }
+disk before
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+
 # Supply chain (deny.toml), first because it takes seconds. Advisories need
 # the RustSec database from GitHub, so they are not checked here (see
 # docs/reliability.md, "Supply chain").
@@ -78,3 +85,13 @@ RUSTDOCFLAGS="--cfg docsrs -D warnings" RUSTC_BOOTSTRAP=1 cargo doc --no-deps --
 cargo bench --no-run
 # Every bench binary once at smoke size (under a minute), so they keep working, not only compiling.
 cargo test --release --benches
+
+# The Python package (python/, docs/python.md; built into .venv by
+# scripts/setup.sh): its pytest suite against our relay binary, then its
+# bench once at smoke size so it keeps working. About 1 minute.
+export ZS_TEST_ZEBRASTREAM="$PWD/target/release/zebrastream"
+"$ZS_TEST_PYTHON" -m pytest -q -p no:cacheprovider python/tests
+"$ZS_TEST_PYTHON" python/bench/bench.py --smoke
+
+disk after
+echo "[test] target/: $(du -sh target | cut -f1)"

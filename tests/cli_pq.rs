@@ -112,7 +112,7 @@ fn mixing_hybrid_and_classic_recipients_is_refused_naming_the_cause() {
         out.expect_code(2);
         assert!(
             out.stderr
-                .contains("can't mix post-quantum (age1pq1…) and classic recipients"),
+                .contains("can't mix post-quantum (age1pq1…, age1tagpq1…"),
             "{}",
             out.stderr
         );
@@ -152,4 +152,94 @@ fn write_and_read_through_a_relay_with_a_hybrid_key() {
         r.expect_code(0);
         assert_eq!(r.stdout, payload, "{format}");
     }
+}
+
+/// A ticket's stanza is symmetric (quantum-safe), so `write --ticket
+/// --no-forward-secrecy` adds hybrid recipients as it adds X25519 ones; the
+/// hybrid recipient opens the recorded stream alone. Hybrid and X25519
+/// together beside the ticket are refused for what they are (not with the
+/// scrypt message), and a passphrase beside a ticket keeps its own reason.
+#[test]
+fn a_ticket_combines_with_hybrid_recipients_and_refusals_name_the_real_cause() {
+    use std::sync::Arc;
+    use zebrastream::relay::{CaptureTap, RelayConfig};
+    let sb = Sandbox::new();
+    let tap = Arc::new(CaptureTap::new(1 << 20));
+    let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
+    let new = run(
+        &sb,
+        &[
+            "ticket",
+            "new",
+            "--relay",
+            &relay.connect_url,
+            "--path",
+            "/pq",
+            "-o",
+            "t.txt",
+        ],
+        None,
+    );
+    new.expect_code(0);
+    let pq = keygen(&sb, &["--pq"], "pq.txt");
+    let classic = keygen(&sb, &[], "classic.txt");
+    let payload = data(80_000, 23);
+    let ticket = ["--ticket-file", "t.txt", "--no-forward-secrecy", "-t", "30"];
+    let reader = sb.spawn(&[&["read"][..], &ticket].concat(), None);
+    let writer = sb.spawn(
+        &[&["write"][..], &ticket, &["-r", &pq]].concat(),
+        Some(payload.clone()),
+    );
+    let (w, r) = (writer.finish(), reader.finish());
+    w.expect_code(0);
+    r.expect_code(0);
+    assert!(r.stdout == payload, "the ticket holder reads the stream");
+    let shown = run(&sb, &["ticket", "show", "--ticket-file", "t.txt"], None);
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stream path:"))
+        .unwrap()
+        .trim();
+    let recorded = tap.bytes(path);
+    assert_eq!(
+        recorded
+            .windows(17)
+            .filter(|w| w == b"-> mlkem768x25519")
+            .count(),
+        1
+    );
+    let d = run(&sb, &["decrypt", "-i", "pq.txt"], Some(recorded));
+    d.expect_code(0);
+    assert!(
+        d.stdout == payload,
+        "the hybrid recipient opens the recording"
+    );
+    // Hybrid and classic beside the ticket: the post-quantum rule, named.
+    let mixed = run(
+        &sb,
+        &[&["write"][..], &ticket, &["-r", &pq, "-r", &classic]].concat(),
+        Some(b"x".to_vec()),
+    );
+    mixed.expect_code(2);
+    assert!(
+        mixed.stderr.contains("can't mix post-quantum"),
+        "{}",
+        mixed.stderr
+    );
+    assert!(!mixed.stderr.contains("scrypt"), "{}", mixed.stderr);
+    sb.file("pw.txt", b"a passphrase\n");
+    let with_passphrase = run(
+        &sb,
+        &[&["write"][..], &ticket, &["--passphrase-file", "pw.txt"]].concat(),
+        Some(b"x".to_vec()),
+    );
+    with_passphrase.expect_code(2);
+    assert!(
+        with_passphrase
+            .stderr
+            .contains("a ticket cannot be combined with a passphrase"),
+        "{}",
+        with_passphrase.stderr
+    );
 }

@@ -10,27 +10,6 @@ use std::sync::Arc;
 use cli_support::{data, Sandbox, TestRelay};
 use zebrastream::relay::{CaptureTap, RelayConfig};
 
-fn new_ticket(sb: &Sandbox, relay: &TestRelay, name: &str) -> std::path::PathBuf {
-    let path = sb.home().join(name);
-    let out = sb
-        .spawn(
-            &[
-                "ticket",
-                "new",
-                "--relay",
-                &relay.connect_url,
-                "--path",
-                "/hospital",
-                "-o",
-                path.to_str().unwrap(),
-            ],
-            None,
-        )
-        .finish();
-    out.expect_code(0);
-    path
-}
-
 /// The stream path `ticket show` names for the ticket in file `t`.
 fn shown_stream_path(sb: &Sandbox, t: &str) -> String {
     let shown = sb
@@ -51,7 +30,7 @@ fn ticket_file_on_both_sides_transfers_fresh_by_default() {
     let sb = Sandbox::new();
     let tap = Arc::new(CaptureTap::new(1 << 20));
     let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
-    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let ticket = sb.new_ticket(&relay.connect_url, "t.txt");
     let text = std::fs::read_to_string(&ticket).unwrap();
     assert!(text.starts_with("zs1"));
     #[cfg(unix)]
@@ -103,7 +82,8 @@ fn ticket_file_on_both_sides_transfers_fresh_by_default() {
     assert_eq!(tap.bytes(&format!("{path}/~fs-offer")).len(), 50);
     assert!(!tap.bytes(&format!("{path}/~fs-key")).is_empty());
     let seen = tap.bytes(&path);
-    assert!(seen.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> X25519 "));
+    // Sealed to the reader's one-time key, hybrid post-quantum.
+    assert!(seen.starts_with(b"github.com/parsimonit/age-rt-encryption/v0.2\n-> mlkem768x25519 "));
     assert!(!seen.windows(64).any(|w| w == &payload[1000..1064]));
 }
 
@@ -112,7 +92,7 @@ fn no_forward_secrecy_on_both_sides_seals_to_the_ticket() {
     let sb = Sandbox::new();
     let tap = Arc::new(CaptureTap::new(1 << 20));
     let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
-    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let ticket = sb.new_ticket(&relay.connect_url, "t.txt");
     let t = ticket.to_str().unwrap();
     let payload = data(100_000, 5);
     let no_fs = "--no-forward-secrecy";
@@ -135,7 +115,7 @@ fn no_forward_secrecy_on_both_sides_seals_to_the_ticket() {
 fn ticket_from_the_environment_with_the_compatible_forward_secrecy_flag() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
-    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let ticket = sb.new_ticket(&relay.connect_url, "t.txt");
     let text = std::fs::read_to_string(&ticket).unwrap();
     let payload = data(100_000, 8);
     let mut reader = sb.cmd(&["read", "--forward-secrecy", "-t", "30"]);
@@ -154,7 +134,7 @@ fn ticket_from_the_environment_with_the_compatible_forward_secrecy_flag() {
 fn ticket_misuse_is_a_usage_error_that_never_echoes_the_secret() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
-    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let ticket = sb.new_ticket(&relay.connect_url, "t.txt");
     let text = std::fs::read_to_string(&ticket).unwrap();
     let t = ticket.to_str().unwrap();
     for args in [
@@ -185,7 +165,7 @@ fn ticket_writer_with_an_extra_x25519_recipient_without_forward_secrecy() {
     let sb = Sandbox::new();
     let tap = Arc::new(CaptureTap::new(1 << 20));
     let relay = TestRelay::with(RelayConfig::open_loopback().tap(tap.clone()));
-    let ticket = new_ticket(&sb, &relay, "t.txt");
+    let ticket = sb.new_ticket(&relay.connect_url, "t.txt");
     let t = ticket.to_str().unwrap();
     let key = sb.home().join("partner.key");
     let keygen = sb

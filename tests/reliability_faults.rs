@@ -30,11 +30,14 @@ use rand::{Rng, SeedableRng};
 use support::fault_proxy::{Fault, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zebrastream::cipher::Format;
-use zebrastream::client::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
+use zebrastream::client::{Config, Error, Opening, Resume, Sealing, StreamReader, StreamWriter};
 use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
 
 /// Longest a side may take before the case counts as a hang.
 const HANG_LIMIT: Duration = Duration::from_secs(40);
+/// How long a resume may take in the resume cases (under the hang limit:
+/// a resume that cannot happen must fail, not hang).
+const RESUME_TIMEOUT: Duration = Duration::from_secs(12);
 
 #[derive(Debug, Clone, Copy)]
 enum Target {
@@ -50,6 +53,9 @@ struct Case {
     fault: Fault,
     len: usize,
     encrypted: bool,
+    /// Resume on at both ends; the fault hits only once (the first
+    /// connection it triggers on).
+    resume: bool,
 }
 
 fn random_fault(rng: &mut impl Rng, len: usize) -> Fault {
@@ -96,17 +102,60 @@ fn cases(seed: u64, count: u64) -> Vec<Case> {
                 fault,
                 len,
                 encrypted: rng.gen_bool(0.5),
+                resume: false,
             }
         })
         .collect()
 }
 
-fn config(base: &str, path: &str) -> Config {
-    Config::builder(path)
+/// Encrypted cases with resume on: a reset or a stall at a random offset
+/// (HTTP heads, header, body, just past its end) of the first connection it
+/// triggers on, in front of the producer, the consumer or both.
+fn resume_cases(seed: u64, count: u64) -> Vec<Case> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7e5u64);
+    (0..count)
+        .map(|index| {
+            let len = rng.gen_range(1..1_000_000);
+            let span = len as u64 + 2_000;
+            let fault = match rng.gen_range(0..10) {
+                0..=3 => Fault::ResetUpstreamAfter(rng.gen_range(0..span)),
+                4..=7 => Fault::ResetDownstreamAfter(rng.gen_range(0..span)),
+                _ => Fault::StallUpstream {
+                    after: rng.gen_range(0..span),
+                    millis: rng.gen_range(2_000..6_000),
+                },
+            };
+            let target = match rng.gen_range(0..3) {
+                0 => Target::Producer,
+                1 => Target::Consumer,
+                _ => Target::Both,
+            };
+            Case {
+                index: 10_000 + index,
+                target,
+                fault,
+                len,
+                encrypted: true,
+                resume: true,
+            }
+        })
+        .collect()
+}
+
+fn config(base: &str, path: &str, resume: bool) -> Config {
+    let builder = Config::builder(path)
         .connect_url(format!("{base}/v0"))
-        .connect_timeout(Duration::from_secs(8))
-        .build()
-        .unwrap()
+        .connect_timeout(Duration::from_secs(8));
+    let builder = if resume {
+        builder.resume(
+            Resume::default()
+                .with_stall_timeout(Duration::from_secs(1))
+                .with_resume_timeout(RESUME_TIMEOUT),
+        )
+    } else {
+        builder
+    };
+    builder.build().unwrap()
 }
 
 async fn run_case(
@@ -115,7 +164,11 @@ async fn run_case(
     case: Case,
 ) -> Result<Outcome, String> {
     let direct = relay_url;
-    let proxy = FaultProxy::start(relay_addr, case.fault).await;
+    let proxy = if case.resume {
+        FaultProxy::start_once(relay_addr, case.fault).await
+    } else {
+        FaultProxy::start(relay_addr, case.fault).await
+    };
     let (producer_base, consumer_base) = match case.target {
         Target::Producer => (proxy.http_base(), direct),
         Target::Consumer => (direct, proxy.http_base()),
@@ -136,9 +189,11 @@ async fn run_case(
             .map(|i| (i * 7 + case.index as usize) as u8)
             .collect(),
     );
-    let wc = config(&producer_base, &path);
-    let rc = config(&consumer_base, &path);
+    let wc = config(&producer_base, &path, case.resume);
+    let rc = config(&consumer_base, &path, case.resume);
     let sent = data.clone();
+    let resumed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resumed_seen = resumed.clone();
     let producer = tokio::spawn(tokio::time::timeout(HANG_LIMIT, async move {
         let mut w = StreamWriter::connect(&wc, &seal).await?;
         for piece in sent.chunks(16 * 1024) {
@@ -151,6 +206,9 @@ async fn run_case(
         let mut r = StreamReader::connect(&rc, &open).await?;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await?;
+        // With resume, the writer's success waits for this receipt.
+        r.confirm().await?;
+        resumed.store(r.resumes() > 0, std::sync::atomic::Ordering::Relaxed);
         Ok::<_, Error>(got)
     }));
     let produced = producer
@@ -167,12 +225,25 @@ async fn run_case(
             got.len(),
             data.len()
         )),
-        (Ok(()), Err(e)) if matches!(case.target, Target::Producer) => Err(format!(
+        (Ok(()), Err(e)) if matches!(case.target, Target::Producer) || case.resume => Err(format!(
             "{case:?}: producer succeeded but the consumer failed: {e} ({e:?})"
         )),
         (Ok(()), Err(_)) => Ok(Outcome::LostAfterDelivery),
+        (Ok(()), Ok(_)) if resumed_seen.load(std::sync::atomic::Ordering::Relaxed) => {
+            Ok(Outcome::Resumed)
+        }
         (Ok(()), Ok(_)) => Ok(Outcome::Delivered),
-        (Err(_), _) => Ok(Outcome::Failed),
+        (Err(w), r) => {
+            if case.resume {
+                // Each resume case that did not complete, and why (the
+                // round asserts how many complete).
+                eprintln!(
+                    "  not completed: {case:?}: producer: {w}; consumer: {}",
+                    r.as_ref().err().map_or("ok".into(), |e| e.to_string())
+                );
+            }
+            Ok(Outcome::Failed)
+        }
     }
 }
 
@@ -181,6 +252,8 @@ async fn run_case(
 enum Outcome {
     /// Both sides succeeded, byte-exact.
     Delivered,
+    /// Both sides succeeded, byte-exact, after at least one resume.
+    Resumed,
     /// The producer failed (and the consumer either failed or, had the
     /// producer's error come after delivery, succeeded byte-exact).
     Failed,
@@ -203,6 +276,8 @@ async fn relay() -> RelayHandle {
 #[derive(Debug, Default)]
 struct Tally {
     delivered: usize,
+    /// Of `delivered`: after a resume.
+    resumed: usize,
     failed: usize,
     lost_after_delivery: usize,
     /// Invariant violations, one line each.
@@ -212,6 +287,7 @@ struct Tally {
 impl Tally {
     fn add(&mut self, round: Tally) {
         self.delivered += round.delivered;
+        self.resumed += round.resumed;
         self.failed += round.failed;
         self.lost_after_delivery += round.lost_after_delivery;
         self.violations.extend(round.violations);
@@ -225,9 +301,47 @@ impl Tally {
 /// Runs `count` cases drawn from `seed`, a few at a time (faults are about
 /// timing, not load), and checks that the faults really bit.
 async fn run_round(relay: &RelayHandle, seed: u64, count: usize) -> Tally {
+    let tally = run_cases(relay, cases(seed, count as u64)).await;
+    eprintln!(
+        "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery, {} invariant violations",
+        tally.delivered, tally.failed, tally.lost_after_delivery, tally.violations.len()
+    );
+    assert_no_violation(&tally, seed);
+    // A fault-free run would prove nothing.
+    assert!(
+        tally.failed + tally.lost_after_delivery > count / 10,
+        "the faults did not bite (seed {seed})"
+    );
+    tally
+}
+
+/// The resume cases: besides the invariants (a producer's success now
+/// implies the consumer's, whatever broke), at least 95 % complete, and
+/// resumes really happened.
+async fn run_resume_round(relay: &RelayHandle, seed: u64, count: usize) -> Tally {
+    let tally = run_cases(relay, resume_cases(seed, count as u64)).await;
+    eprintln!(
+        "{count} resume cases (seed {seed}): {} delivered ({} after a resume), {} failed cleanly, {} lost after delivery, {} invariant violations",
+        tally.delivered, tally.resumed, tally.failed, tally.lost_after_delivery, tally.violations.len()
+    );
+    assert_no_violation(&tally, seed);
+    assert!(
+        tally.delivered * 100 >= count * 95,
+        "only {} of {count} resume cases completed (seed {seed})",
+        tally.delivered
+    );
+    assert!(
+        tally.resumed > count / 4,
+        "only {} of {count} cases resumed: the faults did not bite (seed {seed})",
+        tally.resumed
+    );
+    tally
+}
+
+async fn run_cases(relay: &RelayHandle, cases: Vec<Case>) -> Tally {
     let relay_url = format!("http://{}", relay.local_addr());
     let mut tally = Tally::default();
-    for batch in cases(seed, count as u64).chunks(8) {
+    for batch in cases.chunks(8) {
         let runs: Vec<_> = batch
             .iter()
             .map(|&case| tokio::spawn(run_case(relay.local_addr(), relay_url.clone(), case)))
@@ -235,28 +349,26 @@ async fn run_round(relay: &RelayHandle, seed: u64, count: usize) -> Tally {
         for run in runs {
             match run.await.unwrap() {
                 Ok(Outcome::Delivered) => tally.delivered += 1,
+                Ok(Outcome::Resumed) => {
+                    tally.delivered += 1;
+                    tally.resumed += 1;
+                }
                 Ok(Outcome::Failed) => tally.failed += 1,
                 Ok(Outcome::LostAfterDelivery) => tally.lost_after_delivery += 1,
                 Err(violation) => tally.violations.push(violation),
             }
         }
     }
-    eprintln!(
-        "{count} cases (seed {seed}): {} delivered, {} failed cleanly, {} lost downstream after delivery, {} invariant violations",
-        tally.delivered, tally.failed, tally.lost_after_delivery, tally.violations.len()
-    );
+    tally
+}
+
+fn assert_no_violation(tally: &Tally, seed: u64) {
     assert!(
         tally.violations.is_empty(),
-        "{} of {count} cases broke an invariant (seed {seed}):\n{}",
+        "{} cases broke an invariant (seed {seed}):\n{}",
         tally.violations.len(),
         tally.violations.join("\n")
     );
-    // A fault-free run would prove nothing.
-    assert!(
-        tally.failed + tally.lost_after_delivery > count / 10,
-        "the faults did not bite (seed {seed})"
-    );
-    tally
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -294,6 +406,7 @@ fn main() {
         let relay = relay().await;
         let Some(soak) = soak else {
             run_round(&relay, seed, count).await;
+            run_resume_round(&relay, seed, env_or("ZS_RESUME_CASES", 200usize)).await;
             return;
         };
         let started = std::time::Instant::now();
@@ -301,6 +414,7 @@ fn main() {
         let mut round_seed = seed;
         while started.elapsed() < soak {
             total.add(run_round(&relay, round_seed, count).await);
+            total.add(run_resume_round(&relay, round_seed, count).await);
             eprintln!(
                 "soak {:.0} s: {} cases, {} delivered, {} failed cleanly, {} lost after delivery, 0 violations",
                 started.elapsed().as_secs_f64(),
@@ -313,4 +427,5 @@ fn main() {
         }
     });
     println!("randomized_faults_never_produce_a_short_success ... ok");
+    println!("with_resume_a_producer_success_means_the_consumer_has_it_all ... ok");
 }

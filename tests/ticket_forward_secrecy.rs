@@ -83,7 +83,9 @@ async fn forward_secret_transfer_cannot_be_decrypted_with_the_ticket_afterwards(
     );
     let main = tap.bytes(&path);
     let header = String::from_utf8_lossy(&main[..300]).into_owned();
-    assert!(header.contains("-> X25519 "), "{header}");
+    // The one-time key is hybrid post-quantum (ML-KEM-768 + X25519).
+    assert!(header.contains("-> mlkem768x25519 "), "{header}");
+    assert!(!header.contains("-> X25519 "), "{header}");
     assert!(!header.contains("zs-ticket"), "{header}");
 
     // The leaked ticket opens neither the data nor the key message: the

@@ -13,17 +13,15 @@ use super::format::{
     check_identifier, is_terminator, parse_header, Format, AGE_RT_IDENTIFIER, AGE_V1_IDENTIFIER,
     MAX_HEADER_LEN,
 };
-use super::stream::{payload_key, ChunkOpener, ENCRYPTED_CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
+use super::stream::{
+    exporter_secret, payload_key, ChunkOpener, ExporterSecret, ENCRYPTED_CHUNK_SIZE,
+    PAYLOAD_NONCE_SIZE, TAG_SIZE,
+};
 
 /// Largest scrypt work factor (log2 N) accepted by default: 2^20 needs 1 GiB
 /// and about 4x the time of the 2^18 everyone writes. Raise it with
 /// [`Decryptor::max_work_factor`] if you trust the source.
 pub const DEFAULT_MAX_WORK_FACTOR: u8 = 20;
-
-/// Recipient types we recognise but cannot unwrap; a stream addressed only
-/// to them fails with [`Unsupported::RecipientType`].
-/// (`mlkem768x25519` is supported: `keys::HybridIdentity`.)
-const UNSUPPORTED_RECIPIENT_TYPES: &[&str] = &["mlkem768p256tag", "p256tag"];
 
 const LEN_PREFIX: usize = 4;
 /// Largest age-rt frame: length prefix and a full sealed chunk.
@@ -85,6 +83,8 @@ pub struct Decryptor {
     /// The unwrapped file key, between the header and the payload nonce.
     header_file_key: Option<FileKey>,
     opener: Option<ChunkOpener<DefaultAead>>,
+    /// The stream's exporter secret, once the payload nonce was read.
+    exporter: Option<ExporterSecret>,
     eof: bool,
     failed: Option<Error>,
 }
@@ -123,6 +123,7 @@ impl Decryptor {
             .into_boxed_slice(),
             header_file_key: None,
             opener: None,
+            exporter: None,
             eof: false,
             failed: None,
         }
@@ -167,6 +168,30 @@ impl Decryptor {
     /// Whether the final chunk authenticated (all plaintext may not be taken yet).
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The stream's exporter secret (the same as the encryptor's), once the
+    /// header and payload nonce were read.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn exporter_secret(&self) -> Option<&ExporterSecret> {
+        self.exporter.as_ref()
+    }
+
+    /// How many chunks authenticated so far: the index of the next chunk.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn chunks_opened(&self) -> u64 {
+        self.opener.as_ref().map_or(0, ChunkOpener::index)
+    }
+
+    /// Drops the input received but not yet authenticated (a chunk cut off
+    /// by a broken connection), so the next input starts a new chunk: the
+    /// one at [`chunks_opened`](Self::chunks_opened). The plaintext not yet
+    /// taken stays. Only between chunks of a binary stream; a failed
+    /// decryptor stays failed.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn drop_partial_input(&mut self) {
+        debug_assert!(self.armor.is_none() && self.state == State::Chunks);
+        self.end = self.start;
     }
 
     /// Authenticated plaintext ready to be taken.
@@ -490,6 +515,7 @@ impl Decryptor {
         self.start += PAYLOAD_NONCE_SIZE;
         let file_key = self.header_file_key.take().expect("set with the header");
         self.opener = Some(ChunkOpener::new(&payload_key(&file_key, &nonce)));
+        self.exporter = Some(exporter_secret(&file_key, &nonce));
         self.state = State::Chunks;
         true
     }
@@ -555,7 +581,8 @@ impl Decryptor {
         Ok(true)
     }
 
-    /// Tries every identity on every stanza, age-style.
+    /// Tries every identity on the stanzas, age-style: each identity sees
+    /// all the stanzas at once (a plugin runs once, not once per stanza).
     fn unwrap_file_key(&self, stanzas: &[Stanza]) -> Result<FileKey, Error> {
         if stanzas.iter().any(|s| s.tag == "scrypt") && stanzas.len() != 1 {
             return Err(HeaderError::ScryptNotAlone.into());
@@ -575,24 +602,30 @@ impl Decryptor {
                 .map(|id| id.as_ref() as &dyn age::Identity),
         );
         for identity in identities {
-            for stanza in stanzas {
-                match identity.unwrap_stanza(stanza) {
-                    Some(Ok(key)) => return Ok(key),
-                    Some(Err(e)) => return Err(self.map_unwrap_error(e, stanza)),
-                    None => {}
-                }
+            match identity.unwrap_stanzas(stanzas) {
+                Some(Ok(key)) => return Ok(key),
+                Some(Err(e)) => return Err(self.map_unwrap_error(e, identity, stanzas)),
+                None => {}
             }
         }
-        match stanzas
-            .iter()
-            .find(|s| UNSUPPORTED_RECIPIENT_TYPES.contains(&s.tag.as_str()))
-        {
-            Some(s) => Err(Unsupported::RecipientType(s.tag.clone()).into()),
-            None => Err(Error::NoMatchingIdentity),
-        }
+        // Every stanza type can be opened by some identity: ours, or a
+        // plugin's (age 1.3's tag stanzas, `p256tag` and `mlkem768p256tag`,
+        // open through their hardware key's plugin).
+        Err(Error::NoMatchingIdentity)
     }
 
-    fn map_unwrap_error(&self, e: age::DecryptError, stanza: &Stanza) -> Error {
+    fn map_unwrap_error(
+        &self,
+        e: age::DecryptError,
+        identity: &dyn age::Identity,
+        stanzas: &[Stanza],
+    ) -> Error {
+        if let Some(plugin) = match &e {
+            age::DecryptError::Io(io) => super::keys::plugin_error(io),
+            _ => None,
+        } {
+            return plugin.into();
+        }
         match e {
             age::DecryptError::ExcessiveWork { required, .. } => {
                 HeaderError::ScryptWorkFactorTooHigh {
@@ -607,8 +640,13 @@ impl Decryptor {
             }
             age::DecryptError::KeyDecryptionFailed => super::error::KeyError::KeyDecryption.into(),
             age::DecryptError::InvalidMac => HeaderError::BadMac.into(),
+            // A malformed stanza: name the first one this identity rejects
+            // (only native identities get here: cheap to ask again).
             _ => HeaderError::InvalidStanza {
-                tag: stanza.tag.clone(),
+                tag: stanzas
+                    .iter()
+                    .find(|s| matches!(identity.unwrap_stanza(s), Some(Err(_))))
+                    .map_or_else(String::new, |s| s.tag.clone()),
             }
             .into(),
         }
@@ -853,8 +891,10 @@ mod tests {
         assert_eq!(dec(last).decrypt_all(&wire).unwrap(), b"to all");
     }
 
+    /// A tag stanza opens only through its hardware key's plugin: without
+    /// it, no identity matched. Armor is named as unsupported here.
     #[test]
-    fn unsupported_recipient_types_are_named() {
+    fn tag_stanzas_without_their_plugin_match_no_identity() {
         let (id, _) = x25519();
         let header = format!(
             "{AGE_V1_IDENTIFIER}\n-> mlkem768p256tag AAAA AAAA\nAAAA\n--- {}\n",
@@ -862,9 +902,7 @@ mod tests {
         );
         assert_eq!(
             dec(&id).feed(header.as_bytes()),
-            Err(Error::Unsupported(Unsupported::RecipientType(
-                "mlkem768p256tag".into()
-            )))
+            Err(Error::NoMatchingIdentity)
         );
         assert_eq!(
             dec(&id).feed(b"-----BEGIN AGE ENCRYPTED FILE-----\n"),

@@ -14,11 +14,21 @@ use super::armor::ArmorEncoder;
 use super::buffer::PlaintextBuffer;
 use super::error::{Error, Unsupported};
 use super::format::{write_header, Format};
-use super::stream::{payload_key, ChunkSealer, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, TAG_SIZE};
+use super::stream::{
+    exporter_secret, payload_key, ChunkSealer, ExporterSecret, CHUNK_SIZE, PAYLOAD_NONCE_SIZE,
+    TAG_SIZE,
+};
 
 /// scrypt work factor (log2 N) written for passphrases: what age and the
 /// Python client use, and the only one the Python decoder accepts.
 pub(crate) const SCRYPT_WORK_FACTOR: u8 = 18;
+
+/// The label of a recipient whose stanza is symmetric and keyed by a
+/// 256-bit secret (the ticket's `zs-ticket`): quantum-safe, so our
+/// encryptor lets it join recipients of any labels, classic or
+/// `postquantum` (not scrypt, which must stay alone). age's own encryptor
+/// does not know it: there it combines only with itself.
+pub(crate) const SYMMETRIC_LABEL: &str = "zebrastream.io/symmetric";
 
 /// Bytes reserved in front of the chunk for the age-rt length prefix.
 const LEN_PREFIX: usize = 4;
@@ -68,6 +78,8 @@ enum Request {
 /// # Ok(()) }
 /// ```
 pub struct Encryptor {
+    /// The stream's exporter secret (see [`exporter_secret`]).
+    exporter: ExporterSecret,
     format: Format,
     /// Header and payload nonce; sent before the first chunk.
     preamble: Vec<u8>,
@@ -131,16 +143,32 @@ impl Encryptor {
         let mut stanzas: Vec<Stanza> = Vec::new();
         let mut labels: Option<HashSet<String>> = None;
         for recipient in &recipients {
-            let (mut s, l) = recipient
-                .wrap_file_key(&file_key)
-                .map_err(|_| Error::InvalidRecipients("a recipient could not wrap the file key"))?;
+            let (mut s, l) = recipient.wrap_file_key(&file_key).map_err(|e| {
+                match &e {
+                    age::EncryptError::Io(io) => super::keys::plugin_error(io).map(Error::from),
+                    _ => None,
+                }
+                .unwrap_or(Error::InvalidRecipients(
+                    "a recipient could not wrap the file key",
+                ))
+            })?;
+            stanzas.append(&mut s);
             // age's rule: recipients must agree on their labels (this keeps
-            // scrypt, which has a unique label, alone).
+            // scrypt, which has a unique label, alone). A symmetric stanza
+            // (the ticket's) is quantum-safe: it joins any labels.
+            if l.len() == 1 && l.contains(SYMMETRIC_LABEL) {
+                continue;
+            }
             match &labels {
-                Some(prev) if *prev != l => return Err(incompatible_labels(prev, &l)),
+                Some(prev) if *prev != l => {
+                    let scrypt = stanzas.iter().any(|s| s.tag == "scrypt");
+                    return Err(incompatible_labels(prev, &l, scrypt));
+                }
                 _ => labels = Some(l),
             }
-            stanzas.append(&mut s);
+        }
+        if recipients.len() > 1 && stanzas.iter().any(|s| s.tag == "scrypt") {
+            return Err(incompatible_labels(&HashSet::new(), &HashSet::new(), true));
         }
         let mut preamble = write_header(format, &stanzas, &file_key);
         let mut nonce = [0u8; PAYLOAD_NONCE_SIZE];
@@ -148,6 +176,7 @@ impl Encryptor {
         preamble.extend_from_slice(&nonce);
         let key = payload_key(&file_key, &nonce);
         Ok(Encryptor {
+            exporter: exporter_secret(&file_key, &nonce),
             format,
             preamble,
             preamble_taken: 0,
@@ -351,6 +380,19 @@ impl Encryptor {
         Ok(out)
     }
 
+    /// The stream's exporter secret, which only its readers can derive too.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn exporter_secret(&self) -> &ExporterSecret {
+        &self.exporter
+    }
+
+    /// Whether [`output`](Self::output) is (the rest of) the header and
+    /// payload nonce rather than a sealed chunk.
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
+    pub(crate) fn output_is_preamble(&self) -> bool {
+        self.armor.is_none() && self.preamble_taken < self.preamble.len()
+    }
+
     /// Whether the final chunk is sealed and all output has been taken.
     pub fn is_done(&self) -> bool {
         self.sealer.is_finished() && self.output().is_empty()
@@ -399,19 +441,34 @@ impl Encryptor {
 
 /// Names why two recipients' labels differ, as age 1.3 does: a hybrid
 /// post-quantum recipient (label `postquantum`) next to a classic one (no
-/// label) would leave the file readable by breaking the classic one; any
-/// other difference is scrypt, whose label is unique.
-fn incompatible_labels(a: &HashSet<String>, b: &HashSet<String>) -> Error {
+/// label) would leave the file readable by breaking the classic one; scrypt
+/// has a unique label; other differences are plugins' own labels, named.
+fn incompatible_labels(a: &HashSet<String>, b: &HashSet<String>, scrypt: bool) -> Error {
     let pq_or_classic = |l: &HashSet<String>| {
         l.iter()
             .all(|label| label == super::keys::POSTQUANTUM_LABEL)
     };
-    Error::InvalidRecipients(if pq_or_classic(a) && pq_or_classic(b) {
-        "incompatible recipients: can't mix post-quantum (age1pq1…) and classic recipients, \
-         or the file would be vulnerable to quantum computers"
+    if scrypt {
+        Error::InvalidRecipients(
+            "incompatible recipients (scrypt cannot be combined with other recipients)",
+        )
+    } else if pq_or_classic(a) && pq_or_classic(b) {
+        Error::InvalidRecipients(
+            "incompatible recipients: can't mix post-quantum (age1pq1…, age1tagpq1…, or a \
+             plugin's with the postquantum label) and classic recipients, or the file would \
+             be vulnerable to quantum computers",
+        )
     } else {
-        "incompatible recipients (scrypt cannot be combined with other recipients)"
-    })
+        let sorted = |l: &HashSet<String>| {
+            let mut l: Vec<_> = l.iter().cloned().collect();
+            l.sort();
+            l.join(", ")
+        };
+        Error::IncompatibleLabels {
+            first: sorted(a),
+            other: sorted(b),
+        }
+    }
 }
 
 impl Drop for Encryptor {
@@ -429,5 +486,62 @@ impl fmt::Debug for Encryptor {
             .field("pending_plaintext", &self.fill)
             .field("finished", &self.sealer.is_finished())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cipher::keys::HybridIdentity;
+    use std::collections::HashSet;
+
+    /// A recipient with the given labels and a dummy stanza.
+    struct Labelled(&'static [&'static str]);
+
+    impl age::Recipient for Labelled {
+        fn wrap_file_key(
+            &self,
+            _: &FileKey,
+        ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+            let stanza = Stanza {
+                tag: "labelled".into(),
+                args: Vec::new(),
+                body: vec![0; 32],
+            };
+            Ok((vec![stanza], self.0.iter().map(|l| l.to_string()).collect()))
+        }
+    }
+
+    fn encrypt(recipients: Vec<Box<dyn age::Recipient + Send>>) -> Result<Encryptor, Error> {
+        Encryptor::with_recipients(Format::AgeRt, recipients)
+    }
+
+    /// The symmetric label joins classic and post-quantum recipients, but
+    /// scrypt stays alone; other labels are named.
+    #[test]
+    fn a_symmetric_recipient_joins_any_labels_but_not_scrypt() {
+        let symmetric = || Box::new(Labelled(&[SYMMETRIC_LABEL]));
+        let pq = HybridIdentity::generate().to_public();
+        let classic = age::x25519::Identity::generate().to_public();
+        assert!(encrypt(vec![symmetric(), Box::new(pq.clone())]).is_ok());
+        assert!(encrypt(vec![Box::new(classic.clone()), symmetric()]).is_ok());
+        assert!(encrypt(vec![symmetric(), symmetric()]).is_ok());
+        let mut scrypt = age::scrypt::Recipient::new("pw".to_owned().into());
+        scrypt.set_work_factor(4);
+        let err = encrypt(vec![symmetric(), Box::new(scrypt)]).err().unwrap();
+        assert!(
+            err.to_string().contains("scrypt cannot be combined"),
+            "{err}"
+        );
+        let err = encrypt(vec![Box::new(Labelled(&["b", "a"])), Box::new(pq)])
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            Error::IncompatibleLabels {
+                first: "a, b".into(),
+                other: "postquantum".into()
+            }
+        );
     }
 }

@@ -43,9 +43,26 @@ pub enum Error {
     /// A recipient, identity or key file could not be parsed.
     #[error("key error: {0}")]
     Key(#[from] KeyError),
+    /// An age plugin (`age-plugin-NAME`) is missing or failed.
+    #[error("age plugin: {0}")]
+    Plugin(#[from] PluginError),
     /// The encryptor could not be built from the given recipients.
     #[error("invalid recipients: {0}")]
     InvalidRecipients(&'static str),
+    /// Two recipients declare different labels (age's rule: every recipient
+    /// in a header has the same labels), other than scrypt and
+    /// post-quantum next to classic, which [`Error::InvalidRecipients`]
+    /// names.
+    #[error(
+        "incompatible recipients: one has the labels [{first}], another [{other}]; \
+         age puts only recipients with the same labels in one header"
+    )]
+    IncompatibleLabels {
+        /// The first recipient's labels, comma-separated.
+        first: String,
+        /// The differing recipient's labels.
+        other: String,
+    },
     /// Plaintext was written after `finish`.
     #[error("the stream is already finished")]
     Finished,
@@ -114,10 +131,7 @@ pub enum ProtocolError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Unsupported {
-    /// The stream is addressed only to recipient types we cannot unwrap, e.g. `mlkem768p256tag`.
-    #[error("recipient type {0:?}")]
-    RecipientType(String),
-    /// A key of a type we cannot use, e.g. an `age1tag1…` recipient.
+    /// A key of a type we cannot use, e.g. a passphrase-protected SSH key.
     #[error("key type {0}")]
     KeyType(String),
     /// ASCII-armored input to a decryptor that does not
@@ -221,6 +235,44 @@ pub enum KeyError {
     KeyDecryption,
 }
 
+/// What went wrong with an age plugin; each names the plugin's program.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// A key names a plugin whose program is not on `PATH`.
+    #[error("{binary} was not found on PATH (install the plugin, or add its directory to PATH)")]
+    NotFound {
+        /// The program, `age-plugin-NAME`.
+        binary: String,
+    },
+    /// The plugin could not encrypt to its recipients (it refused a
+    /// recipient, failed, or died).
+    #[error("{binary} could not encrypt to its recipient: {message}")]
+    Wrap {
+        /// The program, `age-plugin-NAME`.
+        binary: String,
+        /// What the plugin said.
+        message: String,
+    },
+    /// The plugin found a stanza for its key but could not open it (a
+    /// refused PIN or touch, a failure, or the plugin died).
+    #[error("{binary} could not decrypt with its identity: {message}")]
+    Unwrap {
+        /// The program, `age-plugin-NAME`.
+        binary: String,
+        /// What the plugin said.
+        message: String,
+    },
+    /// Any other plugin failure.
+    #[error("{binary}: {message}")]
+    Failed {
+        /// The program, `age-plugin-NAME`.
+        binary: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
 /// Formats ` in FILE line N` for key errors.
 fn location(source_name: &Option<String>, line: Option<usize>) -> String {
     match (source_name, line) {
@@ -250,7 +302,11 @@ impl Error {
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             Error::Truncated => io::ErrorKind::UnexpectedEof,
-            Error::Finished | Error::InvalidRecipients(_) | Error::Key(_) => {
+            Error::Finished
+            | Error::InvalidRecipients(_)
+            | Error::IncompatibleLabels { .. }
+            | Error::Key(_)
+            | Error::Plugin(PluginError::NotFound { .. } | PluginError::Wrap { .. }) => {
                 io::ErrorKind::InvalidInput
             }
             Error::Unsupported(_) => io::ErrorKind::Unsupported,

@@ -1,9 +1,17 @@
 //! Recipients and identities from strings and files, for the CLI and
 //! library users: `age1…` X25519 recipients, `age1pq1…` hybrid
-//! post-quantum recipients ([`HybridRecipient`]), `ssh-ed25519`/`ssh-rsa`
-//! public keys, `AGE-SECRET-KEY-1…` and `AGE-SECRET-KEY-PQ-1…` identities
-//! (one per line, as `age-keygen` writes them) and unencrypted OpenSSH
+//! post-quantum recipients ([`HybridRecipient`]), age 1.3's tag recipients
+//! (`age1tag1…`, `age1tagpq1…`, for hardware keys), `ssh-ed25519`/`ssh-rsa`
+//! public keys, age plugin recipients (`age1<name>1…`), `AGE-SECRET-KEY-1…`,
+//! `AGE-SECRET-KEY-PQ-1…` and `AGE-PLUGIN-<NAME>-1…` identities (one per
+//! line, as `age-keygen` and plugins write them) and unencrypted OpenSSH
 //! private keys.
+//!
+//! Plugin keys need the program `age-plugin-<name>` on `PATH`: it is looked
+//! up when the key is parsed ([`PluginError::NotFound`](super::PluginError)
+//! otherwise). The `*_with` functions take the [`age::Callbacks`] through
+//! which a plugin shows messages and asks for a PIN; the others use
+//! [`age::NoCallbacks`] (messages dropped, requests refused).
 //!
 //! Errors name the file and line, never the key material.
 //!
@@ -18,15 +26,19 @@
 //! assert!(r.is_ok());
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
 use super::error::{Error, KeyError, Unsupported};
 
 mod hybrid;
+mod plugin;
 
 pub(crate) use hybrid::POSTQUANTUM_LABEL;
 pub use hybrid::{HybridIdentity, HybridRecipient, ParseHybridKeyError};
+pub(crate) use plugin::plugin_error;
+use plugin::{PluginIdentity, PluginRecipient};
 
 /// A recipient the encryptor can wrap the file key for.
 pub type BoxedRecipient = Box<dyn age::Recipient + Send>;
@@ -34,21 +46,45 @@ pub type BoxedRecipient = Box<dyn age::Recipient + Send>;
 pub type BoxedIdentity = Box<dyn age::Identity + Send + Sync>;
 
 /// Parses one recipient: `age1…` (X25519), `age1pq1…` (hybrid post-quantum,
-/// [`HybridRecipient`]), `ssh-ed25519 …` or `ssh-rsa …`.
+/// [`HybridRecipient`]), `age1tag1…`/`age1tagpq1…` (tag), `ssh-ed25519 …`,
+/// `ssh-rsa …`, or `age1<name>1…` (plugin, [`age::NoCallbacks`]).
 pub fn parse_recipient(s: &str) -> Result<BoxedRecipient, Error> {
-    recipient_at(s.trim(), None, None)
+    parse_recipient_with(s, age::NoCallbacks)
+}
+
+/// [`parse_recipient`], with `ui` for a plugin's messages and requests.
+pub fn parse_recipient_with(s: &str, ui: impl age::Callbacks) -> Result<BoxedRecipient, Error> {
+    match recipient_at(s.trim(), None, None)? {
+        Parsed::Key(key) => Ok(key),
+        Parsed::Plugin(r) => {
+            let name = r.plugin().to_owned();
+            Ok(Box::new(PluginRecipient::new(&name, &[r], ui)?))
+        }
+    }
 }
 
 /// Parses a recipients file's text: one recipient per line, blank lines and
 /// `#` comments ignored. `source_name` names the file in errors.
 pub fn parse_recipients(text: &str, source_name: &str) -> Result<Vec<BoxedRecipient>, Error> {
-    let recipients = text
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-        .map(|(n, line)| recipient_at(line, Some(source_name), Some(n)))
-        .collect::<Result<Vec<_>, _>>()?;
+    parse_recipients_with(text, source_name, age::NoCallbacks)
+}
+
+fn parse_recipients_with(
+    text: &str,
+    source_name: &str,
+    ui: impl age::Callbacks,
+) -> Result<Vec<BoxedRecipient>, Error> {
+    let mut recipients = Vec::new();
+    let mut plugins: BTreeMap<String, Vec<age::plugin::Recipient>> = BTreeMap::new();
+    for (n, line) in key_lines(text) {
+        match recipient_at(line, Some(source_name), Some(n))? {
+            Parsed::Key(key) => recipients.push(key),
+            Parsed::Plugin(r) => plugins.entry(r.plugin().to_owned()).or_default().push(r),
+        }
+    }
+    for (name, group) in plugins {
+        recipients.push(Box::new(PluginRecipient::new(&name, &group, ui.clone())?));
+    }
     if recipients.is_empty() {
         return Err(KeyError::Empty(source_name.to_owned()).into());
     }
@@ -57,44 +93,98 @@ pub fn parse_recipients(text: &str, source_name: &str) -> Result<Vec<BoxedRecipi
 
 /// Reads a recipients file (see [`parse_recipients`]).
 pub fn read_recipients_file(path: &Path) -> Result<Vec<BoxedRecipient>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
-    parse_recipients(&text, &path.display().to_string())
+    read_recipients_file_with(path, age::NoCallbacks)
 }
 
-/// Parses one identity: `AGE-SECRET-KEY-1…`.
+/// [`read_recipients_file`], with `ui` for the plugins' messages and requests.
+pub fn read_recipients_file_with(
+    path: &Path,
+    ui: impl age::Callbacks,
+) -> Result<Vec<BoxedRecipient>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
+    parse_recipients_with(&text, &path.display().to_string(), ui)
+}
+
+/// Parses one identity: `AGE-SECRET-KEY-1…`, `AGE-SECRET-KEY-PQ-1…` or
+/// `AGE-PLUGIN-<NAME>-1…` (plugin, [`age::NoCallbacks`]).
 pub fn parse_identity(s: &str) -> Result<BoxedIdentity, Error> {
-    identity_at(s.trim(), None, None)
+    let s = s.trim();
+    if s.starts_with("AGE-PLUGIN-") {
+        let mut plugin = parse_identities_with(s.as_bytes(), None, age::NoCallbacks)?;
+        return Ok(plugin.remove(0));
+    }
+    identity_at(s, None, None)
 }
 
 /// Parses an identity file's bytes: an unencrypted OpenSSH/PEM private key,
-/// or `AGE-SECRET-KEY-1…` lines with blank lines and `#` comments (what
-/// `age-keygen` writes). `source_name` names the file in errors.
+/// or `AGE-SECRET-KEY-1…`, `AGE-SECRET-KEY-PQ-1…` and `AGE-PLUGIN-…` lines
+/// with blank lines and `#` comments (what `age-keygen` and plugins write).
+/// `source_name` names the file in errors.
 pub fn parse_identities(data: &[u8], source_name: &str) -> Result<Vec<BoxedIdentity>, Error> {
+    parse_identities_with(data, Some(source_name), age::NoCallbacks)
+}
+
+/// Identities from `data`; `source_name` is `None` for a single key given
+/// as a string. One [`PluginIdentity`] per plugin holds its identities.
+fn parse_identities_with(
+    data: &[u8],
+    source_name: Option<&str>,
+    ui: impl age::Callbacks,
+) -> Result<Vec<BoxedIdentity>, Error> {
+    let source = source_name.map(str::to_owned);
     let text = std::str::from_utf8(data).map_err(|_| KeyError::InvalidIdentity {
-        source_name: Some(source_name.to_owned()),
+        source_name: source.clone(),
         line: None,
         reason: "not UTF-8 text".into(),
     })?;
     if text.trim_start().starts_with("-----BEGIN") {
-        return ssh_identity(data, source_name).map(|id| vec![id]);
+        return ssh_identity(data, source_name.unwrap_or("the key")).map(|id| vec![id]);
     }
-    let identities = text
-        .lines()
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.trim()))
-        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
-        .map(|(n, line)| identity_at(line, Some(source_name), Some(n)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let line_of = |n| source_name.map(|_| n);
+    let mut identities = Vec::new();
+    let mut plugins: BTreeMap<String, Vec<age::plugin::Identity>> = BTreeMap::new();
+    for (n, line) in key_lines(text) {
+        if line.starts_with("AGE-PLUGIN-") {
+            let id =
+                age::plugin::Identity::from_str(line).map_err(|e| KeyError::InvalidIdentity {
+                    source_name: source.clone(),
+                    line: line_of(n),
+                    reason: format!("not a valid AGE-PLUGIN-…-1… plugin identity ({e})"),
+                })?;
+            plugins.entry(id.plugin().to_owned()).or_default().push(id);
+        } else {
+            identities.push(identity_at(line, source_name, line_of(n))?);
+        }
+    }
+    for (name, group) in plugins {
+        identities.push(Box::new(PluginIdentity::new(&name, &group, ui.clone())?));
+    }
     if identities.is_empty() {
-        return Err(KeyError::Empty(source_name.to_owned()).into());
+        return Err(KeyError::Empty(source_name.unwrap_or("the key").to_owned()).into());
     }
     Ok(identities)
 }
 
 /// Reads an identity file (see [`parse_identities`]).
 pub fn read_identity_file(path: &Path) -> Result<Vec<BoxedIdentity>, Error> {
+    read_identity_file_with(path, age::NoCallbacks)
+}
+
+/// [`read_identity_file`], with `ui` for the plugins' messages and requests.
+pub fn read_identity_file_with(
+    path: &Path,
+    ui: impl age::Callbacks,
+) -> Result<Vec<BoxedIdentity>, Error> {
     let data = std::fs::read(path).map_err(|e| io_error(path, &e))?;
-    parse_identities(&data, &path.display().to_string())
+    parse_identities_with(&data, Some(&path.display().to_string()), ui)
+}
+
+/// The numbered lines of a key file that hold keys (not blank, not `#`).
+fn key_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> Error {
@@ -105,11 +195,14 @@ fn io_error(path: &Path, e: &std::io::Error) -> Error {
     .into()
 }
 
-fn recipient_at(
-    s: &str,
-    source: Option<&str>,
-    line: Option<usize>,
-) -> Result<BoxedRecipient, Error> {
+/// A parsed recipient line: a key we wrap for ourselves, or one for a plugin
+/// (grouped per plugin before the plugin is looked up).
+enum Parsed {
+    Key(BoxedRecipient),
+    Plugin(age::plugin::Recipient),
+}
+
+fn recipient_at(s: &str, source: Option<&str>, line: Option<usize>) -> Result<Parsed, Error> {
     let invalid = |reason: &str| -> Error {
         KeyError::InvalidRecipient {
             source_name: source.map(str::to_owned),
@@ -118,34 +211,50 @@ fn recipient_at(
         }
         .into()
     };
+    let key = |r: BoxedRecipient| Ok(Parsed::Key(r));
     if s.starts_with("ssh-") {
         return match age::ssh::Recipient::from_str(s) {
-            Ok(r) => Ok(Box::new(r)),
+            Ok(r) => key(Box::new(r)),
             Err(age::ssh::ParseRecipientKeyError::Unsupported(t)) => {
                 Err(Unsupported::KeyType(format!("SSH key type {t}")).into())
             }
             Err(_) => Err(invalid("not a valid SSH public key")),
         };
     }
-    if s.starts_with("age1pq1") {
-        return match HybridRecipient::from_str(s) {
-            Ok(r) => Ok(Box::new(r)),
+    // The Bech32 HRP (up to the last `1`) says the type; age1pq, age1tag and
+    // age1tagpq would otherwise read as plugins named pq, tag and tagpq.
+    let hrp = s.rfind('1').map_or("", |i| &s[..i]);
+    match hrp {
+        "age1pq" => match HybridRecipient::from_str(s) {
+            Ok(r) => key(Box::new(r)),
             Err(e) => Err(invalid(&format!(
                 "not a valid age1pq1… hybrid recipient ({e})"
             ))),
-        };
+        },
+        "age1tag" => match age::tag::Recipient::from_str(s) {
+            Ok(r) => key(Box::new(r)),
+            Err(e) => Err(invalid(&format!(
+                "not a valid age1tag1… tag recipient ({e})"
+            ))),
+        },
+        "age1tagpq" => match age::tagpq::Recipient::from_str(s) {
+            Ok(r) => key(Box::new(r)),
+            Err(e) => Err(invalid(&format!(
+                "not a valid age1tagpq1… hybrid tag recipient ({e})"
+            ))),
+        },
+        "age" => match age::x25519::Recipient::from_str(s) {
+            Ok(r) => key(Box::new(r)),
+            Err(_) => Err(invalid("not a valid age1… X25519 recipient")),
+        },
+        _ if s.starts_with("age1") => match age::plugin::Recipient::from_str(s) {
+            Ok(r) => Ok(Parsed::Plugin(r)),
+            Err(e) => Err(invalid(&format!(
+                "not a valid age1… X25519 or age1<plugin>1… plugin recipient ({e})"
+            ))),
+        },
+        _ => Err(invalid("expected an age1… or ssh-… public key")),
     }
-    if let Some(rest) = s.strip_prefix("age1") {
-        if let Ok(r) = age::x25519::Recipient::from_str(s) {
-            return Ok(Box::new(r));
-        }
-        // Bech32 recipients of other types: age1tag1…, age1tagpq1…, plugins.
-        if let Some(kind) = ["tag1", "tagpq1"].iter().find(|p| rest.starts_with(**p)) {
-            return Err(Unsupported::KeyType(format!("recipient type age1{kind}…")).into());
-        }
-        return Err(invalid("not a valid age1… X25519 recipient"));
-    }
-    Err(invalid("expected an age1… or ssh-… public key"))
 }
 
 fn identity_at(s: &str, source: Option<&str>, line: Option<usize>) -> Result<BoxedIdentity, Error> {
@@ -160,9 +269,6 @@ fn identity_at(s: &str, source: Option<&str>, line: Option<usize>) -> Result<Box
                 }
                 .into()
             });
-    }
-    if s.starts_with("AGE-PLUGIN-") {
-        return Err(Unsupported::KeyType("age plugin identity".into()).into());
     }
     age::x25519::Identity::from_str(s)
         .map(|id| Box::new(id) as BoxedIdentity)

@@ -83,7 +83,11 @@ pub mod fuzzing;
 pub use decryptor::{Decryptor, DEFAULT_MAX_WORK_FACTOR};
 pub use encryptor::Encryptor;
 #[cfg(feature = "client")]
-pub(crate) use encryptor::SCRYPT_WORK_FACTOR;
-pub use error::{ArmorError, Error, HeaderError, KeyError, ProtocolError, Unsupported};
+pub(crate) use encryptor::{SCRYPT_WORK_FACTOR, SYMMETRIC_LABEL};
+pub use error::{
+    ArmorError, Error, HeaderError, KeyError, PluginError, ProtocolError, Unsupported,
+};
 pub use format::{Format, UnknownFormat};
 pub use io::{DecryptingReader, EncryptingWriter};
+#[cfg(feature = "client")]
+pub(crate) use stream::{ExporterSecret, TAG_SIZE};

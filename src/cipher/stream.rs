@@ -63,6 +63,25 @@ pub(crate) fn payload_key(file_key: &FileKey, nonce: &[u8; PAYLOAD_NONCE_SIZE]) 
     key
 }
 
+/// A secret both ends of one stream share and nobody else has: derived
+/// from the file key and the payload nonce like the payload key, under a
+/// label of its own, so it is never the payload key and shares no nonce
+/// with it. The client's resume messages are authenticated with keys
+/// derived from it (see `crate::resume`). Zeroized on drop.
+pub(crate) type ExporterSecret = Zeroizing<[u8; 32]>;
+
+/// `HKDF-SHA256(ikm = file key, salt = payload nonce, info = "zebrastream exporter")`.
+pub(crate) fn exporter_secret(
+    file_key: &FileKey,
+    nonce: &[u8; PAYLOAD_NONCE_SIZE],
+) -> ExporterSecret {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(nonce), file_key.expose_secret())
+        .expand(b"zebrastream exporter", secret.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    secret
+}
+
 /// Seals chunks in order: chunk 0, 1, 2, ... and then exactly one final chunk.
 pub(crate) struct ChunkSealer<A: ChunkAead = DefaultAead> {
     /// Boxed: moving the sealer (and the encryptor holding it) moves a

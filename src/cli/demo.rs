@@ -16,6 +16,7 @@ use zebrastream::client::{self, StreamReader, StreamWriter};
 use zebrastream::relay::{ForwardTap, Relay, RelayConfig, TapVerdict};
 
 use super::errors::{client_failure, io_failure, Side};
+use super::size::parse_size;
 use super::{CmdResult, ExitKind, Failure};
 
 /// Starts every 64 KiB block of the generated dataset, so a relay that saw
@@ -48,35 +49,6 @@ pub struct DemoArgs {
 
 fn parse_format(text: &str) -> Result<Format, String> {
     text.parse::<Format>().map_err(|e| e.to_string())
-}
-
-/// Parses `256MiB`, `64M`, `1GiB`, `500MB`, `10KiB` or a plain byte count.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a size like 256MiB or 1000000"))?;
-    let multiplier: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown size unit '{other}': use B, KiB, MiB, GiB, KB, MB or GB"
-            ))
-        }
-    };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("size '{text}' is too large"))
 }
 
 /// Watches every chunk the relay forwards: counts bytes and looks for the
@@ -280,17 +252,6 @@ fn to_hex(hash: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("500MB"), Ok(500_000_000));
-        assert_eq!(parse_size("12345"), Ok(12345));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").unwrap_err().contains("unit"));
-    }
 
     #[test]
     fn marker_found_across_chunk_boundaries() {

@@ -4,6 +4,7 @@
 use std::io;
 
 use zebrastream::cipher::{self, HeaderError};
+use zebrastream::client::ResumeError;
 use zebrastream::forward_secrecy::ExchangeError;
 use zebrastream::{api, client};
 
@@ -67,6 +68,11 @@ pub fn cipher_failure(subject: &str, error: &cipher::Error) -> Failure {
         E::Unsupported(u) => (ExitKind::Decryption, format!("cannot decrypt: unsupported {u}")),
         E::Key(k) => (ExitKind::Usage, format!("{k}")),
         E::InvalidRecipients(why) => (ExitKind::Usage, format!("invalid recipients: {why}")),
+        E::IncompatibleLabels { .. } => (ExitKind::Usage, error.to_string()),
+        // A plugin that is missing or refuses a recipient: a key problem;
+        // one that cannot open its stanza (refused PIN, died): decryption.
+        E::Plugin(p @ cipher::PluginError::Unwrap { .. }) => (ExitKind::Decryption, p.to_string()),
+        E::Plugin(p) => (ExitKind::Usage, p.to_string()),
         other => (ExitKind::Other, other.to_string()),
     };
     Failure::new(kind, format!("{subject}: {what}"))
@@ -123,6 +129,7 @@ pub fn client_failure(subject: &str, side: Side, error: &client::Error) -> Failu
         }
         E::Io(e) => return io_failure(subject, side, copy_io(e)),
         E::Exchange(e) => return exchange_failure(subject, side, e),
+        E::Resume(e) => return resume_failure(subject, side, e),
         E::NotEncrypted => (
             ExitKind::Decryption,
             String::from("the stream is not encrypted; use --plain to accept it (or 'plain: true' in the config)"),
@@ -160,6 +167,44 @@ fn exchange_failure(subject: &str, side: Side, error: &ExchangeError) -> Failure
         ),
         other => Failure::new(ExitKind::Other, format!("{subject}: {other}")),
     }
+}
+
+/// The failure for a stream with resume on. The exit codes are the usual
+/// ones: a peer that does not take part is a missing peer (4), a resume that
+/// could not happen leaves the reader's data incomplete (9) and the writer
+/// without its reader (5), a refused control message is an authentication
+/// failure (8).
+fn resume_failure(subject: &str, side: Side, error: &ResumeError) -> Failure {
+    let peer = side.peer();
+    let incomplete = match side {
+        Side::Producer => ExitKind::PeerDisconnected,
+        Side::Consumer => ExitKind::Truncated,
+    };
+    let (kind, what) = match error {
+        ResumeError::NeedsEncryption => (
+            ExitKind::Usage,
+            String::from("resume needs an encrypted stream: give a passphrase, keys or a ticket, or turn resume off (--no-resume)"),
+        ),
+        ResumeError::NoHandshake(_) | ResumeError::ReceiptNotTaken(_) => (
+            ExitKind::ConnectTimeout,
+            format!("{error}; resume must be on at both ends (--resume, the default with a ticket)"),
+        ),
+        ResumeError::NoReceipt(_) | ResumeError::GaveUp { .. } => {
+            (ExitKind::PeerDisconnected, error.to_string())
+        }
+        ResumeError::WriterGaveUp => (incomplete, error.to_string()),
+        ResumeError::Behind { .. } => (
+            incomplete,
+            format!("{error}; a larger --resume-buffer on the writer lets a reader fall further behind"),
+        ),
+        ResumeError::TimedOut { .. } => (
+            incomplete,
+            format!("the connection to the relay broke and the {peer} could not be reached again: {error}; raise --resume-timeout to wait longer"),
+        ),
+        ResumeError::Refused(_) => (ExitKind::Decryption, error.to_string()),
+        other => (ExitKind::Other, other.to_string()),
+    };
+    Failure::new(kind, format!("{subject}: {what}"))
 }
 
 /// The relay was not reached (exit 1, as docs/cli.md lists it): the URL and

@@ -33,6 +33,7 @@ use zebrastream::ticket::Ticket;
 use super::config::{Config, Origin};
 use super::errors::cipher_failure;
 use super::passphrase;
+use super::plugin_ui::PluginUi;
 use super::{ExitKind, Failure};
 
 /// The command that needs a key.
@@ -548,7 +549,7 @@ impl KeyPlan {
                 let mut identities = Vec::new();
                 for file in &files {
                     identities.extend(
-                        cipher::keys::read_identity_file(file)
+                        cipher::keys::read_identity_file_with(file, PluginUi)
                             .map_err(|e| cipher_failure(subject, &e))?,
                     );
                 }
@@ -571,12 +572,15 @@ fn read_recipients(
 ) -> Result<Vec<cipher::keys::BoxedRecipient>, Failure> {
     let mut recipients = Vec::new();
     for key in keys {
-        recipients
-            .push(cipher::keys::parse_recipient(key).map_err(|e| cipher_failure(subject, &e))?);
+        recipients.push(
+            cipher::keys::parse_recipient_with(key, PluginUi)
+                .map_err(|e| cipher_failure(subject, &e))?,
+        );
     }
     for file in files {
         recipients.extend(
-            cipher::keys::read_recipients_file(file).map_err(|e| cipher_failure(subject, &e))?,
+            cipher::keys::read_recipients_file_with(file, PluginUi)
+                .map_err(|e| cipher_failure(subject, &e))?,
         );
     }
     Ok(recipients)

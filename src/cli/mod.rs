@@ -19,11 +19,13 @@ mod keys;
 mod logging;
 mod output;
 mod passphrase;
+mod plugin_ui;
 mod progress;
 mod read;
 mod relay;
 mod settings;
 mod shell_words;
+mod size;
 mod ticket;
 mod write;
 
@@ -244,6 +246,9 @@ fn client_common(
     // Unreachable relays and 5xx answers are retried briefly, then reported
     // (the Python CLI fails at once; a short budget rides out a relay restart).
     builder = builder.retry(zebrastream::api::RetryPolicy::default().budget(CONNECT_RETRY_BUDGET));
+    if let Some(resume) = stream.resume {
+        builder = builder.resume(resume);
+    }
     match &stream.access_token {
         Some(token) => builder.access_token(token.clone()),
         None => builder,

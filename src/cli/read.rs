@@ -150,7 +150,16 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
         };
         let pumped = pump(&mut reader, sink.writer(), &progress, flush).await;
         let outcome = match pumped {
-            Ok(_) => sink.commit(&subject).await,
+            // With resume, the writer reports success only on our receipt,
+            // sent once the output is committed (file renamed into place,
+            // consumer command exited 0, stdout flushed).
+            Ok(_) => match sink.commit(&subject).await {
+                Ok(()) => reader
+                    .confirm()
+                    .await
+                    .map_err(|e| client_failure(&subject, Side::Consumer, &e)),
+                Err(f) => Err(f),
+            },
             Err(PumpError::Read(e)) => {
                 sink.abort().await;
                 let hint = refusal_hint.filter(|_| no_identity_matched(&e));
@@ -183,6 +192,9 @@ pub fn run(args: ReadArgs, config: &Config, selection: &ConfigSelection, quiet: 
             }
             Err(f) => {
                 progress.clear();
+                // With resume, the writer fails at once instead of waiting
+                // for a receipt that will not come.
+                reader.abandon().await;
                 Err(f)
             }
         }

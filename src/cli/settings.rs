@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use zebrastream::cipher::Format;
+use zebrastream::client::resume::MIN_RESUME_BUFFER;
+use zebrastream::client::Resume;
 use zebrastream::ticket::Ticket;
 
 use super::config::{Config, ConfigError, ConfigSelection};
@@ -53,6 +55,21 @@ pub struct StreamArgs {
     /// With a ticket: skip the key exchange (the reader may come later), accepting that a relay can replay an earlier stream of the ticket
     #[arg(long = "no-forward-secrecy", conflicts_with = "forward_secrecy")]
     pub no_forward_secrecy: bool,
+    /// Resume after a broken connection, and report success only on the reader's receipt (the default with a ticket; otherwise on both sides: --resume, ZEBRASTREAM_RESUME=true or 'resume: true'); needs encryption
+    #[arg(long = "resume")]
+    pub resume: bool,
+    /// Turn resume off (with a ticket, or over ZEBRASTREAM_RESUME / the config)
+    #[arg(long = "no-resume", conflicts_with = "resume")]
+    pub no_resume: bool,
+    /// With resume: resume when nothing arrived for this many seconds [default: 15]
+    #[arg(long = "stall-timeout", value_name = "SECONDS")]
+    pub stall_timeout: Option<f64>,
+    /// With resume: give up when a resume (or the reader's receipt) takes longer than this many seconds [default: 60]
+    #[arg(long = "resume-timeout", value_name = "SECONDS")]
+    pub resume_timeout: Option<f64>,
+    /// With resume (write): keep this much sealed data to re-send, e.g. 64MiB [default: 16MiB]; also the most in flight unacknowledged
+    #[arg(long = "resume-buffer", value_name = "SIZE", value_parser = super::size::parse_size)]
+    pub resume_buffer: Option<u64>,
 }
 
 /// Parses a secret flag value straight into a zeroizing, `[REDACTED]`-printing type.
@@ -103,6 +120,9 @@ pub struct StreamSettings {
     /// Run the forward-secrecy exchange: a ticket without
     /// `--no-forward-secrecy`, or a passphrase with `--forward-secrecy`.
     pub forward_secrecy: bool,
+    /// Resume settings when resume is on: a ticket without `--no-resume`,
+    /// or `--resume` / `ZEBRASTREAM_RESUME` / `resume` in the config.
+    pub resume: Option<Resume>,
 }
 
 /// Settings only `write` has.
@@ -154,6 +174,7 @@ pub fn resolve_stream(
         .check_mode(selection, mode.as_str())
         .map_err(config_failure)?;
 
+    let resume_flags = args.resume_flags();
     let ticket = resolve_ticket(args.ticket, args.ticket_file.as_deref(), config)?;
     // Fresh by default with a ticket; an opt-in with a passphrase.
     let forward_secrecy = match &ticket {
@@ -271,6 +292,8 @@ pub fn resolve_stream(
         None => keys::plan(role, key_flags, config, can_prompt, &stream_path)?,
     };
 
+    let resume = resolve_resume(&resume_flags, ticket.is_some(), config)?;
+
     Ok(StreamSettings {
         stream_path,
         connect_url,
@@ -282,7 +305,95 @@ pub fn resolve_stream(
         keys,
         ticket,
         forward_secrecy,
+        resume,
     })
+}
+
+/// The resume flags of the command line.
+struct ResumeFlags {
+    on: bool,
+    off: bool,
+    stall_timeout: Option<f64>,
+    resume_timeout: Option<f64>,
+    buffer: Option<u64>,
+}
+
+impl StreamArgs {
+    fn resume_flags(&self) -> ResumeFlags {
+        ResumeFlags {
+            on: self.resume,
+            off: self.no_resume,
+            stall_timeout: self.stall_timeout,
+            resume_timeout: self.resume_timeout,
+            buffer: self.resume_buffer,
+        }
+    }
+}
+
+/// Whether resume is on (flag > `ZEBRASTREAM_RESUME` / config `resume` >
+/// on with a ticket) and its settings (flags > `stall_timeout`,
+/// `resume_timeout`, `resume_buffer` in the environment or config).
+fn resolve_resume(
+    flags: &ResumeFlags,
+    ticket: bool,
+    config: &Config,
+) -> Result<Option<Resume>, Failure> {
+    let on = if flags.off {
+        false
+    } else if flags.on {
+        true
+    } else {
+        config
+            .flag("resume")
+            .map_err(config_failure)?
+            .map_or(ticket, |s| s.value)
+    };
+    if !on {
+        return Ok(None);
+    }
+    let seconds = |flag: Option<f64>, key: &str| -> Result<Option<Duration>, Failure> {
+        let value = match flag {
+            Some(v) => Some(v),
+            None => config
+                .seconds(key)
+                .map_err(config_failure)?
+                .map(|s| s.value),
+        };
+        match value {
+            Some(v) if !(v.is_finite() && v > 0.0) => Err(Failure::usage(format!(
+                "{key} must be a positive number of seconds, not {v}"
+            ))),
+            other => Ok(other.map(Duration::from_secs_f64)),
+        }
+    };
+    let mut resume = Resume::default();
+    if let Some(stall) = seconds(flags.stall_timeout, "stall_timeout")? {
+        resume = resume.with_stall_timeout(stall);
+    }
+    if let Some(limit) = seconds(flags.resume_timeout, "resume_timeout")? {
+        resume = resume.with_resume_timeout(limit);
+    }
+    let buffer = match flags.buffer {
+        Some(size) => Some(size),
+        None => match config.string("resume_buffer").map_err(config_failure)? {
+            Some(s) => Some(super::size::parse_size(&s.value).map_err(|e| {
+                Failure::usage(format!("config key 'resume_buffer' from {}: {e}", s.origin))
+            })?),
+            None => None,
+        },
+    };
+    if let Some(size) = buffer {
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|&s| s >= MIN_RESUME_BUFFER)
+            .ok_or_else(|| {
+                Failure::usage(format!(
+                    "--resume-buffer {size} is too small: it must hold at least one chunk (64KiB)"
+                ))
+            })?;
+        resume = resume.with_buffer(size);
+    }
+    Ok(Some(resume))
 }
 
 /// The ticket from `--ticket` (warned about: argv is visible to other local
@@ -419,6 +530,11 @@ mod tests {
             ticket_file: None,
             forward_secrecy: false,
             no_forward_secrecy: false,
+            resume: false,
+            no_resume: false,
+            stall_timeout: None,
+            resume_timeout: None,
+            resume_buffer: None,
         }
     }
 
@@ -468,6 +584,73 @@ mod tests {
     ) -> Result<StreamSettings, Failure> {
         let config = Config::load(&selection, env).map_err(config_failure)?;
         resolve_stream(a, no_extra(), &config, &selection, mode, false)
+    }
+
+    /// Resume: off by default, on with a ticket; flag > environment /
+    /// config > the ticket's default; its settings from flags or config;
+    /// bad values are usage errors naming the key.
+    #[test]
+    fn resume_is_resolved_flag_env_config_then_ticket() {
+        let home = Home::new(Some("stall_timeout: 4\nresume_buffer: 32MiB\n"), &[]);
+        let config = |pairs: &[(&str, &str)]| {
+            Config::load(&ConfigSelection::GlobalOnly, &home.env(pairs)).unwrap()
+        };
+        let flags = |on: bool, off: bool| ResumeFlags {
+            on,
+            off,
+            stall_timeout: None,
+            resume_timeout: None,
+            buffer: None,
+        };
+        let plain = config(&[]);
+        assert_eq!(
+            resolve_resume(&flags(false, false), false, &plain).unwrap(),
+            None
+        );
+        let with_ticket = resolve_resume(&flags(false, false), true, &plain)
+            .unwrap()
+            .expect("on with a ticket");
+        assert_eq!(with_ticket.stall_timeout(), Duration::from_secs(4));
+        assert_eq!(with_ticket.buffer_size(), 32 << 20);
+        assert_eq!(with_ticket.resume_timeout(), Duration::from_secs(60));
+        assert_eq!(
+            resolve_resume(&flags(false, true), true, &plain).unwrap(),
+            None
+        );
+        assert!(resolve_resume(&flags(true, false), false, &plain)
+            .unwrap()
+            .is_some());
+        let env_on = config(&[("ZEBRASTREAM_RESUME", "true")]);
+        assert!(resolve_resume(&flags(false, false), false, &env_on)
+            .unwrap()
+            .is_some());
+        let env_off = config(&[("ZEBRASTREAM_RESUME", "false")]);
+        assert_eq!(
+            resolve_resume(&flags(false, false), true, &env_off).unwrap(),
+            None
+        );
+        let explicit = ResumeFlags {
+            stall_timeout: Some(0.5),
+            resume_timeout: Some(120.0),
+            buffer: Some(64 << 20),
+            ..flags(true, false)
+        };
+        let r = resolve_resume(&explicit, false, &plain).unwrap().unwrap();
+        assert_eq!(r.stall_timeout(), Duration::from_millis(500));
+        assert_eq!(r.resume_timeout(), Duration::from_secs(120));
+        assert_eq!(r.buffer_size(), 64 << 20);
+        let zero = ResumeFlags {
+            stall_timeout: Some(0.0),
+            ..flags(true, false)
+        };
+        let err = resolve_resume(&zero, false, &plain).unwrap_err();
+        assert!(err.message.contains("stall_timeout"), "{}", err.message);
+        let tiny = ResumeFlags {
+            buffer: Some(1000),
+            ..flags(true, false)
+        };
+        let err = resolve_resume(&tiny, false, &plain).unwrap_err();
+        assert!(err.message.contains("too small"), "{}", err.message);
     }
 
     #[test]

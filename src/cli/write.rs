@@ -154,8 +154,9 @@ pub fn run(
                 Ok(s) => s,
                 Err(f) => {
                     progress.clear();
-                    // Aborting the upload: the reader sees an error.
-                    writer.abort();
+                    // Aborting the upload: the reader sees an error (with
+                    // resume, it is told at once instead of resuming).
+                    writer.abandon().await;
                     return Err(f);
                 }
             },
@@ -195,8 +196,13 @@ pub fn run(
             }
         };
         let sent = writer.bytes_written();
-        // A failure ends the upload on purpose (the reader sees an error).
-        writer.abort();
+        // A failure ends the upload on purpose (the reader sees an error;
+        // with resume, it is told at once instead of resuming).
+        if outcome.is_err() {
+            writer.abandon().await;
+        } else {
+            writer.abort();
+        }
         match outcome {
             Ok(()) => {
                 progress.finish();

@@ -131,6 +131,21 @@ impl Reader {
     pub fn bytes_read(&self) -> u64 {
         self.inner.bytes_read()
     }
+
+    /// With resume on, sends the receipt once the whole stream was read and
+    /// committed, like [`StreamReader::confirm`]; without resume it does
+    /// nothing.
+    pub fn confirm(&mut self) -> Result<(), Error> {
+        let inner = &mut self.inner;
+        self.runtime.block_on(inner.confirm())
+    }
+
+    /// With resume on, tells the writer the stream will not be committed,
+    /// like [`StreamReader::abandon`]; without resume it does nothing.
+    pub fn abandon(&mut self) {
+        let inner = &mut self.inner;
+        self.runtime.block_on(inner.abandon());
+    }
 }
 
 impl Read for Reader {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::Error;
+use super::{Error, Resume};
 use crate::api::{self, ApiClient, ApiClientBuilder, RetryPolicy};
 
 /// The Connect API of the ZebraStream service.
@@ -82,6 +82,7 @@ pub struct Config {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) auto_flush: AutoFlush,
     pub(crate) write_buffer_size: usize,
+    pub(crate) resume: Option<Resume>,
 }
 
 impl Config {
@@ -94,6 +95,7 @@ impl Config {
             connect_timeout: None,
             auto_flush: AutoFlush::Never,
             write_buffer_size: DEFAULT_WRITE_BUFFER_SIZE,
+            resume: None,
         }
     }
 
@@ -149,6 +151,11 @@ impl Config {
         self.write_buffer_size
     }
 
+    /// The resume settings, when resume is on.
+    pub fn resume(&self) -> Option<&Resume> {
+        self.resume.as_ref()
+    }
+
     /// True when an access token is configured (it is never shown).
     pub fn has_access_token(&self) -> bool {
         self.api.has_access_token()
@@ -171,6 +178,7 @@ pub struct ConfigBuilder {
     connect_timeout: Option<Duration>,
     auto_flush: AutoFlush,
     write_buffer_size: usize,
+    resume: Option<Resume>,
 }
 
 impl ConfigBuilder {
@@ -229,6 +237,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// Turns resume on with these settings (default: off). Both the writer
+    /// and the reader must turn it on; it needs an encrypted stream. See
+    /// [`Resume`] and the [`resume`](super::resume) module.
+    pub fn resume(mut self, resume: Resume) -> Self {
+        self.resume = Some(resume);
+        self
+    }
+
     /// Also trusts these origins (`scheme://host[:port]`) with the access
     /// token and the stream, for a relay whose Connect API answers with data
     /// URLs on another origin. By default only the connect URL's origin is
@@ -271,6 +287,9 @@ impl ConfigBuilder {
                 "the write buffer size must be between 1 and {MAX_WRITE_BUFFER_SIZE} bytes"
             )));
         }
+        if let Some(resume) = &self.resume {
+            resume.check().map_err(Error::InvalidConfig)?;
+        }
         // The connect URL and the token origins are parsed here, once.
         let api = self.api.build()?;
         Ok(Config {
@@ -280,6 +299,7 @@ impl ConfigBuilder {
             connect_timeout: self.connect_timeout,
             auto_flush: self.auto_flush,
             write_buffer_size: self.write_buffer_size,
+            resume: self.resume,
         })
     }
 }
@@ -316,6 +336,25 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("token origin"), "{err}");
+    }
+
+    /// Resume settings that could not work are refused when the
+    /// configuration is built, naming the setting.
+    #[test]
+    fn resume_settings_are_checked() {
+        use crate::client::resume::MIN_RESUME_BUFFER;
+        let build = |resume: Resume| Config::builder("/a").resume(resume).build();
+        assert_eq!(
+            build(Resume::default()).unwrap().resume(),
+            Some(&Resume::default())
+        );
+        assert!(build(Resume::default().with_buffer(MIN_RESUME_BUFFER)).is_ok());
+        let err = build(Resume::default().with_buffer(MIN_RESUME_BUFFER - 1)).unwrap_err();
+        assert!(err.to_string().contains("resume buffer"), "{err}");
+        let err = build(Resume::default().with_stall_timeout(Duration::ZERO)).unwrap_err();
+        assert!(err.to_string().contains("stall timeout"), "{err}");
+        let err = build(Resume::default().with_resume_timeout(Duration::ZERO)).unwrap_err();
+        assert!(err.to_string().contains("resume timeout"), "{err}");
     }
 
     #[test]

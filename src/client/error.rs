@@ -73,6 +73,11 @@ pub enum Error {
     /// of this format; a key is needed to open it.
     #[error("the stream is encrypted ({0}) but no key was given")]
     KeyRequired(cipher::Format),
+    /// A stream with resume on failed: no handshake or receipt, a resume
+    /// that did not succeed in time or could not (the reader too far
+    /// behind), or a refused control message.
+    #[error(transparent)]
+    Resume(#[from] super::ResumeError),
     /// The writer or reader was already shut down, or failed before.
     #[error("the stream is closed (after shutdown or an earlier error)")]
     Closed,
@@ -106,6 +111,18 @@ impl Error {
             Error::Encryption(_) => K::InvalidInput,
             Error::Exchange(crate::forward_secrecy::ExchangeError::Timeout { .. }) => K::TimedOut,
             Error::Exchange(_) | Error::NotEncrypted | Error::KeyRequired(_) => K::InvalidData,
+            Error::Resume(
+                super::ResumeError::NoHandshake(_)
+                | super::ResumeError::NoReceipt(_)
+                | super::ResumeError::ReceiptNotTaken(_)
+                | super::ResumeError::TimedOut { .. },
+            ) => K::TimedOut,
+            Error::Resume(super::ResumeError::NeedsEncryption) => K::InvalidInput,
+            Error::Resume(super::ResumeError::GaveUp { .. }) => K::BrokenPipe,
+            Error::Resume(super::ResumeError::Behind { .. } | super::ResumeError::WriterGaveUp) => {
+                K::UnexpectedEof
+            }
+            Error::Resume(_) => K::InvalidData,
             Error::Io(e) => e.kind(),
         }
     }

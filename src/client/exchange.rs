@@ -1,13 +1,12 @@
 //! Runs the forward-secrecy exchange ([`crate::forward_secrecy`]) over the
-//! relay: the two small messages travel as plaintext streams on the
-//! transfer's side paths (they carry their own authentication), each step
+//! relay: the two small messages travel on the transfer's side paths
+//! ([`side_channel`], shared with resume's control messages), each step
 //! bounded by the configuration's connect timeout.
 
 use std::future::Future;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use super::{Config, Error, Opening, Sealing, StreamReader, StreamWriter};
+use super::side_channel::{self, side_config};
+use super::{Config, Error, Opening, Sealing};
 use crate::forward_secrecy::{
     ExchangeError, ExchangeKey, ExchangeStep, KEY_SIDE_PATH, MAX_KEY_MESSAGE, OFFER_BYTES,
     OFFER_SIDE_PATH,
@@ -45,14 +44,6 @@ pub(super) async fn open(key: &ExchangeKey, data: &Config) -> Result<Opening, Er
     Ok(Opening::identities(vec![Box::new(identity)]))
 }
 
-/// The configuration of side path `name` of the transfer `data` describes:
-/// same relay, token, timeout, retries and HTTP client; no content type.
-fn side_config(data: &Config, name: &str) -> Result<Config, Error> {
-    let mut config = data.with_stream_path(side_path(data.stream_path(), name))?;
-    config.content_type = None;
-    Ok(config)
-}
-
 /// Runs one step of the exchange within the connect timeout: the wait for
 /// the peer and the message itself, so a relay that stalls a message cannot
 /// hold a side longer than a missing peer could.
@@ -75,34 +66,17 @@ async fn bounded<T>(
 }
 
 async fn send(data: &Config, name: &str, message: &[u8], step: ExchangeStep) -> Result<(), Error> {
-    let config = side_config(data, name)?;
-    bounded(&config, step, async {
-        // Boxed: a writer's connect runs this exchange, which connects writers.
-        let mut writer = Box::pin(StreamWriter::connect(&config, &Sealing::Plain)).await?;
-        writer.write_all(message).await?;
-        writer.shutdown().await?;
-        Ok(())
-    })
-    .await
+    let config = side_config(data, side_path(data.stream_path(), name))?;
+    bounded(&config, step, side_channel::send(&config, message)).await
 }
 
-/// Reads a whole message of at most `limit` bytes (one more is read, so an
-/// over-long message is seen as such).
+/// Reads a whole message of at most `limit` bytes.
 async fn receive(
     data: &Config,
     name: &str,
     limit: usize,
     step: ExchangeStep,
 ) -> Result<Vec<u8>, Error> {
-    let config = side_config(data, name)?;
-    bounded(&config, step, async {
-        let reader = Box::pin(StreamReader::connect(&config, &Opening::Plain)).await?;
-        let mut message = Vec::with_capacity(limit.min(512));
-        reader
-            .take(limit as u64 + 1)
-            .read_to_end(&mut message)
-            .await?;
-        Ok(message)
-    })
-    .await
+    let config = side_config(data, side_path(data.stream_path(), name))?;
+    bounded(&config, step, side_channel::receive(&config, limit)).await
 }

@@ -41,6 +41,8 @@ mod error;
 mod exchange;
 mod keys;
 mod reader;
+pub mod resume;
+mod side_channel;
 mod transfer;
 mod writer;
 
@@ -51,6 +53,7 @@ pub use config::{
 pub use error::Error;
 pub use keys::{Opening, Sealing, SharedIdentity, SharedRecipient};
 pub use reader::StreamReader;
+pub use resume::{Resume, ResumeError};
 pub use transfer::{pull, pull_file, push, push_file, TransferReport};
 pub use writer::StreamWriter;
 

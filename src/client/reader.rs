@@ -6,12 +6,26 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
-use super::{exchange, Config, Error, Opening};
+use super::resume::consumer::{reconnect_first_leg, ResumingReader};
+use super::{exchange, Config, Error, Opening, ResumeError};
 use crate::cipher::{DecryptingReader, Format};
 use crate::protocol::ConnectMode;
 
-/// The transport the reader reads from: the download body, or a cipher over it.
-type Transport = Pin<Box<dyn AsyncRead + Send>>;
+/// The transport the reader reads from: the download body or a cipher over
+/// it, or (resume on) a cipher over the legs of the stream.
+enum Transport {
+    Single(Pin<Box<dyn AsyncRead + Send>>),
+    Resuming(Pin<Box<ResumingReader>>),
+}
+
+impl Transport {
+    fn as_read(&mut self) -> Pin<&mut (dyn AsyncRead + Send)> {
+        match self {
+            Transport::Single(reader) => reader.as_mut(),
+            Transport::Resuming(reader) => reader.as_mut(),
+        }
+    }
+}
 
 /// The consumer end of a stream: an [`AsyncRead`] over the bytes the producer
 /// writes.
@@ -81,15 +95,43 @@ impl StreamReader {
             Opening::Detect => None,
             other => other.decryptor()?,
         };
+        if config.resume.is_some() && decryptor.is_none() {
+            return Err(Error::Resume(ResumeError::NeedsEncryption));
+        }
         let header_pending = matches!(opening, Opening::Passphrase { .. });
-        let data_url = api
+        // With resume, a first leg that breaks before it starts (the
+        // Connect answer cut off, or an upload that never reached the relay)
+        // starts over, as the writer's does.
+        let connected = api
             .connect(
                 &config.stream_path,
                 ConnectMode::AwaitWriter,
                 config.connect_timeout,
             )
-            .await?;
-        let mut download = api.download(&data_url).await?;
+            .await;
+        // (the error, and whether the relay had paired us with a writer)
+        let downloaded = match connected {
+            Ok(data_url) => api.download(&data_url).await.map_err(|e| (e, true)),
+            Err(error) => Err((error, false)),
+        };
+        let mut download = match downloaded {
+            Ok(download) => download,
+            Err((error, paired))
+                if config.resume.is_some()
+                    && (super::resume::cut_off_answer(&error)
+                        || (paired && error.is_retryable())) =>
+            {
+                // The resume timeout counts from the break, not from the
+                // start of the wait for the writer.
+                let deadline = tokio::time::Instant::now()
+                    + config
+                        .resume
+                        .map(|r| r.resume_timeout())
+                        .unwrap_or_default();
+                reconnect_first_leg(config.clone(), deadline, error.to_string()).await?
+            }
+            Err((error, _)) => return Err(error.into()),
+        };
         if matches!(opening, Opening::Detect) {
             return Err(match sniff_format(&mut download).await? {
                 None => Error::NotEncrypted,
@@ -97,9 +139,14 @@ impl StreamReader {
             });
         }
         let content_type = download.content_type().map(str::to_owned);
-        let transport: Transport = match decryptor {
-            None => Box::pin(download),
-            Some(decryptor) => Box::pin(DecryptingReader::new(download, decryptor)),
+        let transport = match (decryptor, config.resume) {
+            (None, _) => Transport::Single(Box::pin(download)),
+            (Some(decryptor), None) => {
+                Transport::Single(Box::pin(DecryptingReader::new(download, decryptor)))
+            }
+            (Some(decryptor), Some(resume)) => Transport::Resuming(Box::pin(ResumingReader::new(
+                config, resume, opening, decryptor, download,
+            ))),
         };
         Ok(StreamReader {
             transport,
@@ -119,6 +166,74 @@ impl StreamReader {
     pub fn bytes_read(&self) -> u64 {
         self.bytes
     }
+
+    /// With resume on: sends the writer the receipt that the whole stream
+    /// arrived and was committed, which the writer's `shutdown` waits for.
+    /// Call it after reading to the end *and* committing the output (the
+    /// file renamed into place, the database transaction committed): a
+    /// writer reports success only then. Retried until the writer takes it
+    /// or the resume timeout ends ([`ResumeError::ReceiptNotTaken`]).
+    /// Until then the reader keeps telling the writer it is alive, so the
+    /// writer waits however long the commit takes: call
+    /// [`abandon`](Self::abandon) or drop the reader if the commit failed.
+    /// Without resume it does nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(config: zebrastream::client::Config, opening: zebrastream::client::Opening) -> Result<(), zebrastream::client::Error> {
+    /// use tokio::io::AsyncReadExt;
+    /// use zebrastream::client::StreamReader;
+    ///
+    /// let mut reader = StreamReader::connect(&config, &opening).await?;
+    /// let mut rows = Vec::new();
+    /// reader.read_to_end(&mut rows).await?;
+    /// // ... store `rows` durably, then:
+    /// reader.confirm().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn confirm(&mut self) -> Result<(), Error> {
+        match &mut self.transport {
+            Transport::Single(_) => Ok(()),
+            Transport::Resuming(reader) => reader.as_mut().get_mut().confirm().await,
+        }
+    }
+
+    /// With resume on: tells the writer that this stream will not be
+    /// committed (the output failed, or the stream could not be read), so
+    /// its `shutdown` fails at once with
+    /// [`ResumeError::GaveUp`](super::ResumeError::GaveUp) instead of
+    /// waiting out the resume timeout for a receipt. Dropping the reader
+    /// before [`confirm`](Self::confirm) does the same in the background.
+    /// Without resume it does nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(config: zebrastream::client::Config, opening: zebrastream::client::Opening) -> Result<(), zebrastream::client::Error> {
+    /// use tokio::io::AsyncReadExt;
+    /// use zebrastream::client::StreamReader;
+    ///
+    /// let mut reader = StreamReader::connect(&config, &opening).await?;
+    /// let mut rows = Vec::new();
+    /// reader.read_to_end(&mut rows).await?;
+    /// if std::fs::write("rows.csv", &rows).is_err() {
+    ///     reader.abandon().await;
+    /// } else {
+    ///     reader.confirm().await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn abandon(&mut self) {
+        if let Transport::Resuming(reader) = &mut self.transport {
+            reader.as_mut().get_mut().abandon().await;
+        }
+    }
+
+    /// How many times the stream resumed after a broken connection (0
+    /// without resume).
+    pub fn resumes(&self) -> u32 {
+        match &self.transport {
+            Transport::Single(_) => 0,
+            Transport::Resuming(reader) => reader.resumes(),
+        }
+    }
 }
 
 impl AsyncRead for StreamReader {
@@ -134,9 +249,9 @@ impl AsyncRead for StreamReader {
         let result = // `block_in_place` is allowed on a multi-thread runtime only.
         if self.header_pending && crate::api::on_multi_thread_runtime() {
             // Moves this worker's other tasks elsewhere while scrypt runs.
-            tokio::task::block_in_place(|| self.transport.as_mut().poll_read(cx, buf))
+            tokio::task::block_in_place(|| self.transport.as_read().poll_read(cx, buf))
         } else {
-            self.transport.as_mut().poll_read(cx, buf)
+            self.transport.as_read().poll_read(cx, buf)
         };
         // The first completed read is past the header (or failed on it).
         self.header_pending &= result.is_pending();

@@ -97,6 +97,8 @@ where
 ///
 /// On error, `destination` holds an incomplete prefix of the stream: callers
 /// writing to a file should use [`pull_file`], which only keeps complete streams.
+/// With resume on, the receipt goes to the writer once `destination` is
+/// flushed ([`StreamReader::confirm`]).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), zebrastream::client::Error> {
@@ -114,8 +116,22 @@ where
 pub async fn pull<W>(
     config: &Config,
     opening: &Opening,
-    mut destination: W,
+    destination: W,
 ) -> Result<TransferReport, Error>
+where
+    W: AsyncWrite + Unpin,
+{
+    let (mut reader, report) = pull_unconfirmed(config, opening, destination).await?;
+    reader.confirm().await?;
+    Ok(report)
+}
+
+/// [`pull`] without the receipt: the caller commits, then confirms.
+async fn pull_unconfirmed<W>(
+    config: &Config,
+    opening: &Opening,
+    mut destination: W,
+) -> Result<(StreamReader, TransferReport), Error>
 where
     W: AsyncWrite + Unpin,
 {
@@ -130,10 +146,11 @@ where
         destination.write_all(&buf[..n]).await.map_err(Error::Io)?;
     }
     destination.flush().await.map_err(Error::Io)?;
-    Ok(TransferReport {
+    let report = TransferReport {
         bytes: reader.bytes_read(),
         duration: started.elapsed(),
-    })
+    };
+    Ok((reader, report))
 }
 
 /// [`push`] with the contents of the file at `path`.
@@ -148,7 +165,8 @@ pub async fn push_file(
 
 /// [`pull`] into the file at `path`. The stream is written to a temporary
 /// file in the same directory, which replaces `path` only when the whole
-/// stream arrived; on error `path` is left untouched.
+/// stream arrived; on error `path` is left untouched. With resume on, the
+/// receipt goes to the writer after the file is synced and in place.
 pub async fn pull_file(
     config: &Config,
     opening: &Opening,
@@ -162,9 +180,10 @@ pub async fn pull_file(
     let temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::Io)?;
     let std_file = temp.as_file().try_clone().map_err(Error::Io)?;
     let mut file = tokio::fs::File::from_std(std_file);
-    let report = pull(config, opening, &mut file).await?;
+    let (mut reader, report) = pull_unconfirmed(config, opening, &mut file).await?;
     file.sync_all().await.map_err(Error::Io)?;
     drop(file);
     temp.persist(path).map_err(|e| Error::Io(e.error))?;
+    reader.confirm().await?;
     Ok(report)
 }

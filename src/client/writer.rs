@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::PollSender;
 
-use super::{exchange, AutoFlush, Config, Error, Sealing};
+use super::resume::producer::{self, Legs};
+use super::{exchange, AutoFlush, Config, Error, Resume, ResumeError, Sealing};
 use crate::api::{self, Upload, UploadSink, UploadStatus};
 use crate::cipher::Encryptor;
 use crate::protocol::ConnectMode;
@@ -41,11 +42,16 @@ const STATUS_GRACE: Duration = Duration::from_secs(5);
 /// can filter it out).
 pub(crate) const ABANDONED_LOG_TARGET: &str = "zebrastream::client::abandoned";
 
+/// How long [`StreamWriter::abandon`] waits for the reader to be told.
+const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(6);
+
 #[derive(Debug)]
 enum Command {
     Data(Bytes),
     Flush(oneshot::Sender<()>),
     Finish(oneshot::Sender<()>),
+    /// Ends the stream on purpose, telling a resuming reader so first.
+    Abandon(oneshot::Sender<()>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,17 +149,41 @@ impl StreamWriter {
             }
             other => other.encryptor()?,
         };
-        let data_url = api
-            .connect(
-                &config.stream_path,
-                ConnectMode::AwaitReader,
-                config.connect_timeout,
-            )
-            .await?;
+        if config.resume.is_some() && encryptor.is_none() {
+            return Err(Error::Resume(ResumeError::NeedsEncryption));
+        }
+        // Since the first cut-off answer: the resume timeout counts from the
+        // break, not from the start of the wait for the reader.
+        let mut broken_since = None;
+        let data_url = loop {
+            let connected = api
+                .connect(
+                    &config.stream_path,
+                    ConnectMode::AwaitReader,
+                    config.connect_timeout,
+                )
+                .await;
+            match (connected, config.resume) {
+                (Ok(data_url), _) => break data_url,
+                // With resume, a Connect answer cut off on its way is asked
+                // again (the reader starts over too).
+                (Err(error), Some(resume))
+                    if super::resume::cut_off_answer(&error)
+                        && broken_since
+                            .get_or_insert_with(tokio::time::Instant::now)
+                            .elapsed()
+                            < resume.resume_timeout() =>
+                {
+                    tracing::debug!("{}: {error}; connecting again", config.stream_path);
+                }
+                (Err(error), _) => return Err(error.into()),
+            }
+        };
         let upload = api.upload(&data_url, config.content_type.as_deref())?;
         Ok(Self::start(
             encryptor,
             upload,
+            config.resume.map(|resume| (config, resume)),
             config.auto_flush,
             config.write_buffer_size,
             &config.stream_path,
@@ -162,21 +192,31 @@ impl StreamWriter {
 
     /// Starts the pump on a started `upload`: it seals with `encryptor` (or
     /// sends plaintext in HTTP chunks of up to `chunk_size` bytes, at least 1:
-    /// [`Config`] checks it) and flushes by `auto_flush`.
+    /// [`Config`] checks it) and flushes by `auto_flush`. With `resume` (and
+    /// an encryptor), `upload` is the stream's first leg.
     pub(crate) fn start(
         encryptor: Option<Encryptor>,
         upload: Upload,
+        resume: Option<(&Config, Resume)>,
         auto_flush: AutoFlush,
         chunk_size: usize,
         stream_path: &str,
     ) -> StreamWriter {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let outlet = match (resume, &encryptor) {
+            (Some((config, resume)), Some(encryptor)) => {
+                Outlet::Legs(Box::new(Legs::start(config, resume, encryptor, upload)))
+            }
+            _ => Outlet::Single {
+                body: upload.sink,
+                status: upload.status,
+            },
+        };
         let pump = Pump {
             encryptor: encryptor.map(Box::new),
             chunk_size,
             pending: BytesMut::new(),
-            body: upload.sink,
-            status: upload.status,
+            outlet,
             commands: rx,
             auto_flush,
         };
@@ -206,6 +246,37 @@ impl StreamWriter {
         if self.state == State::Open {
             self.state = State::Failed;
         }
+    }
+
+    /// Like [`abort`](Self::abort), and with resume on, the reader is told
+    /// first (it asks to resume the aborted stream and gets an
+    /// authenticated "given up" instead), so it fails at once with
+    /// [`ResumeError::WriterGaveUp`](super::ResumeError::WriterGaveUp)
+    /// instead of trying to resume for its resume timeout. Waits a few
+    /// seconds at most.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut writer: zebrastream::client::StreamWriter) {
+    /// // The export that feeds the stream failed:
+    /// writer.abandon().await;
+    /// # }
+    /// ```
+    pub async fn abandon(mut self) {
+        if self.state == State::Open {
+            let (ack_tx, ack_rx) = oneshot::channel();
+            let mut ack_tx = Some(ack_tx);
+            // Through the writer's own slot: it may hold the channel's
+            // capacity reserved.
+            let sent = std::future::poll_fn(|cx| {
+                ready!(self.poll_slot(cx))?;
+                let ack = ack_tx.take().expect("sent once");
+                self.send_reserved(cx, Command::Abandon(ack))
+            });
+            if let Ok(Ok(())) = tokio::time::timeout(ABANDON_WAIT, sent).await {
+                let _ = tokio::time::timeout(ABANDON_WAIT, ack_rx).await;
+            }
+        }
+        self.abort();
     }
 
     fn check_open(&self) -> io::Result<()> {
@@ -369,6 +440,41 @@ impl Drop for StreamWriter {
     }
 }
 
+/// Where the pump's HTTP chunks go: one upload body, or (resume on) the
+/// legs of the stream.
+enum Outlet {
+    Single {
+        body: UploadSink,
+        status: UploadStatus,
+    },
+    Legs(Box<Legs>),
+}
+
+/// What the pump must react to between the application's commands.
+enum OutletEvent {
+    /// The relay ended the single upload early.
+    Ended(Result<(), api::Error>),
+    Legs(producer::Event),
+}
+
+impl Outlet {
+    /// Waits for an event (cancel-safe).
+    async fn next_event(&mut self) -> OutletEvent {
+        match self {
+            Outlet::Single { status, .. } => OutletEvent::Ended(status.await),
+            Outlet::Legs(legs) => OutletEvent::Legs(legs.next_event().await),
+        }
+    }
+
+    async fn handle(&mut self, event: OutletEvent) -> Result<(), Error> {
+        match (self, event) {
+            (Outlet::Legs(legs), OutletEvent::Legs(event)) => legs.handle(event).await,
+            (_, OutletEvent::Ended(outcome)) => Err(early_end(outcome)),
+            (Outlet::Single { .. }, OutletEvent::Legs(_)) => unreachable!("no legs"),
+        }
+    }
+}
+
 /// What happened while the pump waited on the upload body.
 enum Step {
     Done,
@@ -406,8 +512,7 @@ struct Pump {
     chunk_size: usize,
     /// Plaintext not sent yet (less than `chunk_size`).
     pending: BytesMut,
-    body: UploadSink,
-    status: UploadStatus,
+    outlet: Outlet,
     commands: mpsc::Receiver<Command>,
     auto_flush: AutoFlush,
 }
@@ -419,7 +524,10 @@ impl Pump {
         let mut flush_at: Option<Instant> = None;
         loop {
             let command = tokio::select! {
-                outcome = &mut self.status => return Err(early_end(outcome)),
+                event = self.outlet.next_event() => {
+                    self.outlet.handle(event).await?;
+                    continue;
+                }
                 _ = sleep_until(flush_at), if flush_at.is_some() => {
                     flush_at = None;
                     self.flush().await?;
@@ -451,6 +559,13 @@ impl Pump {
                     self.finish().await?;
                     let _ = ack.send(());
                     return Ok(());
+                }
+                Some(Command::Abandon(ack)) => {
+                    if let Outlet::Legs(legs) = &mut self.outlet {
+                        legs.give_up().await;
+                    }
+                    let _ = ack.send(());
+                    return Err(Error::Closed);
                 }
             }
         }
@@ -487,23 +602,32 @@ impl Pump {
     /// piece one HTTP chunk) or the pending plaintext.
     async fn send_framed(&mut self) -> Result<(), Error> {
         loop {
-            let chunk = match self.encryptor.as_mut() {
+            let (chunk, preamble) = match self.encryptor.as_mut() {
                 Some(encryptor) => {
+                    let preamble = encryptor.output_is_preamble();
                     let chunk = Bytes::copy_from_slice(encryptor.output());
                     encryptor.consume(chunk.len());
-                    chunk
+                    (chunk, preamble)
                 }
-                None => self.pending.split().freeze(),
+                None => (self.pending.split().freeze(), false),
             };
             if chunk.is_empty() {
                 return Ok(());
             }
-            self.send(chunk).await?;
+            match &mut self.outlet {
+                Outlet::Legs(legs) if preamble => legs.send_preamble(chunk).await?,
+                Outlet::Legs(legs) => legs.send_chunk(chunk).await?,
+                Outlet::Single { .. } => self.send(chunk).await?,
+            }
         }
     }
 
+    /// Sends `chunk` on the single upload.
     async fn send(&mut self, chunk: Bytes) -> Result<(), Error> {
-        let step = alongside_status(&mut self.status, self.body.send(chunk)).await;
+        let Outlet::Single { body, status } = &mut self.outlet else {
+            unreachable!("plaintext chunks only go to a single upload");
+        };
+        let step = alongside_status(status, body.send(chunk)).await;
         self.interpret(step).await
     }
 
@@ -514,7 +638,11 @@ impl Pump {
             encryptor.flush();
         }
         self.send_framed().await?;
-        let step = alongside_status(&mut self.status, self.body.flush()).await;
+        let (body, status) = match &mut self.outlet {
+            Outlet::Legs(legs) => return legs.flush().await,
+            Outlet::Single { body, status } => (body, status),
+        };
+        let step = alongside_status(status, body.flush()).await;
         self.interpret(step).await
     }
 
@@ -524,9 +652,17 @@ impl Pump {
             encryptor.finish();
         }
         self.send_framed().await?;
-        let step = alongside_status(&mut self.status, self.body.finish()).await;
+        let (body, status) = match &mut self.outlet {
+            Outlet::Legs(legs) => {
+                let resumes = legs.finish().await?;
+                tracing::debug!("the reader's receipt arrived after {resumes} resumes");
+                return Ok(());
+            }
+            Outlet::Single { body, status } => (body, status),
+        };
+        let step = alongside_status(status, body.finish()).await;
         match step {
-            Step::Done => (&mut self.status).await.map_err(Error::from),
+            Step::Done => status.await.map_err(Error::from),
             // Confirmed while the last bytes were being handed over.
             Step::StatusEnded(Ok(())) => Ok(()),
             other => self.interpret(other).await,
@@ -541,7 +677,10 @@ impl Pump {
             Step::Done => Ok(()),
             Step::StatusEnded(outcome) => Err(early_end(outcome)),
             Step::BodyFailed(body_error) => {
-                match tokio::time::timeout(STATUS_GRACE, &mut self.status).await {
+                let Outlet::Single { status, .. } = &mut self.outlet else {
+                    unreachable!("body steps come from a single upload");
+                };
+                match tokio::time::timeout(STATUS_GRACE, status).await {
                     Ok(Err(relay_error)) => Err(Error::from(relay_error)),
                     _ => Err(Error::from(body_error)),
                 }
@@ -818,6 +957,7 @@ mod tests {
         let mut writer = StreamWriter::start(
             Some(encryptor),
             upload,
+            None,
             AutoFlush::Never,
             crate::client::DEFAULT_WRITE_BUFFER_SIZE,
             "/s",

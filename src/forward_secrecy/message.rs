@@ -5,7 +5,8 @@
 //! ```text
 //! offer       = version (1) | kind 0x01 (1) | nonce (32) | tag (16)             50 bytes
 //! key message = version (1) | kind 0x02 (1) | salt (16)  | sealed(plaintext)    <= 4 KiB
-//! plaintext   = nonce (32)  | key type 0x01 (1) | age recipient (UTF-8 text)
+//! plaintext   = nonce (32)  | key type (1) | age recipient (UTF-8 text)
+//! key type    = 0x01 X25519 (`age1…`) | 0x02 hybrid ML-KEM-768 + X25519 (`age1pq1…`)
 //! ```
 //!
 //! Every key is derived with HKDF-SHA256 from the exchange key `X` with a
@@ -20,9 +21,65 @@
 
 use std::str::FromStr;
 
+use std::collections::HashSet;
+
+use age_core::format::{FileKey, Stanza};
 use age_core::primitives::{aead_decrypt, aead_encrypt, hkdf};
 use rand::RngCore;
 use zeroize::Zeroizing;
+
+use crate::cipher::keys::HybridRecipient;
+
+/// The reader's one-time key, as the writer gets it from a key message:
+/// hybrid post-quantum (what readers send), or X25519 (what readers sent
+/// before the exchange went hybrid; still accepted).
+#[derive(Debug, Clone)]
+pub(crate) enum OneTimeRecipient {
+    /// Key type 0x01.
+    X25519(age::x25519::Recipient),
+    /// Key type 0x02 (boxed: 1.6 KB of public key).
+    Hybrid(Box<HybridRecipient>),
+}
+
+impl OneTimeRecipient {
+    fn key_type(&self) -> u8 {
+        match self {
+            OneTimeRecipient::X25519(_) => KEY_TYPE_AGE_X25519,
+            OneTimeRecipient::Hybrid(_) => KEY_TYPE_AGE_HYBRID,
+        }
+    }
+
+    fn to_text(&self) -> String {
+        match self {
+            OneTimeRecipient::X25519(r) => r.to_string(),
+            OneTimeRecipient::Hybrid(r) => r.to_string(),
+        }
+    }
+
+    fn parse(key_type: u8, text: &str) -> Result<Self, MessageError> {
+        match key_type {
+            KEY_TYPE_AGE_X25519 => age::x25519::Recipient::from_str(text)
+                .map(OneTimeRecipient::X25519)
+                .map_err(|_| MessageError::Key),
+            KEY_TYPE_AGE_HYBRID => HybridRecipient::from_str(text)
+                .map(|r| OneTimeRecipient::Hybrid(Box::new(r)))
+                .map_err(|_| MessageError::Key),
+            other => Err(MessageError::KeyType(other)),
+        }
+    }
+}
+
+impl age::Recipient for OneTimeRecipient {
+    fn wrap_file_key(
+        &self,
+        file_key: &FileKey,
+    ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
+        match self {
+            OneTimeRecipient::X25519(r) => r.wrap_file_key(file_key),
+            OneTimeRecipient::Hybrid(r) => r.wrap_file_key(file_key),
+        }
+    }
+}
 
 /// The exchange format version carried in every message's first byte.
 pub(crate) const VERSION: u8 = 1;
@@ -32,6 +89,9 @@ const KIND_OFFER: u8 = 0x01;
 const KIND_KEY: u8 = 0x02;
 /// The key-type byte of an age X25519 recipient (`age1…`).
 const KEY_TYPE_AGE_X25519: u8 = 0x01;
+/// The key-type byte of a hybrid post-quantum recipient (`age1pq1…`): what
+/// readers send since the exchange went hybrid.
+const KEY_TYPE_AGE_HYBRID: u8 = 0x02;
 
 const NONCE_BYTES: usize = 32;
 const SALT_BYTES: usize = 16;
@@ -77,8 +137,8 @@ pub enum MessageError {
     /// A key type this build cannot encrypt to.
     #[error("unsupported key type {0:#04x}")]
     KeyType(u8),
-    /// The key is not a valid age X25519 recipient.
-    #[error("the key is not a valid age X25519 recipient")]
+    /// The key is not a valid age recipient of its key type.
+    #[error("the key is not a valid age recipient of its key type")]
     Key,
 }
 
@@ -184,14 +244,14 @@ impl Offer {
         &self,
         secret: &ExchangeSecret,
         path: &str,
-        recipient: &age::x25519::Recipient,
+        recipient: &OneTimeRecipient,
     ) -> Vec<u8> {
         let mut salt = [0u8; SALT_BYTES];
         rand::rngs::OsRng.fill_bytes(&mut salt);
-        let text = recipient.to_string();
+        let text = recipient.to_text();
         let mut plaintext = Vec::with_capacity(NONCE_BYTES + 1 + text.len());
         plaintext.extend_from_slice(&self.nonce);
-        plaintext.push(KEY_TYPE_AGE_X25519);
+        plaintext.push(recipient.key_type());
         plaintext.extend_from_slice(text.as_bytes());
         let mut out = Vec::with_capacity(HEAD_BYTES + SALT_BYTES + plaintext.len() + TAG_BYTES);
         out.extend_from_slice(&[VERSION, KIND_KEY]);
@@ -210,7 +270,7 @@ impl Offer {
         secret: &ExchangeSecret,
         path: &str,
         message: &[u8],
-    ) -> Result<age::x25519::Recipient, MessageError> {
+    ) -> Result<OneTimeRecipient, MessageError> {
         check_head(message, KIND_KEY, "a key message")?;
         let min = HEAD_BYTES + SALT_BYTES + NONCE_BYTES + 1 + TAG_BYTES;
         if message.len() < min || message.len() > MAX_KEY_MESSAGE {
@@ -228,11 +288,10 @@ impl Offer {
             return Err(MessageError::Unbound);
         }
         match rest.split_first() {
-            Some((&KEY_TYPE_AGE_X25519, key)) => std::str::from_utf8(key)
-                .ok()
-                .and_then(|text| age::x25519::Recipient::from_str(text).ok())
-                .ok_or(MessageError::Key),
-            Some((&other, _)) => Err(MessageError::KeyType(other)),
+            Some((&key_type, key)) => {
+                let text = std::str::from_utf8(key).map_err(|_| MessageError::Key)?;
+                OneTimeRecipient::parse(key_type, text)
+            }
             None => Err(MessageError::Length(message.len())),
         }
     }
@@ -248,6 +307,10 @@ mod tests {
 
     const PATH: &str = "/team/abc";
 
+    fn x25519() -> OneTimeRecipient {
+        OneTimeRecipient::X25519(age::x25519::Identity::generate().to_public())
+    }
+
     #[test]
     fn offer_and_answer_round_trip() {
         let x = secret(1);
@@ -256,14 +319,18 @@ mod tests {
         assert_eq!(bytes.len(), OFFER_BYTES);
         assert_eq!(bytes[0], VERSION);
         let received = Offer::open(&x, PATH, &bytes).unwrap();
-        let identity = age::x25519::Identity::generate();
-        let answer = received.answer(&x, PATH, &identity.to_public());
-        assert!(answer.len() <= MAX_KEY_MESSAGE);
-        let recipient = offer.accept(&x, PATH, &answer).unwrap();
-        assert_eq!(recipient.to_string(), identity.to_public().to_string());
-        // The one-time key never appears in clear.
-        let text = identity.to_public().to_string();
-        assert!(!answer.windows(10).any(|w| w == &text.as_bytes()[4..14]));
+        // Both key types: hybrid (what readers send) and X25519 (older readers).
+        let hybrid = crate::cipher::keys::HybridIdentity::generate().to_public();
+        for recipient in [OneTimeRecipient::Hybrid(Box::new(hybrid)), x25519()] {
+            let answer = received.answer(&x, PATH, &recipient);
+            assert!(answer.len() <= MAX_KEY_MESSAGE);
+            let accepted = offer.accept(&x, PATH, &answer).unwrap();
+            assert_eq!(accepted.key_type(), recipient.key_type());
+            assert_eq!(accepted.to_text(), recipient.to_text());
+            // The one-time key never appears in clear.
+            let text = recipient.to_text();
+            assert!(!answer.windows(10).any(|w| w == &text.as_bytes()[8..18]));
+        }
     }
 
     #[test]
@@ -271,7 +338,7 @@ mod tests {
         let x = secret(1);
         let monday = Offer::generate();
         let tuesday = Offer::generate();
-        let answer = monday.answer(&x, PATH, &age::x25519::Identity::generate().to_public());
+        let answer = monday.answer(&x, PATH, &x25519());
         assert_eq!(
             tuesday.accept(&x, PATH, &answer).unwrap_err(),
             MessageError::NotAuthentic
@@ -291,7 +358,7 @@ mod tests {
             Offer::open(&x, "/team/other", &bytes).unwrap_err(),
             MessageError::NotAuthentic
         );
-        let answer = offer.answer(&x, PATH, &age::x25519::Identity::generate().to_public());
+        let answer = offer.answer(&x, PATH, &x25519());
         for i in 2..answer.len() {
             let mut bad = answer.clone();
             bad[i] ^= 0x01;
@@ -312,7 +379,7 @@ mod tests {
         let x = secret(1);
         let offer = Offer::generate();
         let offer_bytes = offer.seal(&x, PATH);
-        let answer = offer.answer(&x, PATH, &age::x25519::Identity::generate().to_public());
+        let answer = offer.answer(&x, PATH, &x25519());
         assert!(matches!(
             Offer::open(&x, PATH, &answer),
             Err(MessageError::Kind { .. })
@@ -351,7 +418,7 @@ mod tests {
 
     #[test]
     fn a_key_message_of_the_maximum_size_is_accepted_in_principle() {
-        // A future hybrid key of ~2 KB fits: the limit is on the whole message.
+        // A future key of up to 4 KiB fits: the limit is on the whole message.
         let x = secret(1);
         let offer = Offer::generate();
         let mut salt = [0u8; SALT_BYTES];

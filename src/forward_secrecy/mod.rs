@@ -5,9 +5,10 @@
 //!
 //! 1. the writer sends an **offer** with a fresh random nonce on
 //!    `<path>/~fs-offer`;
-//! 2. the reader makes a one-time X25519 identity and answers on
-//!    `<path>/~fs-key` with a **key message**: its public key, bound to that
-//!    nonce and sealed with a key derived for this exchange only;
+//! 2. the reader makes a one-time identity (hybrid post-quantum: ML-KEM-768
+//!    and X25519, as `age1pq1…` keys) and answers on `<path>/~fs-key` with a
+//!    **key message**: its public key, bound to that nonce and sealed with a
+//!    key derived for this exchange only;
 //! 3. the writer checks that the key message answers its own offer (a
 //!    recorded one from another session does not authenticate), then
 //!    encrypts the data stream to the one-time key alone.
@@ -57,13 +58,14 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use crate::cipher::keys::HybridIdentity;
 use crate::cipher::SCRYPT_WORK_FACTOR;
 
 mod message;
 
 use message::ExchangeSecret;
 pub use message::{MessageError, MAX_KEY_MESSAGE};
-pub(crate) use message::{Offer, OFFER_BYTES};
+pub(crate) use message::{Offer, OneTimeRecipient, OFFER_BYTES};
 
 /// The side path (name after `~`) the writer's offer travels on.
 pub const OFFER_SIDE_PATH: &str = "fs-offer";
@@ -167,7 +169,7 @@ impl ExchangeKey {
         offer: &Offer,
         path: &str,
         key_message: &[u8],
-    ) -> Result<age::x25519::Recipient, ExchangeError> {
+    ) -> Result<OneTimeRecipient, ExchangeError> {
         offer
             .accept(&self.secret, path, key_message)
             .map_err(|reason| ExchangeError::Refused {
@@ -177,19 +179,22 @@ impl ExchangeKey {
     }
 
     /// Reader side: checks the writer's offer and answers it with a new
-    /// one-time identity; returns the identity and the key message's bytes.
+    /// one-time identity, hybrid post-quantum (so a recording stays closed
+    /// to a quantum computer even if the ticket or passphrase leaks later);
+    /// returns the identity and the key message's bytes.
     pub(crate) fn answer(
         &self,
         path: &str,
         offer: &[u8],
-    ) -> Result<(age::x25519::Identity, Vec<u8>), ExchangeError> {
+    ) -> Result<(HybridIdentity, Vec<u8>), ExchangeError> {
         let offer =
             Offer::open(&self.secret, path, offer).map_err(|reason| ExchangeError::Refused {
                 step: ExchangeStep::Offer,
                 reason,
             })?;
-        let identity = age::x25519::Identity::generate();
-        let message = offer.answer(&self.secret, path, &identity.to_public());
+        let identity = HybridIdentity::generate();
+        let recipient = OneTimeRecipient::Hybrid(Box::new(identity.to_public()));
+        let message = offer.answer(&self.secret, path, &recipient);
         Ok((identity, message))
     }
 }

@@ -412,8 +412,13 @@ fn wrap_key(stream_key: &[u8; 32], salt: &[u8]) -> Zeroizing<[u8; 32]> {
 
 /// Wraps a file key into a `-> zs-ticket <salt>` stanza for ticket holders.
 ///
-/// Returns no labels, so it combines with X25519 and SSH recipients (but, as
-/// in age, not with a passphrase, whose scrypt stanza must stand alone).
+/// The stanza is symmetric (HKDF and ChaCha20-Poly1305 under the ticket's
+/// 256-bit secret), so it is quantum-safe: its label tells our
+/// [`Encryptor`](crate::cipher::Encryptor) that it combines with X25519, SSH
+/// and plugin recipients and with post-quantum ones (`age1pq1…`, label
+/// `postquantum`) alike; as in age, not with a passphrase, whose scrypt
+/// stanza must stand alone. (age's own encryptor does not know the label:
+/// there the ticket's recipient combines only with itself.)
 pub struct TicketRecipient {
     stream_key: Zeroizing<[u8; 32]>,
 }
@@ -432,7 +437,10 @@ impl age::Recipient for TicketRecipient {
             args: vec![base64::engine::general_purpose::STANDARD_NO_PAD.encode(salt)],
             body,
         };
-        Ok((vec![stanza], HashSet::new()))
+        Ok((
+            vec![stanza],
+            HashSet::from([crate::cipher::SYMMETRIC_LABEL.to_owned()]),
+        ))
     }
 }
 
@@ -575,7 +583,10 @@ mod tests {
         let t = ticket();
         let file_key = FileKey::init_with_mut(|k| k.copy_from_slice(&[7u8; 16]));
         let (stanzas, labels) = t.recipient().wrap_file_key(&file_key).unwrap();
-        assert!(labels.is_empty());
+        assert_eq!(
+            labels,
+            HashSet::from(["zebrastream.io/symmetric".to_owned()])
+        );
         assert_eq!(stanzas[0].tag, STANZA_TAG);
         let got = t.identity().unwrap_stanzas(&stanzas).unwrap().unwrap();
         assert_eq!(got.expose_secret(), &[7u8; 16]);

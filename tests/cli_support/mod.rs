@@ -70,7 +70,7 @@ impl Sandbox {
 }
 
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -172,19 +172,40 @@ fn collect<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
 
 impl Proc {
     /// Starts `cmd`, feeding `stdin` (then EOF) if given, else an empty stdin.
-    pub fn spawn(mut cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
+    pub fn spawn(cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
+        Proc::spawn_with(
+            cmd,
+            move |mut input| {
+                if let Some(bytes) = stdin {
+                    // The child may exit early (that is what some tests check).
+                    let _ = input.write_all(&bytes);
+                }
+            },
+            |mut out| {
+                let mut buf = Vec::new();
+                let _ = out.read_to_end(&mut buf);
+                buf
+            },
+        )
+    }
+
+    /// Starts `cmd` with `feed` writing its stdin (EOF when it returns) and
+    /// `drain` reading its stdout (what it returns is
+    /// [`Finished::stdout`]), each on a thread of its own: for streams too
+    /// big to hold in memory or on disk.
+    pub fn spawn_with(
+        mut cmd: Command,
+        feed: impl FnOnce(ChildStdin) + Send + 'static,
+        drain: impl FnOnce(ChildStdout) -> Vec<u8> + Send + 'static,
+    ) -> Proc {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
-        let mut input = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || {
-            if let Some(bytes) = stdin {
-                // The child may exit early (that is what some tests check).
-                let _ = input.write_all(&bytes);
-            }
-        });
-        let stdout = collect(child.stdout.take().unwrap());
+        let input = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || feed(input));
+        let output = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || drain(output));
         let stderr = collect(child.stderr.take().unwrap());
         Proc {
             child,
@@ -257,6 +278,25 @@ impl Sandbox {
         cmd.env("PATH", path)
             .args(["-c", &format!("set -eo pipefail; {script}")]);
         Proc::spawn(cmd, None)
+    }
+
+    /// `zebrastream ticket new` for the relay at `connect_url` (paths under
+    /// `/hospital`), saved as `name` in the sandbox's home.
+    pub fn new_ticket(&self, connect_url: &str, name: &str) -> PathBuf {
+        let path = self.home().join(name);
+        let args = [
+            "ticket",
+            "new",
+            "--relay",
+            connect_url,
+            "--path",
+            "/hospital",
+            "-o",
+        ];
+        self.spawn(&[&args[..], &[path.to_str().unwrap()]].concat(), None)
+            .finish()
+            .expect_code(0);
+        path
     }
 
     /// Runs a writer and a reader concurrently through `relay` on `path`;

@@ -21,8 +21,15 @@ pub enum Fault {
     ResetUpstreamAfter(u64),
     /// Reset both sockets once this many bytes went server→client.
     ResetDownstreamAfter(u64),
+    /// Once `after` bytes went server→client, forward nothing more to the
+    /// client but keep reading the server's bytes for `millis`, then reset
+    /// both sockets: the server sees its whole answer taken (a relay
+    /// reports the transfer delivered) while the client lost it.
+    SwallowDownstreamAfter { after: u64, millis: u64 },
     /// Stop forwarding (both ways) for `millis` once `after` bytes went client→server.
     StallUpstream { after: u64, millis: u64 },
+    /// Stop forwarding server→client for `millis` once `after` bytes went that way.
+    StallDownstream { after: u64, millis: u64 },
     /// Forward at most this many bytes per second in each direction.
     Throttle { bytes_per_sec: u64 },
 }
@@ -32,21 +39,41 @@ pub struct FaultProxy {
     addr: SocketAddr,
     accept: JoinHandle<()>,
     connections: Arc<AtomicU64>,
+    fired: Arc<AtomicU64>,
 }
 
 impl FaultProxy {
-    /// Listens on a free loopback port and forwards every connection to `upstream`.
+    /// Listens on a free loopback port and forwards every connection to
+    /// `upstream`, applying `fault` to each.
     pub async fn start(upstream: SocketAddr, fault: Fault) -> FaultProxy {
+        Self::start_with(upstream, fault, u64::MAX).await
+    }
+
+    /// Like [`start`](Self::start), but the fault hits only once: the
+    /// first connection on which it triggers; every later trigger point is
+    /// passed through faithfully (a connection that breaks once and a
+    /// reconnect that works, as resume expects).
+    pub async fn start_once(upstream: SocketAddr, fault: Fault) -> FaultProxy {
+        Self::start_with(upstream, fault, 1).await
+    }
+
+    async fn start_with(upstream: SocketAddr, fault: Fault, budget: u64) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicU64::new(0));
+        let fired = Arc::new(AtomicU64::new(0));
         let counter = connections.clone();
+        let shots = Shots {
+            fired: fired.clone(),
+            budget,
+        };
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::Relaxed);
+                let shots = shots.clone();
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        pipe_pair(client, server, fault).await;
+                        pipe_pair(client, server, fault, shots).await;
                     }
                 });
             }
@@ -55,7 +82,13 @@ impl FaultProxy {
             addr,
             accept,
             connections,
+            fired,
         }
+    }
+
+    /// How many times the fault triggered.
+    pub fn faults(&self) -> u64 {
+        self.fired.load(Ordering::Relaxed)
     }
 
     /// The address clients should connect to.
@@ -80,12 +113,32 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn pipe_pair(client: TcpStream, server: TcpStream, fault: Fault) {
+/// How many times a fault may still trigger, shared by every connection.
+#[derive(Clone)]
+struct Shots {
+    fired: Arc<AtomicU64>,
+    budget: u64,
+}
+
+impl Shots {
+    /// Takes one shot if any is left.
+    fn take(&self) -> bool {
+        self.fired
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.budget).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
+async fn pipe_pair(client: TcpStream, server: TcpStream, fault: Fault, shots: Shots) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     if matches!(
         fault,
-        Fault::ResetUpstreamAfter(_) | Fault::ResetDownstreamAfter(_)
+        Fault::ResetUpstreamAfter(_)
+            | Fault::ResetDownstreamAfter(_)
+            | Fault::SwallowDownstreamAfter { .. }
     ) {
         // Linger 0: closing the sockets sends RST, as a crashed peer's kernel would.
         let _ = client.set_zero_linger();
@@ -95,8 +148,16 @@ async fn pipe_pair(client: TcpStream, server: TcpStream, fault: Fault) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     tokio::join!(
-        pump(cr, sw, Direction::Up, fault, &reset_tx, reset_rx.clone()),
-        pump(sr, cw, Direction::Down, fault, &reset_tx, reset_rx),
+        pump(
+            cr,
+            sw,
+            Direction::Up,
+            fault,
+            &shots,
+            &reset_tx,
+            reset_rx.clone()
+        ),
+        pump(sr, cw, Direction::Down, fault, &shots, &reset_tx, reset_rx),
     );
 }
 
@@ -112,7 +173,8 @@ async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     dir: Direction,
-    fault: Fault,
+    mut fault: Fault,
+    shots: &Shots,
     reset: &tokio::sync::watch::Sender<bool>,
     mut reset_rx: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -127,23 +189,35 @@ async fn pump(
         let mut chunk = &buf[..n];
         let limit = match (fault, dir) {
             (Fault::ResetUpstreamAfter(at), Direction::Up)
-            | (Fault::ResetDownstreamAfter(at), Direction::Down) => Some(at),
+            | (Fault::ResetDownstreamAfter(at), Direction::Down)
+            | (Fault::SwallowDownstreamAfter { after: at, .. }, Direction::Down) => Some(at),
             _ => None,
         };
         if let Some(at) = limit {
-            if total + chunk.len() as u64 >= at {
+            if total + chunk.len() as u64 >= at && !shots.take() {
+                // The fault already hit elsewhere: forward from now on.
+                fault = Fault::None;
+            } else if total + chunk.len() as u64 >= at {
                 let keep = (at - total) as usize;
                 let _ = to.write_all(&chunk[..keep]).await;
                 let _ = to.flush().await;
+                if let Fault::SwallowDownstreamAfter { millis, .. } = fault {
+                    let swallow = async { while let Ok(1..) = from.read(&mut buf).await {} };
+                    let _ = tokio::time::timeout(Duration::from_millis(millis), swallow).await;
+                }
                 let _ = reset.send(true);
                 to.forget(); // dropping a write half sends FIN; a crash sends only RST
                 return;
             }
         }
-        if let (Fault::StallUpstream { after, millis }, Direction::Up) = (fault, dir) {
+        if let (Fault::StallUpstream { after, millis }, Direction::Up)
+        | (Fault::StallDownstream { after, millis }, Direction::Down) = (fault, dir)
+        {
             if !stalled && total + chunk.len() as u64 >= after {
                 stalled = true;
-                tokio::time::sleep(Duration::from_millis(millis)).await;
+                if shots.take() {
+                    tokio::time::sleep(Duration::from_millis(millis)).await;
+                }
             }
         }
         if let Fault::Throttle { bytes_per_sec } = fault {
