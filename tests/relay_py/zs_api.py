@@ -2,7 +2,7 @@
 
 usage: zs_api.py write|read|write-until-error CONNECT_URL STREAM_PATH [PASSPHRASE [ENCRYPTION_MODE]]
 write: stdin -> stream; read: stream -> stdout; write-until-error: writes 64 KiB
-blocks until the client raises, then prints the exception and its cause.
+blocks (each one sent at once) until the client raises, then prints the exception and its cause.
 """
 import shutil
 import sys
@@ -28,9 +28,13 @@ elif action == "read":
 elif action == "write-until-error":
     try:
         with zsfile.open("wb", auto_flush_delay=0, **kwargs) as f:
+            # No f.flush(): zebrastream-io 0.5.4's flush can wait forever
+            # when its upload task fails between a write and the flush
+            # (AsyncByteBuffer.drain() clears the event close() had set).
+            # A 64 KiB write fills the write buffer, so it goes out at once,
+            # and the next write raises the upload's error.
             for _ in range(3000):
                 f.write(b"x" * 65536)
-                f.flush()
                 time.sleep(0.01)
         print("NO ERROR")
     except BaseException as e:  # report whatever the client raised
