@@ -235,6 +235,44 @@ async fn a_parked_producer_that_vanishes_after_sending_frees_its_path() {
     eventually(&relay, "/vanish/c", |s| s == StreamStatus::default()).await;
 }
 
+/// A producer that sends a little and breaks off at once, into a consumer
+/// that waits: the consumer gets its response, those bytes and an abort.
+/// Never a wait for another producer, never a closed connection without a
+/// response (the CLI's reader said "could not connect" then), never a clean
+/// end. The producer's FIN is there before the relay reads its head, so
+/// "paired" and "the client left" are ready at once; each went either way
+/// before, so 20 rounds.
+#[tokio::test]
+async fn a_producer_that_breaks_off_at_once_reaches_its_waiting_consumer_cut_off() {
+    let relay = relay().await;
+    for round in 0..20 {
+        let path = format!("/cut-at-once/{round}");
+        let mut consumer = raw(
+            &relay,
+            &format!("GET /data{path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+        .await;
+        eventually(&relay, &path, |s| s.consumer == Presence::Waiting).await;
+        let mut upload =
+            format!("PUT /data{path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .into_bytes();
+        upload.extend_from_slice(&chunk(b"partial\n"));
+        let mut producer = raw(&relay, "").await;
+        producer.write_all(&upload).await.unwrap();
+        producer.shutdown().await.unwrap();
+        let (status, text) =
+            tokio::time::timeout(Duration::from_secs(10), read_to_close(&mut consumer))
+                .await
+                .unwrap_or_else(|_| panic!("{path}: the consumer still waits after 10 s"));
+        assert_eq!(status, 200, "{path}: {text:?}");
+        assert!(text.contains("partial\n"), "{path}: {text:?}");
+        assert!(
+            !text.ends_with("0\r\n\r\n"),
+            "{path}: a cut-off upload ended cleanly"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_parked_request_keeps_its_connection_alive_and_its_head_may_come_in_pieces() {
     let relay = relay().await;

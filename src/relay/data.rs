@@ -65,6 +65,10 @@ where
                 }
                 let _guard = hub.wait_guard(path, waiter);
                 tokio::select! {
+                    // A consumer that paired wins over a break-off noticed at
+                    // the same moment: it then sees the upload break off
+                    // instead of waiting on for another producer.
+                    biased;
                     got = delivered => match got {
                         Ok(pair) => return Ok(pair),
                         // The consumer took our inbox and vanished: its lease

@@ -160,6 +160,8 @@ pub(crate) struct ForwardBody {
     /// Fired once the upload yields its first chunk, its end or an error.
     flowing: Option<oneshot::Sender<()>>,
     forwarded: u64,
+    /// The upload's error, held back for one poll (see [`ForwardBody::poll_frame`]).
+    broken: Option<hyper::Error>,
 }
 
 impl ForwardBody {
@@ -179,6 +181,7 @@ impl ForwardBody {
             report: Some(report),
             flowing: Some(flowing),
             forwarded: 0,
+            broken: None,
         }
     }
 
@@ -238,6 +241,13 @@ impl Body for ForwardBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(e) = this.broken.take() {
+            let bytes = this.forwarded;
+            this.finish(Outcome::ProducerFailed { bytes });
+            // An Err frame makes hyper abort the response: no chunked
+            // terminator on HTTP/1.1, RST_STREAM on h2.
+            return Poll::Ready(Some(Err(Box::new(e))));
+        }
         loop {
             let Some(upload) = this.upload.as_mut() else {
                 return Poll::Ready(None);
@@ -249,11 +259,16 @@ impl Body for ForwardBody {
             let data = match next {
                 Some(Ok(data)) => data,
                 Some(Err(e)) => {
-                    let bytes = this.forwarded;
-                    this.finish(Outcome::ProducerFailed { bytes });
-                    // An Err frame makes hyper abort the response: no chunked
-                    // terminator on HTTP/1.1, RST_STREAM on h2.
-                    return Poll::Ready(Some(Err(Box::new(e))));
+                    // Abort one poll later. hyper's HTTP/1.1 connection
+                    // buffers the response head and the chunks it was given
+                    // until the body is pending, and an error drops that
+                    // buffer unsent: a producer that broke off at once would
+                    // leave its consumer with a closed connection and no
+                    // response ("could not connect") instead of a stream that
+                    // broke off. Pending lets hyper flush first.
+                    this.broken = Some(e);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 None => {
                     let bytes = this.forwarded;
@@ -292,10 +307,16 @@ impl Body for ForwardBody {
 
 impl Drop for ForwardBody {
     fn drop(&mut self) {
-        // Dropped before its end: the consumer's connection went away.
         if self.report.is_none() {
             return;
         }
+        if self.broken.take().is_some() {
+            // Dropped with the upload's error held back: the producer failed.
+            let bytes = self.forwarded;
+            self.finish(Outcome::ProducerFailed { bytes });
+            return;
+        }
+        // Dropped before its end: the consumer's connection went away.
         let (done, drained) = oneshot::channel();
         if let (Some(upload), Ok(runtime)) =
             (self.upload.take(), tokio::runtime::Handle::try_current())

@@ -141,6 +141,12 @@ pub(crate) async fn park(hub: &Arc<Hub>, waiter: Waiter, socket: TcpStream) -> P
         }
     };
     let waited = tokio::select! {
+        // A wait that ended goes first, even when the client left as well: a
+        // producer that sent a little and closed at once, into a consumer
+        // already waiting, is ready both ways, and dropping the pair would
+        // send the consumer back to wait for another producer instead of
+        // showing it the stream that broke off.
+        biased;
         waited = wait => waited,
         () = client_gone(&socket) => {
             tracing::debug!(path = %path, "client left while waiting");

@@ -74,7 +74,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use zebrastream::relay::{Relay, RelayConfig, RelayHandle};
+use zebrastream::relay::{Presence, Relay, RelayConfig, RelayHandle};
 
 /// How long any child process may run before the test kills it and fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
@@ -119,6 +119,20 @@ impl TestRelay {
             rt,
             handle: Some(handle),
             connect_url,
+        }
+    }
+
+    /// Waits (at most [`DEADLINE`]) until `path`'s consumer has sent its
+    /// Data-API request (waiting for its producer, or paired with it).
+    pub fn until_consumer_requested(&self, path: &str) {
+        let handle = self.handle.as_ref().unwrap();
+        let start = Instant::now();
+        while !matches!(
+            handle.stream_status(path).consumer,
+            Presence::Waiting | Presence::Transferring
+        ) {
+            assert!(start.elapsed() < DEADLINE, "{path}: no consumer request");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
