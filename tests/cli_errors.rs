@@ -251,30 +251,13 @@ fn the_relay_refuses_exactly_what_the_client_refuses() {
 fn an_aborted_upload_is_reported_once_without_the_librarys_warning() {
     let sb = Sandbox::new();
     let relay = TestRelay::open();
-    // A producer that fails after some output: exit 6, the reader 9. It
-    // fails only once the reader's data request reached the relay: a writer
-    // that breaks off before that leaves the reader waiting for another
-    // writer (the relay cannot tell it will never come).
-    let go = sb.home().join("go");
-    let producer = format!(
-        "while [ ! -e {} ]; do sleep 0.02; done; echo partial; exit 3",
-        go.display()
+    // A producer that fails after some output: exit 6, the reader 9.
+    let (w, r) = sb.transfer_failing_producer(
+        &relay,
+        "/t/failed-producer",
+        &["--plain"],
+        "echo partial; exit 3",
     );
-    let path = "/t/failed-producer";
-    let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", path];
-    let reader = sb.spawn(&[&["read", "--plain"][..], &common].concat(), None);
-    let writer = sb.spawn(
-        &[
-            &["write", "--plain"][..],
-            &common,
-            &["--", "sh", "-c", producer.as_str()],
-        ]
-        .concat(),
-        None,
-    );
-    relay.until_consumer_requested(path);
-    std::fs::write(&go, b"").unwrap();
-    let (w, r) = (writer.finish(), reader.finish());
     w.expect_code(6);
     r.expect_code(9);
     assert!(!w.stderr.contains("abandoned"), "{}", w.stderr);

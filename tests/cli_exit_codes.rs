@@ -196,10 +196,8 @@ fn exit_6_when_the_producer_fails_and_the_reader_never_sees_a_clean_end() {
     let relay = TestRelay::open();
     for (i, key) in [["--plain"], ["-p=pw"]].iter().enumerate() {
         let path = format!("/t/producer/{i}");
-        let mut wargs: Vec<&str> = key.to_vec();
-        wargs.extend(["--", "sh", "-c", "head -c 200000 /dev/zero; exit 3"]);
-        let rargs: Vec<&str> = key.to_vec();
-        let (w, r) = sb.transfer(&relay, &path, &wargs, &rargs, b"");
+        let (w, r) =
+            sb.transfer_failing_producer(&relay, &path, key, "head -c 200000 /dev/zero; exit 3");
         w.expect_code(6);
         assert!(w.stderr.contains("exited with status 3"), "{}", w.stderr);
         r.expect_code(9);

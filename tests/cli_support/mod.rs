@@ -323,6 +323,21 @@ impl Sandbox {
         read_args: &[&str],
         stdin: &[u8],
     ) -> (Finished, Finished) {
+        let (writer, reader) = self.start_transfer(relay, path, write_args, read_args, stdin);
+        let w = writer.finish();
+        let r = reader.finish();
+        (w, r)
+    }
+
+    /// [`Sandbox::transfer`]'s two processes, started: (writer, reader).
+    pub fn start_transfer(
+        &self,
+        relay: &TestRelay,
+        path: &str,
+        write_args: &[&str],
+        read_args: &[&str],
+        stdin: &[u8],
+    ) -> (Proc, Proc) {
         let common = ["-U", relay.connect_url.as_str(), "-t", "30", "-s", path];
         let mut w: Vec<&str> = vec!["write"];
         w.extend_from_slice(&common);
@@ -332,9 +347,31 @@ impl Sandbox {
         r.extend_from_slice(read_args);
         let reader = self.spawn(&r, None);
         let writer = self.spawn(&w, Some(stdin.to_vec()));
-        let w = writer.finish();
-        let r = reader.finish();
-        (w, r)
+        (writer, reader)
+    }
+
+    /// A transfer whose producer command (`sh -c script`) fails: the script
+    /// runs only once the reader's data request reached the relay. A writer
+    /// that broke off before that would leave its reader waiting for
+    /// another writer (docs/relay.md, "Abort propagation"), which is not
+    /// what these tests are about. Returns (writer, reader), finished.
+    pub fn transfer_failing_producer(
+        &self,
+        relay: &TestRelay,
+        path: &str,
+        key_args: &[&str],
+        script: &str,
+    ) -> (Finished, Finished) {
+        let go = self.home().join(format!("go-{}", path.replace('/', "_")));
+        let gated = format!(
+            "while [ ! -e {} ]; do sleep 0.02; done; {script}",
+            go.display()
+        );
+        let write_args = [key_args, &["--", "sh", "-c", gated.as_str()]].concat();
+        let (writer, reader) = self.start_transfer(relay, path, &write_args, key_args, b"");
+        relay.until_consumer_requested(path);
+        std::fs::write(&go, b"").unwrap();
+        (writer.finish(), reader.finish())
     }
 }
 
