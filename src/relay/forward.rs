@@ -212,6 +212,12 @@ impl ForwardBody {
         }
     }
 
+    /// Ends the transfer as failed by its producer, after what was forwarded.
+    fn producer_failed(&mut self) {
+        let bytes = self.forwarded;
+        self.finish(Outcome::ProducerFailed { bytes });
+    }
+
     /// [`TapVerdict::EndStream`]: end the consumer's body cleanly, drain the
     /// upload in the background and report success to the producer.
     fn cut(&mut self) {
@@ -242,8 +248,7 @@ impl Body for ForwardBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if let Some(e) = this.broken.take() {
-            let bytes = this.forwarded;
-            this.finish(Outcome::ProducerFailed { bytes });
+            this.producer_failed();
             // An Err frame makes hyper abort the response: no chunked
             // terminator on HTTP/1.1, RST_STREAM on h2.
             return Poll::Ready(Some(Err(Box::new(e))));
@@ -312,8 +317,7 @@ impl Drop for ForwardBody {
         }
         if self.broken.take().is_some() {
             // Dropped with the upload's error held back: the producer failed.
-            let bytes = self.forwarded;
-            self.finish(Outcome::ProducerFailed { bytes });
+            self.producer_failed();
             return;
         }
         // Dropped before its end: the consumer's connection went away.
